@@ -1,0 +1,1 @@
+"""Training core: pure PyTorch/NumPy. Imports nothing from Kedro or MLflow."""

@@ -1,0 +1,127 @@
+"""Reading images and label masks, and writing palette masks.
+
+One place decides how a mask file becomes class indices, so that the readers,
+the training data loader and evaluation agree. ``MaskEncoding`` is plain data
+(picklable, JSON-able through ``to_dict``) so data-loader workers can carry it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IGNORE_INDEX = 255
+LUT_SIZE = 256
+
+
+@dataclass(frozen=True)
+class MaskEncoding:
+    """How pixel values in a mask file map to class indices.
+
+    kind:
+      - ``index``: single-channel (palette or grayscale) PNG whose values are class
+        ids, 255 = ignore (Pascal VOC, SegmentationClassAug, the synthetic set).
+      - ``lut``: single-channel values mapped through ``lut`` (Cityscapes labelIds).
+      - ``rgb``: RGB colours mapped to classes through ``colours``; others -> 255.
+    """
+
+    kind: str = "index"
+    lut: tuple[int, ...] = ()
+    colours: tuple[tuple[int, int, int], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.kind not in {"index", "lut", "rgb"}:
+            raise ValueError(f"mask encoding kind must be index, lut or rgb, got {self.kind!r}")
+        if self.kind == "lut" and len(self.lut) != LUT_SIZE:
+            raise ValueError(f"a 'lut' mask encoding needs {LUT_SIZE} entries, got {len(self.lut)}")
+        if self.kind == "rgb" and not self.colours:
+            raise ValueError("an 'rgb' mask encoding needs the class colours")
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "lut": list(self.lut), "colours": [list(c) for c in self.colours]}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> MaskEncoding:
+        if not data:
+            return cls()
+        return cls(
+            kind=data.get("kind", "index"),
+            lut=tuple(int(v) for v in data.get("lut", ())),
+            colours=tuple(tuple(int(x) for x in c) for c in data.get("colours", ())),
+        )
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image as uint8 RGB (H, W, 3)."""
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def read_raw_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a mask file's stored values: palette indices / gray levels (H, W) or RGB (H, W, 3).
+
+    ``Image.convert`` is avoided for palette PNGs because it would map indices to colours.
+    """
+    with Image.open(path) as img:
+        if img.mode in {"P", "L", "I", "I;16"}:
+            return np.asarray(img).astype(np.int64)
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def decode_mask(raw: np.ndarray, encoding: MaskEncoding) -> np.ndarray:
+    """Turn stored mask values into class indices (uint8, 255 = ignore)."""
+    if encoding.kind == "rgb":
+        if raw.ndim != 3:
+            raise ValueError("an 'rgb' mask encoding needs a colour mask, got a single-channel one")
+        out = np.full(raw.shape[:2], IGNORE_INDEX, dtype=np.uint8)
+        for cls, colour in enumerate(encoding.colours):
+            out[np.all(raw == np.asarray(colour, dtype=raw.dtype), axis=-1)] = cls
+        return out
+    if raw.ndim != 2:
+        raise ValueError(f"a {encoding.kind!r} mask encoding needs a single-channel mask, got shape {raw.shape}")
+    if encoding.kind == "lut":
+        lut = np.asarray(encoding.lut, dtype=np.uint8)
+        return lut[np.clip(raw, 0, LUT_SIZE - 1)]
+    if raw.max(initial=0) >= LUT_SIZE or raw.min(initial=0) < 0:
+        raise ValueError(f"mask values must be in 0..255, got {raw.min()}..{raw.max()}")
+    return raw.astype(np.uint8)
+
+
+def read_mask(path: str | os.PathLike, encoding: MaskEncoding | None = None) -> np.ndarray:
+    """Read a mask file as class indices (uint8 (H, W), 255 = ignore)."""
+    return decode_mask(read_raw_mask(path), encoding or MaskEncoding())
+
+
+def palette_bytes(colours: list[list[int]] | np.ndarray) -> list[int]:
+    """A 256-entry PNG palette: the class colours, then black, with 255 white (VOC's boundary colour)."""
+    palette = np.zeros((LUT_SIZE, 3), dtype=np.uint8)
+    colours = np.asarray(colours, dtype=np.uint8).reshape(-1, 3)[: LUT_SIZE - 1]
+    palette[: len(colours)] = colours
+    palette[IGNORE_INDEX] = (224, 224, 192)
+    return palette.reshape(-1).tolist()
+
+
+def atomic_save(image: Image.Image, path: str | os.PathLike, **save_kwargs: object) -> None:
+    """Save through a temporary file in the same folder, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        image.save(tmp, **save_kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_palette_mask(mask: np.ndarray, colours: list[list[int]] | np.ndarray, path: str | os.PathLike) -> None:
+    """Write class indices as a palette PNG (the VOC convention), atomically."""
+    img = Image.fromarray(np.asarray(mask, dtype=np.uint8), mode="P")
+    img.putpalette(palette_bytes(colours))
+    atomic_save(img, path, format="PNG")
