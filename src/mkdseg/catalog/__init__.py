@@ -1,0 +1,30 @@
+"""Kedro-side I/O for mkdseg: atomic local datasets with kedro-viz previews, project paths."""
+
+from mkdseg.catalog.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from mkdseg.catalog.datasets import IdListDataset, ImageDataset, JSONDataset, TableDataset
+from mkdseg.catalog.models import (
+    MlflowModelDataset,
+    MlflowRunsDataset,
+    ModelBundleDataset,
+    ReportDataset,
+    SegmenterSource,
+)
+from mkdseg.catalog.paths import project_root, resolve_path, tracking_uri
+
+__all__ = [
+    "IdListDataset",
+    "ImageDataset",
+    "JSONDataset",
+    "MlflowModelDataset",
+    "MlflowRunsDataset",
+    "ModelBundleDataset",
+    "ReportDataset",
+    "SegmenterSource",
+    "TableDataset",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "project_root",
+    "resolve_path",
+    "tracking_uri",
+]

@@ -1,0 +1,313 @@
+"""Datasets and deterministic sampling (spec §2, shared geometry only).
+
+Photometric, strong and CutMix augmentation run batched on the device elsewhere; the
+loaders here only decode files and apply the shared geometry (rescale, crop, flip),
+returning uint8 tensors.
+
+Exact resume: ``IterationSampler`` is used as the DataLoader's ``batch_sampler``. For each
+iteration ``t`` it yields ``batch_size`` tuples ``(index, aug_seed)``, a pure function of
+``(seed, t, rank, world_size)``; the training datasets take such a tuple in
+``__getitem__`` and draw all their randomness from ``np.random.default_rng(aug_seed)``.
+So a run resumed at iteration ``k`` sees exactly the batches an uninterrupted run sees.
+Give the labeled and the unlabeled loaders different seeds, or their sample orders and
+geometries would be correlated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from mkdseg.core.image_io import IGNORE_INDEX, MaskEncoding, read_image, read_mask
+
+SCALE_RANGE = (0.5, 2.0)  # random rescale ratio of the base size (spec §2)
+HFLIP_PROB = 0.5  # horizontal flip probability (spec §2)
+IMAGE_PAD_VALUE = 0  # spec §2: pad image with 0 ...
+MASK_PAD_VALUE = IGNORE_INDEX  # ... and mask with 255
+
+SampleRef = tuple[int, int]  # (dataset index, augmentation seed)
+
+
+class IterationSampler(Sampler[list[SampleRef]]):
+    """Batch sampler over iterations with seeded epoch-wise permutations.
+
+    The global sample position of (iteration t, rank r, slot s) is
+    ``p = (t * world_size + r) * batch_size + s``; its epoch is ``p // num_samples`` and its
+    index is ``permutation(seed, epoch)[p % num_samples]``, so ranks read disjoint slices of
+    each global batch and epochs never repeat a sample before all were seen.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        seed: int,
+        start_iteration: int = 0,
+        total_iterations: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        _check_sampler_args(num_samples, batch_size, seed, start_iteration, rank, world_size)
+        if total_iterations is not None and total_iterations < start_iteration:
+            raise ValueError(
+                f"total_iterations ({total_iterations}) must be >= start_iteration "
+                f"({start_iteration})"
+            )
+        self.num_samples = num_samples
+        self.batch_size = batch_size
+        self.seed = seed
+        self.start_iteration = start_iteration
+        self.total_iterations = total_iterations
+        self.rank = rank
+        self.world_size = world_size
+        self._epoch = -1
+        self._perm = np.empty(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        if self.total_iterations is None:
+            raise TypeError("an IterationSampler without total_iterations is endless")
+        return self.total_iterations - self.start_iteration
+
+    def __iter__(self) -> Iterator[list[SampleRef]]:
+        iteration = self.start_iteration
+        while self.total_iterations is None or iteration < self.total_iterations:
+            yield self.batch(iteration)
+            iteration += 1
+
+    def batch(self, iteration: int) -> list[SampleRef]:
+        """The ``(index, aug_seed)`` items of this rank at ``iteration``."""
+        first = (iteration * self.world_size + self.rank) * self.batch_size
+        return [
+            (self._index_at(first + slot), aug_seed(self.seed, iteration, self.rank, slot))
+            for slot in range(self.batch_size)
+        ]
+
+    def _index_at(self, position: int) -> int:
+        epoch, offset = divmod(position, self.num_samples)
+        if epoch != self._epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            self._perm = rng.permutation(self.num_samples)
+            self._epoch = epoch
+        return int(self._perm[offset])
+
+
+def _check_sampler_args(
+    num_samples: int, batch_size: int, seed: int, start_iteration: int, rank: int, world_size: int
+) -> None:
+    if num_samples < 1:
+        raise ValueError(f"the dataset is empty (num_samples={num_samples}): check the split")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    if start_iteration < 0:
+        raise ValueError(f"start_iteration must be >= 0, got {start_iteration}")
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+
+
+def aug_seed(seed: int, iteration: int, rank: int, slot: int) -> int:
+    """A well-mixed 32-bit seed for one sample's augmentation."""
+    return int(np.random.SeedSequence([seed, iteration, rank, slot]).generate_state(1)[0])
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The shared random geometry (spec §2)."""
+
+    crop_size: int
+    base_size: int | None = None
+    scale_range: tuple[float, float] = SCALE_RANGE
+    hflip_prob: float = HFLIP_PROB
+
+    def __post_init__(self) -> None:
+        if self.crop_size < 1:
+            raise ValueError(f"crop_size must be >= 1, got {self.crop_size}")
+        if self.base_size is not None and self.base_size < 1:
+            raise ValueError(f"base_size must be >= 1 or None, got {self.base_size}")
+        low, high = self.scale_range
+        if not 0 < low <= high:
+            raise ValueError(f"scale_range must satisfy 0 < low <= high, got {self.scale_range}")
+        if not 0.0 <= self.hflip_prob <= 1.0:
+            raise ValueError(f"hflip_prob must be in [0, 1], got {self.hflip_prob}")
+
+    def apply(
+        self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rescale (bilinear image, nearest mask), pad, crop, flip. Draw order is fixed."""
+        height, width = mask.shape
+        ratio = rng.uniform(*self.scale_range)
+        reference = max(height, width) if self.base_size is None else self.base_size
+        scale = reference * ratio / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+        mask = np.asarray(Image.fromarray(mask).resize(size, Image.Resampling.NEAREST))
+        image, mask = _pad_to(image, mask, self.crop_size)
+        top = int(rng.integers(0, mask.shape[0] - self.crop_size + 1))
+        left = int(rng.integers(0, mask.shape[1] - self.crop_size + 1))
+        window = np.s_[top : top + self.crop_size, left : left + self.crop_size]
+        image, mask = image[window], mask[window]
+        if rng.random() < self.hflip_prob:
+            image, mask = image[:, ::-1], mask[:, ::-1]
+        return image, mask
+
+
+def _pad_to(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pad bottom/right up to ``size`` (image 0, mask 255), as mmseg pads after cropping."""
+    pad_h, pad_w = max(size - mask.shape[0], 0), max(size - mask.shape[1], 0)
+    if pad_h == 0 and pad_w == 0:
+        return image, mask
+    image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), constant_values=IMAGE_PAD_VALUE)
+    mask = np.pad(mask, ((0, pad_h), (0, pad_w)), constant_values=MASK_PAD_VALUE)
+    return image, mask
+
+
+def _to_chw(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+
+def _read_pair(
+    image_path: str, mask_path: str, encoding: MaskEncoding
+) -> tuple[np.ndarray, np.ndarray]:
+    image, mask = read_image(image_path), read_mask(mask_path, encoding)
+    if image.shape[:2] != mask.shape:
+        raise ValueError(
+            f"image {image_path} is {image.shape[1]}x{image.shape[0]} but mask {mask_path} is "
+            f"{mask.shape[1]}x{mask.shape[0]}: image and mask must have the same size"
+        )
+    return image, mask
+
+
+class LabeledDataset(Dataset):
+    """Image/mask pairs with the shared geometry; indexed by ``(index, aug_seed)``."""
+
+    def __init__(
+        self,
+        samples: Sequence[tuple[str, str]],
+        mask_encoding: MaskEncoding,
+        crop_size: int,
+        base_size: int | None = None,
+        scale_range: tuple[float, float] = SCALE_RANGE,
+        hflip_prob: float = HFLIP_PROB,
+    ) -> None:
+        self.samples = [(str(i), str(m)) for i, m in samples]
+        self.mask_encoding = mask_encoding
+        self.geometry = Geometry(crop_size, base_size, tuple(scale_range), hflip_prob)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, ref: SampleRef) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = ref
+        image, mask = _read_pair(*self.samples[index], self.mask_encoding)
+        image, mask = self.geometry.apply(image, mask, np.random.default_rng(seed))
+        return _to_chw(image), torch.from_numpy(mask.astype(np.int64))
+
+
+class UnlabeledDataset(Dataset):
+    """Images with the shared geometry; also returns which pixels are real (not padding)."""
+
+    def __init__(
+        self,
+        samples: Sequence[str],
+        crop_size: int,
+        base_size: int | None = None,
+        scale_range: tuple[float, float] = SCALE_RANGE,
+        hflip_prob: float = HFLIP_PROB,
+    ) -> None:
+        self.samples = [str(s) for s in samples]
+        self.geometry = Geometry(crop_size, base_size, tuple(scale_range), hflip_prob)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, ref: SampleRef) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = ref
+        image = read_image(self.samples[index])
+        marker = np.zeros(image.shape[:2], dtype=np.uint8)  # padding turns it into 255
+        image, marker = self.geometry.apply(image, marker, np.random.default_rng(seed))
+        return _to_chw(image), torch.from_numpy(marker != MASK_PAD_VALUE)
+
+
+class EvalDataset(Dataset):
+    """Evaluation images resized so the long side is ``long_side``, masks at original size.
+
+    Sizes differ between images, so evaluation uses batch size 1 with ``eval_collate``.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[tuple[str, str]],
+        mask_encoding: MaskEncoding,
+        long_side: int | None,
+    ) -> None:
+        if long_side is not None and long_side < 1:
+            raise ValueError(f"long_side must be >= 1 or None, got {long_side}")
+        self.samples = [(str(i), str(m)) for i, m in samples]
+        self.mask_encoding = mask_encoding
+        self.long_side = long_side
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        image, mask = _read_pair(*self.samples[index], self.mask_encoding)
+        if self.long_side is not None:
+            height, width = mask.shape
+            scale = self.long_side / max(height, width)
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+        return _to_chw(image), torch.from_numpy(mask.astype(np.int64)), index
+
+
+def eval_collate(
+    batch: Sequence[tuple[torch.Tensor, torch.Tensor, int]],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stack eval samples; sizes usually differ, so use it with batch size 1."""
+    images, masks, indices = zip(*batch, strict=True)
+    if len({tuple(i.shape) for i in images}) > 1 or len({tuple(m.shape) for m in masks}) > 1:
+        raise ValueError("evaluation images differ in size: use an eval DataLoader batch_size of 1")
+    return torch.stack(images), torch.stack(masks), torch.tensor(indices, dtype=torch.int64)
+
+
+def make_eval_loader(dataset: EvalDataset, num_workers: int = 0) -> DataLoader:
+    """Batch size 1, in order: every image is evaluated once at its own size."""
+    return DataLoader(
+        dataset,
+        batch_size=1,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=eval_collate,
+        persistent_workers=num_workers > 0,
+    )
+
+
+def make_train_loader(
+    dataset: Dataset,
+    batch_size: int,
+    seed: int,
+    start_iteration: int,
+    total_iterations: int | None,
+    num_workers: int,
+    rank: int = 0,
+    world_size: int = 1,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """A loader yielding one batch per iteration from ``start_iteration`` on (exact resume)."""
+    if num_workers < 0:
+        raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+    sampler = IterationSampler(
+        len(dataset), batch_size, seed, start_iteration, total_iterations, rank, world_size
+    )
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+    )

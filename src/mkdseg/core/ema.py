@@ -1,0 +1,41 @@
+"""Mean teachers: EMA of the students' parameters (spec §1).
+
+Only parameters are averaged. Buffers (BatchNorm running statistics) are NOT touched: the
+release runs teachers in train mode, where BN uses batch statistics; a caller that runs
+teachers in eval mode must copy the student's buffers itself.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def ema_momentum(step: int, m_end: float) -> float:
+    """``min(1 - 1/step, m_end)`` with step starting at 1 (step 1 -> 0.0: the teacher is a copy)."""
+    if step < 1:
+        raise ValueError(f"ema_momentum: step counts from 1, got {step}")
+    if not 0.0 <= m_end < 1.0:
+        raise ValueError(f"ema_momentum: training.mkd.ema_momentum_end must be in [0, 1), got {m_end}")
+    return min(1.0 - 1.0 / step, m_end)
+
+
+@torch.no_grad()
+def ema_update_(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
+    """In place ``theta_T = m * theta_T + (1 - m) * theta_S`` over parameters, without autograd."""
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"ema_update_: momentum must be in [0, 1], got {momentum}")
+    t_params = list(teacher.parameters())
+    s_params = [p.detach() for p in student.parameters()]
+    if len(t_params) != len(s_params) or any(
+            t.shape != s.shape for t, s in zip(t_params, s_params, strict=True)):
+        raise ValueError("ema_update_: teacher and student must have the same architecture "
+                         "(same parameters in the same order)")
+    if not t_params:
+        return
+    if momentum == 0.0:  # exact copy (also when the teacher holds non-finite values)
+        for t, s in zip(t_params, s_params, strict=True):
+            t.copy_(s)
+        return
+    torch._foreach_mul_(t_params, momentum)
+    torch._foreach_add_(t_params, s_params, alpha=1.0 - momentum)

@@ -1,0 +1,138 @@
+"""Implicit semantic data augmentation, diagonal form (spec §5).
+
+Each network owns a ``ClassFeatureStatistics``: running per-class, per-channel mean and
+(biased) variance of the decoder features that feed its final 1x1 classifier. The augmented
+logit of a pixel with label y is ``z_c + lam/2 * sum_a (W[c,a] - W[y,a])^2 * var[y,a]``; the
+added term depends only on (y, c), so it is a C x C table computed once per step and gathered
+by label: no (pixels x C x A) tensor is ever built.
+
+The statistics are float64: the count reaches billions of pixels over a run and the merge weight
+``n / (n + N)`` becomes tiny, where float32 would lose the update; the sums of ``x`` and ``x^2``
+used for the batch variance also need the headroom. The tables are tiny (C x A).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from mkdseg.core.image_io import IGNORE_INDEX
+
+STATS_DTYPE = torch.float64
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class ClassFeatureStatistics(nn.Module):
+    """Running per-class feature mean/variance/count, merged batch by batch (spec §5).
+
+    Under ``torch.distributed`` every rank must call ``update`` the same number of times: the
+    per-class sums are all-reduced first so the estimators stay identical on all ranks.
+    """
+
+    mean: Tensor
+    var: Tensor
+    count: Tensor
+
+    def __init__(self, num_classes: int, channels: int, ignore_index: int = IGNORE_INDEX) -> None:
+        super().__init__()
+        if num_classes < 1 or channels < 1:
+            raise ValueError(f"ClassFeatureStatistics: num_classes and channels must be >= 1, "
+                             f"got {num_classes}, {channels}")
+        self.num_classes, self.channels, self.ignore_index = num_classes, channels, ignore_index
+        self.register_buffer("mean", torch.zeros(num_classes, channels, dtype=STATS_DTYPE))
+        self.register_buffer("var", torch.zeros(num_classes, channels, dtype=STATS_DTYPE))
+        self.register_buffer("count", torch.zeros(num_classes, dtype=STATS_DTYPE))
+
+    def _check(self, features: Tensor, labels: Tensor) -> None:
+        if features.dim() != 2 or features.shape[1] != self.channels:
+            raise ValueError(f"ClassFeatureStatistics.update: features must be (N, {self.channels}), "
+                             f"got {tuple(features.shape)}")
+        if labels.shape != features.shape[:1]:
+            raise ValueError(f"ClassFeatureStatistics.update: labels must be ({features.shape[0]},), "
+                             f"got {tuple(labels.shape)}")
+        bad = (labels != self.ignore_index) & ((labels < 0) | (labels >= self.num_classes))
+        if bool(bad.any()):
+            raise ValueError(f"ClassFeatureStatistics.update: labels must be in [0, {self.num_classes}) "
+                             f"or {self.ignore_index}; check the dataset's num_classes / mask encoding")
+
+    def batch_sums(self, features: Tensor, labels: Tensor) -> Tensor:
+        """Per-class (n_c, sum x, sum x^2) packed as (C, 1 + 2A) float64; ignored pixels dropped."""
+        c = self.num_classes
+        x = features.detach().to(STATS_DTYPE)
+        labels = labels.long()
+        slot = torch.where(labels == self.ignore_index, torch.full_like(labels, c), labels)
+        packed = torch.cat([torch.ones_like(x[:, :1]), x, x * x], 1)
+        sums = packed.new_zeros(c + 1, packed.shape[1]).index_add_(0, slot, packed)
+        return sums[:c]
+
+    @torch.no_grad()
+    def update(self, features: Tensor, labels: Tensor) -> None:
+        """Merge one batch of pixels (features (N, A), labels (N,)) into the running statistics."""
+        self._check(features, labels)
+        sums = self.batch_sums(features.to(self.mean.device), labels.to(self.mean.device))
+        if _distributed():
+            dist.all_reduce(sums, op=dist.ReduceOp.SUM)
+        self.merge(sums)
+
+    @torch.no_grad()
+    def merge(self, sums: Tensor) -> None:
+        """Spec §5 merge for every class present (n_c > 0), vectorised over classes."""
+        a = self.channels
+        n = sums[:, :1]
+        present = n > 0
+        safe_n = n.clamp(min=1)
+        m = sums[:, 1:1 + a] / safe_n
+        v = (sums[:, 1 + a:] / safe_n - m * m).clamp(min=0)  # biased batch variance
+        w = n / (n + self.count[:, None]).clamp(min=1)
+        new_var = (1 - w) * self.var + w * v + w * (1 - w) * (self.mean - m) ** 2
+        new_mean = (1 - w) * self.mean + w * m
+        self.var.copy_(torch.where(present, new_var, self.var))
+        self.mean.copy_(torch.where(present, new_mean, self.mean))
+        self.count.add_(n[:, 0])
+
+    def update_from_maps(self, features: Tensor, labels: Tensor) -> None:
+        """``update`` from maps: features (B, A, h, w), labels (B, h, w) at the same resolution."""
+        if features.dim() != 4 or labels.shape != (features.shape[0], *features.shape[2:]):
+            raise ValueError(f"ClassFeatureStatistics.update_from_maps: features (B, A, h, w) and labels "
+                             f"(B, h, w) must agree, got {tuple(features.shape)} and {tuple(labels.shape)}")
+        flat = features.detach().permute(0, 2, 3, 1).reshape(-1, features.shape[1])
+        self.update(flat, labels.reshape(-1))
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}, channels={self.channels}"
+
+
+def augmentation_table(weight: Tensor, var: Tensor, lam: float) -> Tensor:
+    """``T[y, c] = lam/2 * sum_a (W[c,a] - W[y,a])^2 var[y,a]`` as (C, C), via matmuls.
+
+    Expanding the square gives ``var @ (W^2)^T - 2 (W var) @ W^T + rowsum(W^2 var)``; the
+    diagonal is exactly zero and rounding can only make entries slightly negative, so both
+    are enforced. W is detached (the augmentation is not a path for gradients).
+    """
+    if weight.dim() != 2 or var.shape != weight.shape:
+        raise ValueError(f"augmentation_table: weight and var must both be (C, A), "
+                         f"got {tuple(weight.shape)} and {tuple(var.shape)}")
+    w = weight.detach()
+    var = var.detach().to(w.dtype)
+    sq = var @ (w * w).T - 2.0 * (w * var) @ w.T + (w * w * var).sum(1, keepdim=True)
+    sq = sq.clamp(min=0).fill_diagonal_(0.0)
+    return (lam / 2.0) * sq
+
+
+def augment_logits(logits: Tensor, labels: Tensor, table: Tensor,
+                   ignore_index: int = IGNORE_INDEX) -> Tensor:
+    """``z~[b, :, i, j] = z[b, :, i, j] + table[y[b, i, j]]``; ignored pixels unchanged."""
+    b, c = logits.shape[:2]
+    if labels.shape != (b, *logits.shape[2:]) or table.shape != (c, c):
+        raise ValueError(f"augment_logits: logits (B, C, h, w), labels (B, h, w), table (C, C) "
+                         f"must agree, got {tuple(logits.shape)}, {tuple(labels.shape)}, "
+                         f"{tuple(table.shape)}")
+    valid = labels != ignore_index
+    index = torch.where(valid, labels, torch.zeros_like(labels)).long()
+    added = table.to(logits.dtype)[index]  # (B, h, w, C): one row per pixel, no A dimension
+    added = added * valid[..., None].to(logits.dtype)
+    return logits + added.movedim(-1, 1)

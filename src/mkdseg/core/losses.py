@@ -1,0 +1,78 @@
+"""Cross-entropy losses of MKD (spec §4), safe when every pixel is ignored (0, never NaN)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mkdseg.core.image_io import IGNORE_INDEX
+
+CONSISTENCY_SCALE = 0.5  # release: consistency on logits/features downsampled by 0.5
+
+
+def supervised_ce(logits: Tensor, labels: Tensor, ignore_index: int = IGNORE_INDEX) -> Tensor:
+    """Mean CE over non-ignored pixels, logits (B, C, h, w) upsampled bilinearly to labels (B, H, W)."""
+    if logits.dim() != 4 or labels.dim() != 3 or logits.shape[0] != labels.shape[0]:
+        raise ValueError(f"supervised_ce: logits must be (B, C, h, w) and labels (B, H, W), "
+                         f"got {tuple(logits.shape)} and {tuple(labels.shape)}")
+    z = logits.float()
+    if tuple(z.shape[-2:]) != tuple(labels.shape[-2:]):
+        z = F.interpolate(z, size=tuple(labels.shape[-2:]), mode="bilinear", align_corners=False)
+    target = labels.long()
+    loss = F.cross_entropy(z, target, ignore_index=ignore_index, reduction="sum")
+    return loss / (target != ignore_index).sum().clamp(min=1)
+
+
+def pseudo_label_ce(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    ignore: Tensor | None,
+    confidence: Tensor | None,
+    threshold: float | None,
+) -> tuple[Tensor, Tensor]:
+    """CE of the student against the hard argmax of the (detached) teacher logits.
+
+    Pixels where ``ignore`` is True, or (with a threshold) ``confidence < threshold``, are left
+    out. Returns (mean loss over kept pixels, 0 if none; share of pixels kept as a detached
+    0-d tensor, so logging costs no device sync here).
+    """
+    if student_logits.shape != teacher_logits.shape or student_logits.dim() != 4:
+        raise ValueError(f"pseudo_label_ce: student and teacher logits must both be (B, C, h, w), "
+                         f"got {tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}")
+    pixels = (student_logits.shape[0], *student_logits.shape[2:])
+    target = teacher_logits.detach().argmax(1)
+    keep = torch.ones(pixels, dtype=torch.bool, device=student_logits.device)
+    if ignore is not None:
+        keep = keep & ~ignore.reshape(pixels).bool()
+    if threshold is not None:
+        if confidence is None:
+            raise ValueError("pseudo_label_ce: a confidence threshold needs the teacher confidence map")
+        keep = keep & (confidence.reshape(pixels) >= threshold)
+    ce = F.cross_entropy(student_logits.float(), target, reduction="none")
+    loss = torch.where(keep, ce, torch.zeros_like(ce)).sum() / keep.sum().clamp(min=1)
+    return loss, keep.float().mean().detach()
+
+
+def _scaled_size(x: Tensor, scale: float) -> tuple[int, int]:
+    if scale <= 0:
+        raise ValueError(f"downsample: scale must be > 0 (training.mkd.consistency_scale), got {scale}")
+    h, w = x.shape[-2:]
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def downsample(x: Tensor, scale: float = CONSISTENCY_SCALE) -> Tensor:
+    """Bilinear (align_corners=False) resize of logits/features (B, C, h, w) by ``scale``."""
+    size = _scaled_size(x, scale)
+    if tuple(x.shape[-2:]) == size:
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def downsample_labels(labels: Tensor, scale: float = CONSISTENCY_SCALE) -> Tensor:
+    """Nearest resize of labels / boolean maps (B, h, w) by ``scale``; dtype is kept."""
+    size = _scaled_size(labels, scale)
+    if tuple(labels.shape[-2:]) == size:
+        return labels
+    out = F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0]
+    return out.to(labels.dtype)

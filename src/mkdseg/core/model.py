@@ -1,0 +1,312 @@
+"""DeepLabv3+ on a torchvision ResNet (spec §6), returning logits and the decoder feature.
+
+MKD's feature augmentation needs the feature that feeds the final 1x1 classifier, so the
+model returns both at output stride 4 and leaves upsampling to the caller. Students must
+share a pretrained backbone but differ in their randomly initialised parts (as in CPS),
+hence ``build_model`` initialises everything non-pretrained from an explicit ``head_seed``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import Tensor, nn
+
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
+OUTPUT_STRIDES = (8, 16)
+ASPP_RATES = (6, 12, 18)  # DeepLabv3+ at output stride 16 (spec §6); doubled at stride 8
+LOW_LEVEL_STRIDE = 4  # layer1 of a ResNet: the decoder's (and the outputs') resolution
+CLASSIFIER_INIT_STD = 0.01  # mmseg decode-head ``conv_seg`` init used by the release
+CHECKPOINT_WRAPPER_KEYS = ("state_dict", "model")
+DROPPED_KEY_PREFIXES = ("fc.",)  # ImageNet classifier, not part of the backbone
+MAX_KEYS_LISTED = 10
+OPTIONAL_KEY_SUFFIX = "num_batches_tracked"
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
+
+
+class SegOutput(NamedTuple):
+    """Class logits and the classifier's input feature, both at output stride 4."""
+
+    logits: Tensor
+    features: Tensor
+
+
+def _conv_bn_relu(in_ch: int, out_ch: int, kernel: int = 1, dilation: int = 1) -> nn.Sequential:
+    padding = dilation * (kernel - 1) // 2
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, kernel, padding=padding, dilation=dilation, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(inplace=True),
+    )
+
+
+def _dilate_stage(stage: nn.Sequential, previous_dilation: int, dilation: int) -> None:
+    """Turn a strided ResNet stage into a dilated one, as torchvision's
+    ``replace_stride_with_dilation`` does (which BasicBlock refuses): the first block keeps
+    the previous dilation but loses its stride, later blocks use the new dilation."""
+    for block_idx, block in enumerate(stage):
+        block_dilation = previous_dilation if block_idx == 0 else dilation
+        for module in block.modules():
+            if not isinstance(module, nn.Conv2d):
+                continue
+            module.stride = (1, 1)
+            if module.kernel_size == (3, 3):
+                module.dilation = (block_dilation, block_dilation)
+                module.padding = (block_dilation, block_dilation)
+
+
+class ResNetBackbone(nn.Module):
+    """A torchvision ResNet without pooling/fc; keeps torchvision's parameter names so
+    ImageNet checkpoints load directly. Returns (layer1 output, layer4 output)."""
+
+    def __init__(self, name: str = "resnet50", output_stride: int = 16) -> None:
+        super().__init__()
+        if name not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}, got {name!r}")
+        if output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}")
+        net = getattr(torchvision.models, name)(weights=None)
+        self.arch = name
+        self.output_stride = output_stride
+        self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
+        self.layer1, self.layer2, self.layer3, self.layer4 = (
+            net.layer1,
+            net.layer2,
+            net.layer3,
+            net.layer4,
+        )
+        if output_stride == 8:
+            _dilate_stage(self.layer3, previous_dilation=1, dilation=2)
+            _dilate_stage(self.layer4, previous_dilation=2, dilation=4)
+        else:
+            _dilate_stage(self.layer4, previous_dilation=1, dilation=2)
+        self.low_level_channels = _stage_out_channels(self.layer1)
+        self.out_channels = _stage_out_channels(self.layer4)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        low = self.layer1(x)
+        high = self.layer4(self.layer3(self.layer2(low)))
+        return low, high
+
+
+def _stage_out_channels(stage: nn.Sequential) -> int:
+    last = stage[-1]
+    bn = last.bn3 if hasattr(last, "bn3") else last.bn2
+    return int(bn.num_features)
+
+
+class ASPP(nn.Module):
+    """Atrous spatial pyramid pooling: 1x1, three atrous 3x3, image pooling; no dropout."""
+
+    def __init__(self, in_ch: int, out_ch: int, rates: Sequence[int]) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(
+            [_conv_bn_relu(in_ch, out_ch, 1)]
+            + [_conv_bn_relu(in_ch, out_ch, 3, dilation=r) for r in rates]
+        )
+        self.image_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), _conv_bn_relu(in_ch, out_ch, 1))
+        self.project = _conv_bn_relu(out_ch * (len(rates) + 2), out_ch, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pooled = self.image_pool(x).expand(-1, -1, x.shape[-2], x.shape[-1])
+        outs = [branch(x) for branch in self.branches] + [pooled]
+        return self.project(torch.cat(outs, dim=1))
+
+
+class DeepLabV3Plus(nn.Module):
+    """DeepLabv3+ whose ``forward`` returns ``SegOutput`` at output stride 4."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        backbone: str = "resnet50",
+        output_stride: int = 16,
+        aspp_channels: int = 256,
+        decoder_channels: int = 256,
+        low_level_channels: int = 48,
+        aspp_rates: Sequence[int] = ASPP_RATES,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.backbone = ResNetBackbone(backbone, output_stride)
+        rate_scale = 16 // output_stride  # rates are defined for output stride 16
+        self.aspp = ASPP(
+            self.backbone.out_channels, aspp_channels, [r * rate_scale for r in aspp_rates]
+        )
+        self.low_level = _conv_bn_relu(self.backbone.low_level_channels, low_level_channels, 1)
+        self.decoder = nn.Sequential(
+            _conv_bn_relu(aspp_channels + low_level_channels, decoder_channels, 3),
+            _conv_bn_relu(decoder_channels, decoder_channels, 3),
+        )
+        self.classifier = nn.Conv2d(decoder_channels, num_classes, 1)
+        self.num_classes = num_classes
+
+    def head_modules(self) -> list[nn.Module]:
+        """The parts never covered by a pretrained checkpoint."""
+        return [self.aspp, self.low_level, self.decoder, self.classifier]
+
+    def forward(self, x: Tensor) -> SegOutput:
+        low, high = self.backbone(x)
+        context = F.interpolate(
+            self.aspp(high), size=low.shape[-2:], mode="bilinear", align_corners=False
+        )
+        features = self.decoder(torch.cat([context, self.low_level(low)], dim=1))
+        return SegOutput(self.classifier(features), features)
+
+
+def init_weights(modules: Iterable[nn.Module], generator: torch.Generator) -> None:
+    """Kaiming-normal convs (bias 0), BN weight 1 / bias 0, drawing only from ``generator``."""
+    for root in modules:
+        for module in root.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(
+                    module.weight, mode="fan_out", nonlinearity="relu", generator=generator
+                )
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+
+def build_model(
+    num_classes: int,
+    backbone: str = "resnet50",
+    output_stride: int = 16,
+    decoder_channels: int = 256,
+    aspp_channels: int = 256,
+    low_level_channels: int = 48,
+    pretrained: str | None = None,
+    head_seed: int = 0,
+) -> DeepLabV3Plus:
+    """Build a DeepLabv3+ whose non-pretrained parts come from ``head_seed`` only.
+
+    Same seed -> identical weights; different seeds -> different heads (and different
+    backbones when ``pretrained`` is None), the same pretrained backbone otherwise.
+    """
+    with torch.random.fork_rng(devices=[]):  # default inits must not shift the global RNG
+        model = DeepLabV3Plus(
+            num_classes,
+            backbone=backbone,
+            output_stride=output_stride,
+            aspp_channels=aspp_channels,
+            decoder_channels=decoder_channels,
+            low_level_channels=low_level_channels,
+        )
+    generator = torch.Generator().manual_seed(int(head_seed))
+    random_parts: list[nn.Module] = model.head_modules()
+    if pretrained is None:
+        random_parts = [model.backbone, *random_parts]
+    init_weights(random_parts, generator)
+    nn.init.normal_(model.classifier.weight, std=CLASSIFIER_INIT_STD, generator=generator)
+    if pretrained is not None:
+        load_backbone_weights(model.backbone, pretrained)
+    return model
+
+
+def _truncated(keys: Iterable[str]) -> str:
+    keys = sorted(keys)
+    shown = ", ".join(keys[:MAX_KEYS_LISTED])
+    more = len(keys) - MAX_KEYS_LISTED
+    return f"[{shown}{f', ... ({more} more)' if more > 0 else ''}]"
+
+
+def _looks_like_path(source: str) -> bool:
+    return (
+        os.sep in source
+        or "/" in source
+        or source.lower().endswith(CHECKPOINT_SUFFIXES)
+        or Path(source).exists()
+    )
+
+
+def _read_checkpoint(path: Path) -> dict[str, Tensor]:
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"pretrained backbone checkpoint {path} does not exist: pass an existing "
+            "local file or a torchvision weights name such as 'ResNet50_Weights.IMAGENET1K_V2'"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in CHECKPOINT_WRAPPER_KEYS:
+        if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
+            state = state[key]
+            break
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{path} does not hold a state_dict (got {type(state).__name__})")
+    return dict(state)
+
+
+def _resolve_weights(backbone_module: ResNetBackbone, name: str) -> torchvision.models.WeightsEnum:
+    arch = getattr(backbone_module, "arch", None)
+    try:
+        if "." in name:
+            weights = torchvision.models.get_weight(name)
+        else:
+            if arch is None:
+                raise ValueError("a bare weights name needs a backbone with an 'arch' attribute")
+            weights = torchvision.models.get_model_weights(arch)[name]
+    except (KeyError, ValueError, AttributeError) as err:
+        raise ValueError(
+            f"unknown pretrained weights {name!r} for backbone {arch!r}: pass a local checkpoint "
+            f"path or a torchvision name such as 'ResNet50_Weights.IMAGENET1K_V2' ({err})"
+        ) from err
+    if arch is not None and type(weights) is not torchvision.models.get_model_weights(arch):
+        expected = torchvision.models.get_model_weights(arch).__name__
+        raise ValueError(f"weights {name!r} do not fit backbone {arch!r} (expected {expected}.*)")
+    return weights
+
+
+def _download_state_dict(url: str) -> dict[str, Tensor]:
+    """Fetch (or reuse from the torch hub cache) a torchvision checkpoint."""
+    try:
+        return torch.hub.load_state_dict_from_url(
+            url, map_location="cpu", progress=False, weights_only=True
+        )
+    except Exception as err:  # URLError, HTTPError, socket errors, partial files ...
+        raise RuntimeError(
+            f"could not download pretrained weights from {url} ({err}). Download the file "
+            "elsewhere and pass its local path as the 'pretrained' setting."
+        ) from err
+
+
+def load_backbone_weights(backbone_module: nn.Module, source: str | os.PathLike) -> None:
+    """Load ImageNet weights into ``backbone_module`` strictly (``fc.*`` keys dropped).
+
+    ``source`` is a local .pth/.pt state_dict (possibly under "state_dict"/"model") or a
+    torchvision weights name ("ResNet50_Weights.IMAGENET1K_V2", or "IMAGENET1K_V1" for the
+    backbone's own architecture).
+    """
+    source_str = os.fspath(source)
+    if _looks_like_path(source_str):
+        origin = source_str
+        state = _read_checkpoint(Path(source_str))
+    else:
+        weights = _resolve_weights(backbone_module, source_str)
+        origin = f"{source_str} ({weights.url})"
+        state = _download_state_dict(weights.url)
+    state = {k: v for k, v in state.items() if not k.startswith(DROPPED_KEY_PREFIXES)}
+    expected = backbone_module.state_dict()
+    for key in set(expected) - set(state):
+        if key.endswith(OPTIONAL_KEY_SUFFIX):  # absent from older torchvision checkpoints
+            state[key] = expected[key]
+    missing = set(expected) - set(state)
+    unexpected = set(state) - set(expected)
+    if missing or unexpected:
+        raise ValueError(
+            f"pretrained weights {origin} do not match the backbone: "
+            f"missing keys {_truncated(missing)}, unexpected keys {_truncated(unexpected)}"
+        )
+    wrong_shape = [k for k, v in expected.items() if tuple(state[k].shape) != tuple(v.shape)]
+    if wrong_shape:
+        raise ValueError(
+            f"pretrained weights {origin} have wrong shapes for keys {_truncated(wrong_shape)}"
+        )
+    backbone_module.load_state_dict(state, strict=True)

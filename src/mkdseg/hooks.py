@@ -1,0 +1,220 @@
+"""MLflow tracking per node, on top of kedro-mlflow's one-run-per-``kedro run``.
+
+kedro-mlflow (registered through its ``kedro.hooks`` entry point) opens the *parent* run
+for a ``kedro run``, logs every consumed parameter on it (flattened, see
+``conf/base/mlflow.yml``) and closes it - FAILED when the pipeline raises.
+``MkdsegTrackingHook`` adds, for EVERY node, a nested *child* run named after the node:
+
+- tags ``kedro.node`` / ``kedro.namespace``, ``mlflow.parentRunId`` = the parent run;
+- params: the parameters the node consumed, flattened (``dataset.source`` ...);
+- metric ``node_seconds``: wall time of the node function;
+- ``*_metrics`` outputs (``dict[str, number]``): metrics on the child AND on the parent, so
+  the parent runs of an experiment have comparable columns (e.g. ``val_mIoU_whole``);
+- ``*_history`` outputs (DataFrame with a ``step`` column): step-wise metrics on the child;
+- every output with a local ``filepath``: an artifact of the child (folders as folders),
+  logged in ``after_dataset_saved`` because Kedro saves outputs AFTER ``after_node_run``;
+- status FINISHED once its outputs are saved, or FAILED with tag ``error`` (truncated).
+  On a pipeline error the parent also gets the ``error`` tag and is closed FAILED.
+
+The hook is ignorant of specific pipelines: it only knows these naming conventions.
+It logs through ``MlflowClient`` by run id and never touches the active-run stack,
+which stays kedro-mlflow's. Supported runner: SequentialRunner (the default). With
+ParallelRunner nodes run in subprocesses with fresh hook instances, so child runs are NOT
+recorded (the parent still is); ThreadRunner is untested.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from kedro.framework.hooks import hook_impl
+from kedro.io import CatalogProtocol
+from kedro.pipeline import Pipeline
+from kedro.pipeline.node import Node
+from mlflow.entities import Metric, Param, RunStatus
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+from mkdseg import tracking
+
+logger = logging.getLogger(__name__)
+
+NODE_SECONDS_METRIC = "node_seconds"
+ERROR_TAG = "error"
+NODE_TAG = "kedro.node"
+NAMESPACE_TAG = "kedro.namespace"
+PARALLEL_RUNNER = "ParallelRunner"
+FINISHED = RunStatus.to_string(RunStatus.FINISHED)
+FAILED = RunStatus.to_string(RunStatus.FAILED)
+RUNNING = RunStatus.to_string(RunStatus.RUNNING)
+
+
+@dataclass
+class _ChildRun:
+    """State of one node's child run between its hooks."""
+
+    run_id: str
+    started: float
+    pending_artifacts: set[str] = field(default_factory=set)
+
+
+class MkdsegTrackingHook:
+    """One nested MLflow child run per Kedro node (see the module docstring for the rules)."""
+
+    def __init__(self) -> None:
+        self._client: MlflowClient | None = None
+        self._parent_id: str | None = None
+        self._experiment_id: str | None = None
+        self._catalog: CatalogProtocol | None = None
+        self._children: dict[str, _ChildRun] = {}
+        self._parent_was_active = False
+
+    # ---------------------------------------------------------------- pipeline
+    @hook_impl(tryfirst=True)  # before kedro-mlflow may start or adopt a run
+    def after_context_created(self, context: Any) -> None:
+        self._parent_was_active = mlflow.active_run() is not None
+
+    @hook_impl(trylast=True)  # after kedro-mlflow has started the parent run
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
+    ) -> None:
+        self._reset()
+        parent = mlflow.active_run()
+        if parent is None:
+            logger.info("No active MLflow run (tracking disabled): no per-node runs.")
+            return
+        if PARALLEL_RUNNER in str(run_params.get("runner", "")):
+            logger.warning("ParallelRunner: per-node MLflow runs are not recorded (use the default runner).")
+        self._client = MlflowClient(tracking_uri=mlflow.get_tracking_uri())
+        self._parent_id = parent.info.run_id
+        self._experiment_id = parent.info.experiment_id
+        self._catalog = catalog
+
+    @hook_impl(trylast=True)  # after kedro-mlflow has ended the parent run
+    def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol) -> None:
+        for name in list(self._children):
+            self._finish(name, FINISHED)
+        self._drop_stale_parent_entries()
+        self._reset()
+
+    def _drop_stale_parent_entries(self) -> None:
+        """Pop the parent run's leftover entries off MLflow's active-run stack.
+
+        kedro-mlflow 2.0.3 re-enters the parent with ``start_run(run_id=..., nested=True)`` in
+        every ``before_node_run``; MLflow 3 pushes it again each time, and ``after_pipeline_run``
+        pops only one. Without this, the next ``KedroSession`` in the same process (tests,
+        notebooks) would find the old parent "active" and log into it. A run that was already
+        active before the session is the caller's: it is left alone.
+        """
+        if self._parent_id is None or self._parent_was_active:
+            return
+        while (run := mlflow.active_run()) is not None and run.info.run_id == self._parent_id:
+            mlflow.end_run()  # already FINISHED by kedro-mlflow; this only pops the stack
+
+    @hook_impl(trylast=True)  # after kedro-mlflow has closed its runs FAILED
+    def on_pipeline_error(
+        self, error: Exception, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
+    ) -> None:
+        if self._client is None or self._parent_id is None:
+            return
+        message = tracking.truncate(f"{type(error).__name__}: {error}", tracking.MAX_TAG_LENGTH)
+        for name in list(self._children):  # e.g. a save that failed after the node ran
+            self._client.set_tag(self._children[name].run_id, ERROR_TAG, message)
+            self._finish(name, FAILED)
+        self._client.set_tag(self._parent_id, ERROR_TAG, message)
+        still_running = self._client.get_run(self._parent_id).info.status == RUNNING
+        if still_running and not self._parent_was_active:  # a caller's own run stays theirs
+            self._client.set_terminated(self._parent_id, FAILED)
+        self._reset()
+
+    # -------------------------------------------------------------------- node
+    @hook_impl
+    def before_node_run(self, node: Node, catalog: CatalogProtocol, inputs: dict[str, Any]) -> None:
+        if self._client is None:
+            return
+        tags = {
+            MLFLOW_PARENT_RUN_ID: self._parent_id,
+            MLFLOW_RUN_NAME: node.name,
+            NODE_TAG: node.name,
+            NAMESPACE_TAG: node.namespace or "",
+        }
+        run = self._client.create_run(self._experiment_id, tags=tags, run_name=node.name)
+        self._children[node.name] = _ChildRun(run.info.run_id, time.perf_counter())
+        params = tracking.param_strings(tracking.node_params(inputs))
+        for batch in tracking.chunked(list(params.items()), tracking.PARAMS_PER_BATCH):
+            self._client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in batch])
+
+    @hook_impl
+    def after_node_run(self, node: Node, catalog: CatalogProtocol, outputs: dict[str, Any]) -> None:
+        child = self._children.get(node.name)
+        if child is None:
+            return
+        self._log_metrics(child.run_id, {NODE_SECONDS_METRIC: time.perf_counter() - child.started})
+        for name, data in outputs.items():
+            metrics = tracking.pick_metrics(name, data)
+            if metrics:
+                self._log_metrics(child.run_id, metrics)
+                self._log_metrics(self._parent_id, metrics)
+            if tracking.is_history(name, data):
+                self._log_history(child.run_id, data)
+            if self._local_path(name) is not None:
+                child.pending_artifacts.add(name)
+        if not child.pending_artifacts:
+            self._finish(node.name, FINISHED)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any, node: Node) -> None:
+        child = self._children.get(node.name)
+        if child is None or dataset_name not in child.pending_artifacts:
+            return
+        path = self._local_path(dataset_name)
+        if path is not None and path.is_dir():
+            self._client.log_artifacts(child.run_id, str(path), artifact_path=path.name)
+        elif path is not None and path.is_file():
+            self._client.log_artifact(child.run_id, str(path))
+        else:
+            logger.warning("Output %r of node %r was not found at %s; not logged.", dataset_name, node.name, path)
+        child.pending_artifacts.discard(dataset_name)
+        if not child.pending_artifacts:
+            self._finish(node.name, FINISHED)
+
+    @hook_impl
+    def on_node_error(self, error: Exception, node: Node) -> None:
+        child = self._children.get(node.name)
+        if child is None:
+            return
+        message = tracking.truncate(f"{type(error).__name__}: {error}", tracking.MAX_TAG_LENGTH)
+        self._client.set_tag(child.run_id, ERROR_TAG, message)
+        self._log_metrics(child.run_id, {NODE_SECONDS_METRIC: time.perf_counter() - child.started})
+        self._finish(node.name, FAILED)
+
+    # ----------------------------------------------------------------- helpers
+    def _reset(self) -> None:
+        self._client, self._parent_id, self._experiment_id, self._catalog = None, None, None, None
+        self._children = {}
+
+    def _finish(self, node_name: str, status: str) -> None:
+        child = self._children.pop(node_name)
+        self._client.set_terminated(child.run_id, status)
+
+    def _local_path(self, dataset_name: str) -> Path | None:
+        if self._catalog is None or dataset_name not in self._catalog:
+            return None
+        return tracking.dataset_local_path(self._catalog.get(dataset_name))
+
+    def _log_metrics(self, run_id: str, values: dict[str, float]) -> None:
+        now = int(time.time() * 1000)
+        metrics = [Metric(key, value, now, 0) for key, value in values.items()]
+        for batch in tracking.chunked(metrics, tracking.METRICS_PER_BATCH):
+            self._client.log_batch(run_id, metrics=batch)
+
+    def _log_history(self, run_id: str, history: Any) -> None:
+        now = int(time.time() * 1000)
+        points = [Metric(key, value, now, step) for key, value, step in tracking.history_points(history)]
+        for batch in tracking.chunked(points, tracking.METRICS_PER_BATCH):
+            self._client.log_batch(run_id, metrics=batch)

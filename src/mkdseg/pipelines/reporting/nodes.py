@@ -1,0 +1,44 @@
+"""Report node: gathers what the run produced into the report's content; the catalog renders it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mkdseg.reporting.comparison import comparison_table
+
+METRIC = "val_mIoU_{mode}"
+SUMMARY_KEYS = ("method", "iterations", "batch_size", "unlabeled_batch_size", "seed")
+
+
+def build_report(evaluation_metrics: dict[str, float], confusion_matrix: pd.DataFrame,
+                 training_history: pd.DataFrame, prediction_examples: np.ndarray, experiment_runs: pd.DataFrame,
+                 class_metadata: dict, training: dict[str, Any], splits: dict[str, Any],
+                 evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of ``write_report``: summary, metrics, per-class IoU, curves, grid, comparison."""
+    names = class_metadata["names"]
+    mode = evaluation.get("mode", "whole")
+    iou = np.array([evaluation_metrics.get(f"val_IoU_{mode}.{n}", np.nan) for n in names], dtype=float)
+    summary = {**{k: training.get(k) for k in SUMMARY_KEYS}, "labeled": splits.get("labeled"),
+               "split_seed": splits.get("seed"), "dataset": class_metadata.get("source"),
+               "model": training.get("model", {}), "evaluation_mode": mode}
+    runs = with_current_run(experiment_runs, evaluation_metrics, training, splits)
+    return {"summary": summary, "metrics": evaluation_metrics, "class_names": names, "iou": iou,
+            "matrix": confusion_matrix.to_numpy(), "history": training_history,
+            "prediction_grid": prediction_examples, "comparison": comparison_table(runs, METRIC.format(mode=mode)),
+            "title": f"mkdseg report: {training.get('method')} with {splits.get('labeled')} labels"}
+
+
+def with_current_run(runs: pd.DataFrame, metrics: dict[str, float], training: dict[str, Any],
+                     splits: dict[str, Any]) -> pd.DataFrame:
+    """The experiment's finished runs plus this one (still running while its report is drawn)."""
+    row = {"run_id": "this run", "status": "FINISHED", "params.training.method": str(training.get("method")),
+           "params.splits.labeled": str(splits.get("labeled")), "params.training.seed": str(training.get("seed")),
+           "start_time": pd.Timestamp.now(tz="UTC"), **{f"metrics.{k}": v for k, v in metrics.items()}}
+    current = pd.DataFrame([row])
+    if runs is None or runs.empty:
+        return current
+    finished = runs[runs.get("status", pd.Series(dtype=str)) == "FINISHED"]
+    return pd.concat([finished, current], ignore_index=True)

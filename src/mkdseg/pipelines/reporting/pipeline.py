@@ -1,0 +1,23 @@
+"""Reporting pipeline: evaluation + training history + the experiment's runs -> HTML/Markdown report."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline, node
+
+from mkdseg.pipelines.reporting.nodes import build_report
+
+
+def create_pipeline(**kwargs: object) -> Pipeline:
+    return Pipeline(
+        [
+            node(
+                build_report,
+                inputs=["evaluation_metrics", "confusion_matrix", "training_history", "prediction_examples",
+                        "experiment_runs", "class_metadata", "params:training", "params:splits",
+                        "params:evaluation"],
+                outputs="report",
+                name="build_report",
+            ),
+        ],
+        tags="reporting",
+    )

@@ -1,0 +1,28 @@
+"""Run reports as pure functions: figures, the cross-run comparison table, HTML/Markdown output.
+
+Plain data in, plain data (figures, arrays, DataFrames, files) out: no Kedro, MLflow or torch,
+so a thin pipeline node can call these and tests can drive them with hand-made inputs.
+"""
+
+from mkdseg.reporting.comparison import comparison_table, to_markdown_table
+from mkdseg.reporting.figures import (
+    comparison_chart,
+    confusion_heatmap,
+    figure_to_png_bytes,
+    per_class_iou_chart,
+    prediction_grid,
+    training_curves,
+)
+from mkdseg.reporting.report import write_report
+
+__all__ = [
+    "comparison_chart",
+    "comparison_table",
+    "confusion_heatmap",
+    "figure_to_png_bytes",
+    "per_class_iou_chart",
+    "prediction_grid",
+    "to_markdown_table",
+    "training_curves",
+    "write_report",
+]

@@ -1,0 +1,360 @@
+"""Report figures as pure functions: plain arrays/DataFrames in, matplotlib Figures out.
+
+Figures are built with ``matplotlib.figure.Figure`` and rendered by the Agg canvas, never
+through ``pyplot``: no global backend switch, no window, no figure registry to leak, so a
+Kedro node (or a test) can call these from any thread. The caller saves the figure, e.g.
+with :func:`figure_to_png_bytes`, which also releases it.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
+
+from mkdseg.visualization import image_grid, overlay_mask
+
+FIGURE_DPI = 100
+CHART_WIDTH_IN = 8.0
+MIN_CHART_HEIGHT_IN = 3.0
+MAX_FIGURE_SIDE_IN = 24.0  # keeps a 150-class heatmap under ~2400 px a side
+BAR_HEIGHT_IN = 0.32  # vertical room per class in the IoU chart
+CHART_MARGIN_IN = 1.5  # title, axis label and legend
+BAR_COLOUR = "#4C72B0"
+MIOU_LINE_COLOUR = "#C44E52"
+ABSENT_COLOUR = "grey"
+VALUE_LABEL_OFFSET = 0.01  # gap between a bar's end and its value label, in IoU units
+IOU_AXIS_LIMIT = 1.12  # room right of a perfect bar for its label
+
+ANNOTATE_MAX_CLASSES = 25  # beyond this the cell labels are unreadable
+HEATMAP_CELL_IN = 0.45
+HEATMAP_MARGIN_IN = 2.5  # tick labels and the colour bar
+HEATMAP_CMAP = "Blues"
+DARK_CELL_FRACTION = 0.5  # cells above this share of the colour range get white text
+NORMALISATIONS = ("true", "pred", "all", None)
+
+# Columns the training loop logs (step-indexed), in panel order, with their panel titles.
+CURVE_TITLES = {
+    "loss": "total loss",
+    "loss_sup": "supervised loss",
+    "loss_st": "student-teacher loss (L_st)",
+    "loss_ss": "student-student loss (L_ss)",
+    "lr": "learning rate",
+    "lambda": "feature-augmentation lambda",
+    "ema_momentum": "EMA momentum",
+    "teacher_confidence": "teacher confidence",
+    "confident_share": "confident pixel share",
+    "teacher_agreement": "teacher agreement",
+    "images_per_s": "images / s",
+    # also logged by the trainer (beyond the brief's list): cheap to show, useful when debugging
+    "peak_memory_mb": "peak accelerator memory (MB)",
+    "nonfinite_skipped": "non-finite steps skipped (total)",
+}
+CURVE_COLUMNS = tuple(CURVE_TITLES)
+SMOOTHING = 0.6  # TensorBoard's default smoothing weight: light, keeps the trend visible
+CURVE_GRID_COLS = 3
+CURVE_PANEL_W_IN = 4.0
+CURVE_PANEL_H_IN = 2.6
+RAW_CURVE_ALPHA = 0.3
+
+OVERLAY_ALPHA = 0.5
+GRID_PAD = 2
+GRID_COLUMNS = 3  # image | ground-truth overlay | prediction overlay
+
+GROUP_WIDTH = 0.8  # share of a label-budget slot taken by its bars
+COMPARISON_SLOT_IN = 1.2  # width per (budget, method) bar, before capping
+COMPARISON_HEIGHT_IN = 4.5
+
+
+def _new_figure(width_in: float, height_in: float) -> Figure:
+    """A pyplot-free figure with an Agg canvas attached (see the module docstring)."""
+    fig = Figure(
+        figsize=(min(width_in, MAX_FIGURE_SIDE_IN), min(height_in, MAX_FIGURE_SIDE_IN)),
+        dpi=FIGURE_DPI,
+        layout="constrained",
+    )
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _check_iou(class_names: Sequence[str], iou: np.ndarray) -> tuple[list[str], np.ndarray]:
+    names = [str(n) for n in class_names]
+    values = np.asarray(iou, dtype=np.float64).reshape(-1)
+    if len(names) != len(values):
+        raise ValueError(
+            f"iou has {len(values)} entries but class_names has {len(names)}: pass one IoU per class"
+        )
+    finite = values[np.isfinite(values)]
+    if np.any(np.isinf(values)) or np.any((finite < 0) | (finite > 1)):
+        raise ValueError("iou values must lie in [0, 1] (NaN marks a class absent from the data)")
+    return names, values
+
+
+def per_class_iou_chart(
+    class_names: Sequence[str], iou: np.ndarray, title: str = "Per-class IoU"
+) -> Figure:
+    """Horizontal IoU bars with their values; absent classes (NaN) are marked, not drawn as 0."""
+    names, values = _check_iou(class_names, iou)
+    present = np.isfinite(values)
+    fig = _new_figure(
+        CHART_WIDTH_IN, max(MIN_CHART_HEIGHT_IN, BAR_HEIGHT_IN * len(names) + CHART_MARGIN_IN)
+    )
+    ax = fig.add_subplot()
+    rows = np.arange(len(names))
+    ax.barh(rows[present], values[present], color=BAR_COLOUR)
+    for row, value in zip(rows[present], values[present], strict=True):
+        ax.text(value + VALUE_LABEL_OFFSET, row, f"{value:.3f}", va="center", fontsize="small")
+    for row in rows[~present]:
+        ax.text(VALUE_LABEL_OFFSET, row, "absent", va="center", color=ABSENT_COLOUR, style="italic")
+    if present.any():
+        miou = float(values[present].mean())
+        ax.axvline(miou, linestyle="--", color=MIOU_LINE_COLOUR, label=f"mIoU {miou:.3f}")
+        ax.legend(loc="lower right")
+    ax.set_yticks(rows, labels=names)
+    ax.set_ylim(len(names) - 0.5, -0.5)  # first class on top
+    ax.set_xlim(0.0, IOU_AXIS_LIMIT)
+    ax.set_xlabel("IoU")
+    ax.set_title(title)
+    return fig
+
+
+def _check_confusion(matrix: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
+    m = np.asarray(matrix)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"confusion matrix must be square (C, C), got shape {m.shape}")
+    if m.shape[0] != len(class_names):
+        raise ValueError(
+            f"confusion matrix is {m.shape[0]}x{m.shape[0]} but class_names has {len(class_names)} names"
+        )
+    m = m.astype(np.float64)
+    if not np.all(np.isfinite(m)) or np.any(m < 0):
+        raise ValueError("confusion matrix entries must be finite, non-negative counts")
+    return m
+
+
+def normalise_confusion(matrix: np.ndarray, normalise: str | None = "true") -> np.ndarray:
+    """Normalise counts over ground-truth rows ('true'), predicted columns ('pred'), the total
+    ('all') or not at all (None); empty rows/columns become 0 rather than NaN."""
+    if normalise not in NORMALISATIONS:
+        raise ValueError(f"normalise must be one of {NORMALISATIONS}, got {normalise!r}")
+    m = np.asarray(matrix, dtype=np.float64)
+    if normalise is None:
+        return m.copy()
+    if normalise == "true":
+        denom = m.sum(axis=1, keepdims=True)
+    elif normalise == "pred":
+        denom = m.sum(axis=0, keepdims=True)
+    else:
+        denom = np.full((1, 1), m.sum())
+    denom = np.broadcast_to(denom, m.shape)
+    return np.divide(m, denom, out=np.zeros_like(m), where=denom > 0)
+
+
+def confusion_heatmap(
+    matrix: np.ndarray, class_names: Sequence[str], normalise: str | None = "true"
+) -> Figure:
+    """Heatmap of the confusion matrix (rows = ground truth), annotated when C is small."""
+    counts = _check_confusion(matrix, class_names)
+    values = normalise_confusion(counts, normalise)
+    n = len(class_names)
+    side = HEATMAP_CELL_IN * n + HEATMAP_MARGIN_IN
+    fig = _new_figure(side + 1.0, side)
+    ax = fig.add_subplot()
+    vmax = 1.0 if normalise is not None else max(float(values.max()), 1.0)
+    image = ax.imshow(values, cmap=HEATMAP_CMAP, vmin=0.0, vmax=vmax, interpolation="nearest")
+    fig.colorbar(image, ax=ax, label="share of row" if normalise == "true" else "value")
+    ticks = np.arange(n)
+    ax.set_xticks(ticks, labels=[str(c) for c in class_names], rotation=90)
+    ax.set_yticks(ticks, labels=[str(c) for c in class_names])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("ground truth")
+    ax.set_title("Confusion matrix" + (f" (normalised: {normalise})" if normalise else " (counts)"))
+    if n <= ANNOTATE_MAX_CLASSES:
+        _annotate_cells(ax, values, vmax, integer=normalise is None)
+    return fig
+
+
+def _annotate_cells(ax: Axes, values: np.ndarray, vmax: float, integer: bool) -> None:
+    for (row, col), value in np.ndenumerate(values):
+        colour = "white" if value > DARK_CELL_FRACTION * vmax else "black"
+        text = f"{int(value)}" if integer else f"{value:.2f}"
+        ax.text(col, row, text, ha="center", va="center", color=colour, fontsize="x-small")
+
+
+def curve_columns(history: pd.DataFrame) -> list[str]:
+    """The known training-curve columns of ``history`` that hold at least one finite number."""
+    found = []
+    for column in CURVE_COLUMNS:
+        if column in history.columns:
+            values = pd.to_numeric(history[column], errors="coerce").to_numpy(dtype=np.float64)
+            if np.isfinite(values).any():
+                found.append(column)
+    return found
+
+
+def ema_smooth(values: np.ndarray, weight: float = SMOOTHING) -> np.ndarray:
+    """Exponential moving average s_t = w s_{t-1} + (1 - w) x_t, s_0 = x_0 (TensorBoard style)."""
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"smoothing weight must be in [0, 1), got {weight}")
+    series = pd.Series(np.asarray(values, dtype=np.float64))
+    return series.ewm(alpha=1.0 - weight, adjust=False).mean().to_numpy()
+
+
+def training_curves(
+    history: pd.DataFrame, columns: Sequence[str] | None = None, smoothing: float = SMOOTHING
+) -> Figure:
+    """One small panel per logged quantity: raw values faint, EMA-smoothed values on top."""
+    if "step" not in history.columns:
+        raise ValueError("training history needs a 'step' column (the optimiser iteration)")
+    columns = list(columns) if columns is not None else curve_columns(history)
+    missing = [c for c in columns if c not in history.columns]
+    if missing:
+        raise ValueError(
+            f"training history has no column(s) {missing}; it has {list(history.columns)}"
+        )
+    if not columns:
+        raise ValueError(f"training history has none of the curve columns {list(CURVE_COLUMNS)}")
+    ncols = min(CURVE_GRID_COLS, len(columns))
+    nrows = -(-len(columns) // ncols)
+    fig = _new_figure(CURVE_PANEL_W_IN * ncols, CURVE_PANEL_H_IN * nrows)
+    steps = pd.to_numeric(history["step"], errors="coerce").to_numpy(dtype=np.float64)
+    for index, column in enumerate(columns):
+        ax = fig.add_subplot(nrows, ncols, index + 1)
+        values = pd.to_numeric(history[column], errors="coerce").to_numpy(dtype=np.float64)
+        keep = np.isfinite(steps) & np.isfinite(values)
+        order = np.argsort(steps[keep], kind="stable")
+        x, y = steps[keep][order], values[keep][order]
+        ax.plot(x, y, color=BAR_COLOUR, alpha=RAW_CURVE_ALPHA, linewidth=1, label="raw")
+        if len(y):
+            ax.plot(x, ema_smooth(y, smoothing), color=BAR_COLOUR, linewidth=1.5, label="smoothed")
+        ax.set_title(CURVE_TITLES.get(column, column), fontsize="medium")
+        ax.set_xlabel("step", fontsize="small")
+        ax.grid(alpha=RAW_CURVE_ALPHA)
+    return fig
+
+
+def _resize_tile(tile: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    if tile.shape[:2] == size_hw:
+        return tile
+    resized = Image.fromarray(tile).resize((size_hw[1], size_hw[0]), Image.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def _check_sample(index: int, image: np.ndarray, gt: np.ndarray, pred: np.ndarray) -> None:
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(
+            f"images[{index}] must be uint8 (H, W, 3), got {image.dtype} {image.shape}"
+        )
+    for name, mask in (("ground_truth", gt), ("predictions", pred)):
+        if mask.shape != image.shape[:2]:
+            raise ValueError(
+                f"{name}[{index}] has shape {mask.shape}; it must match its image's {image.shape[:2]}"
+            )
+
+
+def prediction_grid(
+    images: Sequence[np.ndarray],
+    ground_truth: Sequence[np.ndarray],
+    predictions: Sequence[np.ndarray],
+    colours: Sequence[Sequence[int]] | np.ndarray,
+    alpha: float = OVERLAY_ALPHA,
+    pad: int = GRID_PAD,
+) -> np.ndarray:
+    """A uint8 mosaic, one row per sample: image | ground-truth overlay | prediction overlay.
+
+    Tiles are resized to the first image's size so samples of different sizes share a grid.
+    """
+    if not (len(images) == len(ground_truth) == len(predictions)):
+        raise ValueError(
+            f"prediction_grid needs as many images ({len(images)}), ground-truth masks "
+            f"({len(ground_truth)}) and predictions ({len(predictions)})"
+        )
+    if not images:
+        raise ValueError("prediction_grid needs at least one image")
+    # overlay_mask takes a sequence of triples; an (C, 3) array would be ambiguous in its checks
+    colours = [tuple(int(v) for v in colour) for colour in np.asarray(colours).reshape(-1, 3)]
+    tile_hw = tuple(np.asarray(images[0]).shape[:2])
+    tiles = []
+    for index, (image, gt, pred) in enumerate(zip(images, ground_truth, predictions, strict=True)):
+        image, gt, pred = np.asarray(image), np.asarray(gt), np.asarray(pred)
+        _check_sample(index, image, gt, pred)
+        row = (
+            image,
+            overlay_mask(image, gt, colours, alpha=alpha),
+            overlay_mask(image, pred, colours, alpha=alpha),
+        )
+        tiles.extend(_resize_tile(np.asarray(t, dtype=np.uint8), tile_hw) for t in row)
+    return np.asarray(image_grid(tiles, ncols=GRID_COLUMNS, pad=pad), dtype=np.uint8)
+
+
+def comparison_chart(table: pd.DataFrame, title: str = "mIoU by method and label budget") -> Figure:
+    """Grouped bars (one group per label budget, one bar per method) of mean mIoU with std error bars."""
+    required = {"method", "labeled", "mIoU_mean"}
+    if not required <= set(table.columns):
+        raise ValueError(
+            f"comparison table needs columns {sorted(required)}, has {list(table.columns)}; "
+            "build it with comparison_table()"
+        )
+    if table.empty:
+        raise ValueError("comparison table is empty: there are no finished runs to compare")
+    budgets = list(dict.fromkeys(table["labeled"].astype(str)))
+    methods = list(dict.fromkeys(table["method"].astype(str)))
+    width = GROUP_WIDTH / len(methods)
+    fig = _new_figure(
+        max(CHART_WIDTH_IN, COMPARISON_SLOT_IN * len(budgets) * len(methods)), COMPARISON_HEIGHT_IN
+    )
+    ax = fig.add_subplot()
+    for m_index, method in enumerate(methods):
+        rows = table[table["method"].astype(str) == method]
+        by_budget = dict(zip(rows["labeled"].astype(str), rows.index, strict=True))
+        xs, means, stds = [], [], []
+        for b_index, budget in enumerate(budgets):
+            if budget in by_budget:
+                row = table.loc[by_budget[budget]]
+                xs.append(b_index - GROUP_WIDTH / 2 + (m_index + 0.5) * width)
+                means.append(float(row["mIoU_mean"]))
+                std = float(row["mIoU_std"]) if "mIoU_std" in table.columns else np.nan
+                stds.append(std if np.isfinite(std) else 0.0)
+        bars = ax.bar(xs, means, width=width, yerr=stds, capsize=3, label=method)
+        ax.bar_label(bars, fmt="%.3f", fontsize="x-small", padding=2)
+    ax.set_xticks(np.arange(len(budgets)), labels=budgets)
+    ax.set_xlabel("labeled images (budget)")
+    ax.set_ylabel("mIoU (mean ± std over runs)")
+    ax.set_title(title)
+    ax.legend(title="method", loc="upper left", bbox_to_anchor=(1.0, 1.0))  # never over a bar
+    return fig
+
+
+def close_figure(fig: Figure) -> None:
+    """Release a figure, including one a caller made through pyplot (if pyplot is loaded)."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close(fig)
+    fig.clear()
+
+
+def figure_to_png_bytes(fig: Figure, dpi: float | None = None) -> bytes:
+    """Render the figure as PNG bytes (at its own dpi unless given) and close it."""
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=dpi if dpi is not None else fig.dpi)
+    finally:
+        close_figure(fig)
+    return buffer.getvalue()
+
+
+def array_to_png_bytes(image: np.ndarray) -> bytes:
+    """Encode a uint8 (H, W, 3) or (H, W) array as PNG bytes (e.g. a prediction grid)."""
+    array = np.asarray(image)
+    if array.dtype != np.uint8 or array.ndim not in (2, 3):
+        raise ValueError(f"expected a uint8 (H, W[, 3]) image, got {array.dtype} {array.shape}")
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,261 @@
+"""Write a run's report: a self-contained ``report.html``, a ``summary.md`` and the figure PNGs.
+
+The HTML embeds every figure as a base64 PNG so it can be mailed or attached to an MLflow run
+as one file; the Markdown links the PNGs written next to it. Every file goes through a
+temporary file and ``os.replace``, so a crash never leaves a half-written report.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mkdseg.reporting import figures
+from mkdseg.reporting.comparison import format_cells, to_markdown_table
+
+REPORT_HTML = "report.html"
+SUMMARY_MD = "summary.md"
+FIGURE_FILES = {
+    "per_class_iou": "per_class_iou.png",
+    "confusion_matrix": "confusion_matrix.png",
+    "training_curves": "training_curves.png",
+    "predictions": "predictions.png",
+    "comparison": "comparison.png",
+}
+FIGURE_CAPTIONS = {
+    "per_class_iou": "Per-class IoU chart (dashed: mIoU over present classes)",
+    "confusion_matrix": "Confusion matrix (rows: ground truth, normalised per row)",
+    "training_curves": "Training curves (faint: raw, solid: smoothed)",
+    "predictions": "Predictions (image | ground truth | prediction)",
+    "comparison": "Comparison across runs",
+}
+METRIC_FORMAT = "{:.4f}"
+SUMMARY_NUMBER_FORMAT = "{:.6g}"  # params like lr = 2.5e-3 keep their significant digits
+DEFAULT_TITLE = "mkdseg run report"
+STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:0.5em 0 1.5em}"
+    "th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}"
+    "td.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#f2f2f2}"
+    "img{max-width:100%;height:auto;border:1px solid #eee}"
+)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write through a temporary file in the same folder, then rename over the target."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _flatten(mapping: Mapping[str, object], prefix: str = "") -> dict[str, object]:
+    """Nested parameter dicts become dotted keys, the way MLflow shows params."""
+    flat: dict[str, object] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _format_value(value: object) -> str:
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return "n/a" if math.isnan(value) else SUMMARY_NUMBER_FORMAT.format(float(value))
+    if isinstance(value, list | tuple):
+        return ", ".join(_format_value(v) for v in value)
+    return str(value)
+
+
+def summary_frame(summary: Mapping[str, object]) -> pd.DataFrame:
+    """The run summary (method, split, key params) as a two-column text table."""
+    flat = _flatten(summary)
+    return pd.DataFrame(
+        {"parameter": list(flat), "value": [_format_value(v) for v in flat.values()]}
+    )
+
+
+def metrics_frame(metrics: Mapping[str, float]) -> pd.DataFrame:
+    """Metric name and value, values as fixed-precision text (so both outputs agree)."""
+    values = []
+    for name, value in metrics.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"metric {name!r} must be a number, got {value!r}") from error
+        values.append("n/a" if math.isnan(number) else METRIC_FORMAT.format(number))
+    return pd.DataFrame({"metric": [str(k) for k in metrics], "value": values})
+
+
+def per_class_frame(class_names: Sequence[str], iou: np.ndarray) -> pd.DataFrame:
+    """Class name and IoU, with absent classes (NaN) spelled out."""
+    values = np.asarray(iou, dtype=np.float64).reshape(-1)
+    text = ["absent" if np.isnan(v) else METRIC_FORMAT.format(v) for v in values]
+    return pd.DataFrame({"class": [str(c) for c in class_names], "IoU": text})
+
+
+def mean_iou(iou: np.ndarray) -> float:
+    """Mean IoU over the classes present (NaN entries are absent classes); NaN if none is present."""
+    values = np.asarray(iou, dtype=np.float64)
+    present = values[np.isfinite(values)]
+    return float(present.mean()) if present.size else float("nan")
+
+
+def html_table(df: pd.DataFrame) -> str:
+    """An escaped HTML table; numeric columns are right-aligned."""
+    numeric = [pd.api.types.is_numeric_dtype(df.iloc[:, i]) for i in range(len(df.columns))]
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = []
+    for row in format_cells(df, escape=html.escape):
+        cells = (
+            f'<td class="num">{cell}</td>' if is_num else f"<td>{cell}</td>"
+            for cell, is_num in zip(row, numeric, strict=True)
+        )
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _render_figures(
+    class_names: Sequence[str],
+    iou: np.ndarray,
+    matrix: np.ndarray,
+    history: pd.DataFrame | None,
+    prediction_grid: np.ndarray | None,
+    comparison: pd.DataFrame | None,
+) -> dict[str, bytes]:
+    """PNG bytes per figure key; optional figures are left out when their input is missing."""
+    pngs = {
+        "per_class_iou": figures.figure_to_png_bytes(figures.per_class_iou_chart(class_names, iou)),
+        "confusion_matrix": figures.figure_to_png_bytes(
+            figures.confusion_heatmap(matrix, class_names)
+        ),
+    }
+    if history is not None and "step" in history.columns and figures.curve_columns(history):
+        pngs["training_curves"] = figures.figure_to_png_bytes(figures.training_curves(history))
+    if prediction_grid is not None:
+        pngs["predictions"] = figures.array_to_png_bytes(prediction_grid)
+    if comparison is not None and not comparison.empty:
+        pngs["comparison"] = figures.figure_to_png_bytes(figures.comparison_chart(comparison))
+    return pngs
+
+
+def _tables(
+    summary: Mapping[str, object],
+    metrics: Mapping[str, float],
+    class_names: Sequence[str],
+    iou: np.ndarray,
+    comparison: pd.DataFrame | None,
+) -> dict[str, pd.DataFrame]:
+    tables = {
+        "Run summary": summary_frame(summary),
+        "Metrics": metrics_frame(metrics),
+        "Per-class IoU": per_class_frame(class_names, iou),
+    }
+    if comparison is not None and not comparison.empty:
+        tables["Comparison"] = comparison
+    return tables
+
+
+def _render_html(
+    title: str, headline: str, tables: dict[str, pd.DataFrame], pngs: dict[str, bytes]
+) -> str:
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p><strong>{html.escape(headline)}</strong></p>",
+    ]
+    for name, table in tables.items():
+        parts += [f"<h2>{html.escape(name)}</h2>", html_table(table)]
+    for key, data in pngs.items():
+        encoded = base64.b64encode(data).decode("ascii")
+        caption = html.escape(FIGURE_CAPTIONS[key])
+        parts += [
+            f"<h2>{caption}</h2>",
+            f'<img src="data:image/png;base64,{encoded}" alt="{caption}">',
+        ]
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _render_markdown(
+    title: str, headline: str, tables: dict[str, pd.DataFrame], pngs: dict[str, bytes]
+) -> str:
+    parts = [f"# {title}", "", f"**{headline}**", ""]
+    for name, table in tables.items():
+        parts += [f"## {name}", "", to_markdown_table(table)]
+    for key in pngs:
+        parts += [
+            f"## {FIGURE_CAPTIONS[key]}",
+            "",
+            f"![{FIGURE_CAPTIONS[key]}]({FIGURE_FILES[key]})",
+            "",
+        ]
+    return "\n".join(parts)
+
+
+def write_report(
+    out_dir: Path,
+    summary: Mapping[str, object],
+    metrics: Mapping[str, float],
+    class_names: Sequence[str],
+    iou: np.ndarray,
+    matrix: np.ndarray,
+    history: pd.DataFrame | None = None,
+    prediction_grid: np.ndarray | None = None,
+    comparison: pd.DataFrame | None = None,
+    title: str = DEFAULT_TITLE,
+) -> dict[str, Path]:
+    """Write report.html, summary.md and the figure PNGs into ``out_dir``; return name -> path.
+
+    Names are ``report``, ``summary`` and the keys of ``FIGURE_FILES`` that were drawn. A figure
+    whose input is missing (no history, no grid, no comparison) is skipped, and a stale PNG of
+    that name from an earlier report in ``out_dir`` is removed so the folder matches the report.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"report out_dir {out_dir} exists and is not a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pngs = _render_figures(class_names, iou, matrix, history, prediction_grid, comparison)
+    tables = _tables(summary, metrics, class_names, iou, comparison)
+    present = int(np.isfinite(np.asarray(iou, dtype=np.float64)).sum())
+    headline = (
+        f"mIoU {METRIC_FORMAT.format(mean_iou(iou))} over {present} of {len(class_names)} classes "
+        "present in the ground truth"
+    )
+    written: dict[str, Path] = {}
+    for key, filename in FIGURE_FILES.items():
+        path = out_dir / filename
+        if key in pngs:
+            _atomic_write_bytes(path, pngs[key])
+            written[key] = path
+        else:
+            path.unlink(missing_ok=True)
+    written["summary"] = out_dir / SUMMARY_MD
+    _atomic_write_bytes(
+        written["summary"], _render_markdown(title, headline, tables, pngs).encode("utf-8")
+    )
+    written["report"] = out_dir / REPORT_HTML
+    _atomic_write_bytes(
+        written["report"], _render_html(title, headline, tables, pngs).encode("utf-8")
+    )
+    return written

@@ -1,0 +1,32 @@
+"""Project settings (https://docs.kedro.org/en/stable/kedro_project_setup/settings.html).
+
+Hooks: ``MkdsegTrackingHook`` here; kedro-mlflow's ``MlflowHook`` is registered by Kedro
+from its ``kedro.hooks`` entry point (it must stay enabled: it opens the parent run that
+the per-node runs nest under). kedro-telemetry's project hooks are disabled: this project
+has opted out of telemetry and never talks to the network.
+"""
+
+from __future__ import annotations
+
+from kedro.config import OmegaConfigLoader
+
+from mkdseg.catalog.paths import resolve_path, tracking_uri
+from mkdseg.hooks import MkdsegTrackingHook
+
+HOOKS = (MkdsegTrackingHook(),)
+
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)
+
+CONF_SOURCE = "conf"
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    "custom_resolvers": {
+        # ${mkdseg.tracking_uri:sqlite:///mlflow.db} -> sqlite:////<project root>/mlflow.db
+        "mkdseg.tracking_uri": tracking_uri,
+        # ${mkdseg.path:mlartifacts} -> /<project root>/mlartifacts (absolute paths unchanged)
+        "mkdseg.path": lambda path: resolve_path(path).as_posix(),
+    },
+}

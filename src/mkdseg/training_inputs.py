@@ -1,0 +1,67 @@
+"""From catalog data (manifest, split id lists, parameters) to what the training core takes.
+
+Kept out of the nodes so they stay a few lines, and out of the core, which knows
+nothing of manifests or Kedro parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mkdseg.core.config import TrainConfig, config_from_dict, config_to_dict
+from mkdseg.core.image_io import MaskEncoding
+from mkdseg.core.trainer import TrainData
+
+# Keys of the `training` block used by the pipeline, not by the trainer.
+PIPELINE_KEYS = ("gpus", "resume", "checkpoint_root")
+# Keys that do not change what a run computes: a resumed run may differ in them.
+RESUME_INSENSITIVE = ("iterations", "device", "num_workers", "log_every", "threads", "checkpoint_every")
+RUN_KEY_LENGTH = 12
+
+
+def trainer_config(training: dict[str, Any]) -> TrainConfig:
+    """The core's ``TrainConfig`` from the ``training`` parameter block."""
+    return config_from_dict({k: v for k, v in training.items() if k not in PIPELINE_KEYS})
+
+
+def samples_for(manifest: pd.DataFrame, ids: Sequence[str], what: str) -> list[tuple[str, str]]:
+    """(image, mask) paths of ``ids``, in the order given; unknown ids are an error."""
+    table = manifest.set_index("id")
+    missing = [i for i in ids if i not in table.index]
+    if missing:
+        raise ValueError(f"{len(missing)} {what} id(s) are not in the manifest (e.g. {missing[:5]}); "
+                         "re-run the splits pipeline after changing the dataset")
+    rows = table.loc[list(ids)]
+    return list(zip(rows["image_path"], rows["mask_path"], strict=True))
+
+
+def train_data(manifest: pd.DataFrame, class_metadata: dict[str, Any], labeled_ids: Sequence[str],
+               unlabeled_ids: Sequence[str]) -> TrainData:
+    if not labeled_ids:
+        raise ValueError("the labeled split is empty; check splits.labeled")
+    return TrainData(
+        labeled=samples_for(manifest, labeled_ids, "labeled"),
+        unlabeled=[image for image, _ in samples_for(manifest, unlabeled_ids, "unlabeled")],
+        mask_encoding=MaskEncoding.from_dict(class_metadata.get("mask_encoding")),
+        num_classes=len(class_metadata["names"]),
+    )
+
+
+def run_key(cfg: TrainConfig, labeled_ids: Sequence[str]) -> str:
+    """A short hash of everything that makes two runs compute the same thing (for resume)."""
+    config = config_to_dict(cfg)
+    for key in RESUME_INSENSITIVE:
+        config.pop(key, None)
+    payload = json.dumps({"config": config, "labeled": sorted(labeled_ids)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:RUN_KEY_LENGTH]
+
+
+def checkpoint_dir(training: dict[str, Any], cfg: TrainConfig, labeled_ids: Sequence[str]) -> Path:
+    """``<checkpoint_root>/<method>-<run key>``: one folder per configuration."""
+    return Path(training["checkpoint_root"]) / f"{cfg.method.name}-{run_key(cfg, labeled_ids)}"

@@ -1,0 +1,181 @@
+"""DeepLabv3+: shapes, dilation, seeded init, strict backbone loading (never downloads)."""
+
+from __future__ import annotations
+
+import urllib.error
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from mkdseg.core.model import (
+    DeepLabV3Plus,
+    ResNetBackbone,
+    SegOutput,
+    build_model,
+    load_backbone_weights,
+)
+
+NUM_CLASSES = 3
+NARROW = dict(decoder_channels=16, aspp_channels=16, low_level_channels=8)
+
+
+def narrow_model(seed: int = 0, output_stride: int = 16, pretrained: str | None = None):
+    return build_model(
+        NUM_CLASSES, "resnet18", output_stride, pretrained=pretrained, head_seed=seed, **NARROW
+    )
+
+
+@pytest.mark.parametrize("output_stride", [16, 8])
+def test_outputs_at_stride_four(output_stride: int) -> None:
+    model = narrow_model(output_stride=output_stride)
+    out = model(torch.randn(2, 3, 64, 48))
+    assert isinstance(out, SegOutput)
+    assert out.logits.shape == (2, NUM_CLASSES, 16, 12)
+    assert out.features.shape == (2, NARROW["decoder_channels"], 16, 12)
+    torch.testing.assert_close(model.classifier(out.features), out.logits)
+    low, high = model.backbone(torch.randn(2, 3, 64, 64))
+    assert low.shape[-1] == 16 and high.shape[-1] == 64 // output_stride
+
+
+def test_eval_batch_one_and_train_batch_two() -> None:
+    model = narrow_model().eval()
+    assert model(torch.randn(1, 3, 32, 32)).logits.shape == (1, NUM_CLASSES, 8, 8)
+    model.train()
+    assert model(torch.randn(2, 3, 32, 32)).logits.shape == (2, NUM_CLASSES, 8, 8)
+
+
+@pytest.mark.parametrize("output_stride", [16, 8])
+def test_manual_dilation_matches_torchvision(output_stride: int) -> None:
+    replace = [False, output_stride == 8, True]
+    reference = torchvision.models.resnet50(weights=None, replace_stride_with_dilation=replace)
+    ours = ResNetBackbone("resnet50", output_stride)
+    ref_convs = {n: m for n, m in reference.named_modules() if isinstance(m, nn.Conv2d)}
+    for name, conv in ours.named_modules():
+        if isinstance(conv, nn.Conv2d):
+            ref = ref_convs[name]
+            assert (conv.stride, conv.dilation, conv.padding) == (
+                ref.stride,
+                ref.dilation,
+                ref.padding,
+            ), name
+
+
+def test_basic_block_dilation_os8() -> None:
+    backbone = ResNetBackbone("resnet34", 8)
+    assert backbone.layer3[0].conv1.stride == (1, 1)
+    assert backbone.layer3[0].downsample[0].stride == (1, 1)
+    assert backbone.layer3[1].conv1.dilation == (2, 2)
+    assert backbone.layer4[1].conv2.dilation == (4, 4)
+    assert backbone.layer4[1].conv2.padding == (4, 4)
+
+
+def test_aspp_rates_double_at_stride_eight() -> None:
+    model = DeepLabV3Plus(NUM_CLASSES, "resnet18", 8, 16, 16, 8)
+    rates = [branch[0].dilation[0] for branch in model.aspp.branches[1:]]
+    assert rates == [12, 24, 36]
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="backbone"):
+        DeepLabV3Plus(NUM_CLASSES, "vgg16")
+    with pytest.raises(ValueError, match="output_stride"):
+        DeepLabV3Plus(NUM_CLASSES, "resnet18", 32)
+
+
+def _params(module: nn.Module) -> dict[str, torch.Tensor]:
+    return dict(module.state_dict())
+
+
+def test_head_seed_controls_init() -> None:
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    a, b, c = narrow_model(1), narrow_model(1), narrow_model(2)
+    assert torch.equal(torch.get_rng_state(), before)  # the global RNG is left alone
+    for key, value in _params(a).items():
+        torch.testing.assert_close(value, _params(b)[key])
+    assert not torch.equal(a.classifier.weight, c.classifier.weight)
+    assert not torch.equal(a.aspp.project[0].weight, c.aspp.project[0].weight)
+    assert not torch.equal(a.backbone.conv1.weight, c.backbone.conv1.weight)
+    assert torch.all(a.aspp.project[1].weight == 1) and torch.all(a.aspp.project[1].bias == 0)
+
+
+@pytest.fixture
+def resnet18_checkpoint(tmp_path):
+    """A torchvision-style checkpoint (fc included) wrapped under 'state_dict'."""
+    torch.manual_seed(123)
+    state = torchvision.models.resnet18(weights=None).state_dict()
+    path = tmp_path / "r18.pth"
+    torch.save({"state_dict": state}, path)
+    return path, state
+
+
+def test_pretrained_backbone_shared_heads_differ(resnet18_checkpoint) -> None:
+    path, state = resnet18_checkpoint
+    s1, s2 = narrow_model(1, pretrained=str(path)), narrow_model(2, pretrained=str(path))
+    for key, value in s1.backbone.state_dict().items():
+        torch.testing.assert_close(value, state[key])
+        torch.testing.assert_close(value, s2.backbone.state_dict()[key])
+    assert not torch.equal(s1.decoder[0][0].weight, s2.decoder[0][0].weight)
+
+
+def test_mismatched_checkpoint_names_keys(tmp_path, resnet18_checkpoint) -> None:
+    _, state = resnet18_checkpoint
+    state = {k: v for k, v in state.items() if not k.startswith("layer4.")}
+    state["extra.weight"] = torch.zeros(1)
+    path = tmp_path / "bad.pt"
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"bad\.pt.*missing keys \[layer4.*more.*extra\.weight"):
+        load_backbone_weights(ResNetBackbone("resnet18"), str(path))
+    with pytest.raises(ValueError, match="resnet34|missing"):
+        load_backbone_weights(ResNetBackbone("resnet34"), resnet18_checkpoint[0])
+
+
+def test_missing_file_is_clear(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        load_backbone_weights(ResNetBackbone("resnet18"), str(tmp_path / "nope.pth"))
+
+
+def test_failed_download_says_what_to_do(monkeypatch) -> None:
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(RuntimeError, match="local path"):
+        load_backbone_weights(ResNetBackbone("resnet18"), "IMAGENET1K_V1")
+
+
+def test_weights_name_resolves_without_network(monkeypatch) -> None:
+    state = torchvision.models.resnet18(weights=None).state_dict()
+    urls: list[str] = []
+
+    def fake(url, **kwargs):
+        urls.append(url)
+        return state
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fake)
+    backbone = ResNetBackbone("resnet18")
+    load_backbone_weights(backbone, "ResNet18_Weights.IMAGENET1K_V1")
+    assert urls == [torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url]
+    torch.testing.assert_close(backbone.conv1.weight, state["conv1.weight"])
+    with pytest.raises(ValueError, match="do not fit"):
+        load_backbone_weights(backbone, "ResNet50_Weights.IMAGENET1K_V2")
+    with pytest.raises(ValueError, match="unknown pretrained weights"):
+        load_backbone_weights(backbone, "IMAGENET9K_V7")
+
+
+def test_narrow_model_learns_on_cpu() -> None:
+    torch.manual_seed(0)
+    model = narrow_model()
+    images = torch.randn(2, 3, 32, 32)
+    target = (images[:, :1, ::4, ::4] > 0).long().squeeze(1)
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    losses = []
+    for _ in range(8):
+        loss = nn.functional.cross_entropy(model(images).logits, target)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]

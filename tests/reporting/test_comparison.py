@@ -1,0 +1,125 @@
+"""comparison_table arithmetic against hand computations; the tabulate-free Markdown formatter."""
+
+from __future__ import annotations
+
+import statistics
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mkdseg.reporting.comparison import OUTPUT_COLUMNS, comparison_table, to_markdown_table
+
+METRIC = "metrics.val_mIoU_whole"
+
+
+def _runs() -> pd.DataFrame:
+    rows = [
+        # (status, method, labeled, seed, mIoU, start)
+        ("FINISHED", "supervised", "92", "0", 0.50, 1),
+        ("FINISHED", "supervised", "92", "1", 0.54, 2),
+        ("FINISHED", "mkd", "92", "0", 0.60, 3),
+        ("FINISHED", "mkd", "92", "1", 0.64, 4),
+        ("FINISHED", "mkd", "92", "2", 0.68, 5),
+        ("FAILED", "mkd", "92", "3", 0.99, 6),  # not finished: ignored
+        ("FINISHED", "mkd", "92", "4", np.nan, 7),  # no metric: ignored
+        ("FINISHED", "mkd", "1464", "0", 0.75, 8),  # no supervised row at 1464: gain NaN
+        ("FINISHED", "supervised", "183", "0", 0.40, 9),
+        ("FINISHED", "supervised", "183", "0", 0.58, 10),  # re-run of seed 0: replaces 0.40
+        ("RUNNING", "supervised", "183", "1", 0.10, 11),
+    ]
+    return pd.DataFrame(
+        {
+            "run_id": [f"r{i}" for i in range(len(rows))],
+            "status": [r[0] for r in rows],
+            "params.training.method": [r[1] for r in rows],
+            "params.splits.labeled": [r[2] for r in rows],
+            "params.training.seed": [r[3] for r in rows],
+            METRIC: [r[4] for r in rows],
+            "start_time": pd.to_datetime([r[5] for r in rows], unit="D"),
+        }
+    )
+
+
+def test_comparison_table_mean_std_gain() -> None:
+    table = comparison_table(_runs())
+    assert list(table.columns) == OUTPUT_COLUMNS
+    # budgets in numeric order, supervised first within a budget
+    assert list(zip(table["method"], table["labeled"], strict=True)) == [
+        ("supervised", "92"),
+        ("mkd", "92"),
+        ("supervised", "183"),
+        ("mkd", "1464"),
+    ]
+    rows = table.set_index(["method", "labeled"])
+    mkd = rows.loc[("mkd", "92")]
+    assert mkd["runs"] == 3
+    assert mkd["mIoU_mean"] == pytest.approx(statistics.mean([0.60, 0.64, 0.68]))
+    assert mkd["mIoU_std"] == pytest.approx(statistics.stdev([0.60, 0.64, 0.68]))
+    sup = rows.loc[("supervised", "92")]
+    assert sup["mIoU_mean"] == pytest.approx(0.52)
+    assert sup["gain_over_supervised"] == pytest.approx(0.0)
+    assert mkd["gain_over_supervised"] == pytest.approx(0.64 - 0.52)
+    rerun = rows.loc[("supervised", "183")]
+    assert rerun["runs"] == 1 and rerun["mIoU_mean"] == pytest.approx(0.58)
+    assert np.isnan(rerun["mIoU_std"])  # one run has no spread
+    assert np.isnan(rows.loc[("mkd", "1464")]["gain_over_supervised"])
+
+
+def test_comparison_table_without_seed_counts_every_run() -> None:
+    runs = _runs().drop(columns=["params.training.seed", "start_time"])
+    rows = comparison_table(runs).set_index(["method", "labeled"])
+    assert rows.loc[("supervised", "183")]["runs"] == 2
+    assert rows.loc[("supervised", "183")]["mIoU_mean"] == pytest.approx(0.49)
+
+
+def test_comparison_table_orders_fraction_budgets_numerically() -> None:
+    runs = _runs()
+    runs["params.splits.labeled"] = [
+        "1/8",
+        "1/8",
+        "1/8",
+        "1/8",
+        "1/8",
+        "1/8",
+        "1/8",
+        "1/2",
+        "1/16",
+        "1/16",
+        "1/16",
+    ]
+    assert list(dict.fromkeys(comparison_table(runs)["labeled"])) == ["1/16", "1/8", "1/2"]
+
+
+@pytest.mark.parametrize(
+    "drop", ["status", "params.training.method", "params.splits.labeled", METRIC]
+)
+def test_comparison_table_missing_columns_give_an_empty_table(drop: str) -> None:
+    table = comparison_table(_runs().drop(columns=drop))
+    assert table.empty and list(table.columns) == OUTPUT_COLUMNS
+
+
+def test_comparison_table_empty_inputs() -> None:
+    assert comparison_table(pd.DataFrame()).empty
+    only_failed = _runs().assign(status="FAILED")
+    assert comparison_table(only_failed).empty
+    assert comparison_table(_runs(), metric="val_mIoU_slide").empty
+
+
+def test_to_markdown_table_formats_aligns_and_escapes() -> None:
+    df = pd.DataFrame({"method": ["mkd", "a|b"], "runs": [3, 1], "mIoU_mean": [0.123456, np.nan]})
+    text = to_markdown_table(df)
+    assert text.splitlines() == [
+        "| method | runs | mIoU_mean |",
+        "| --- | ---: | ---: |",
+        "| mkd | 3 | 0.1235 |",
+        "| a\\|b | 1 | n/a |",
+    ]
+    assert to_markdown_table(pd.DataFrame()) == ""
+    assert to_markdown_table(df.iloc[:0]).count("\n") == 2
+
+
+def test_to_markdown_table_of_a_comparison() -> None:
+    text = to_markdown_table(comparison_table(_runs()))
+    assert text.splitlines()[0] == "| " + " | ".join(OUTPUT_COLUMNS) + " |"
+    assert "| mkd | 92 | 3 | 0.6400 | 0.0400 | 0.1200 |" in text

@@ -1,0 +1,229 @@
+"""Report figures: the drawn values match the inputs, PNGs decode at the expected size."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.image import AxesImage
+from matplotlib.patches import Rectangle
+from PIL import Image
+
+from mkdseg.reporting import figures
+from mkdseg.reporting.figures import (
+    FIGURE_DPI,
+    comparison_chart,
+    confusion_heatmap,
+    ema_smooth,
+    figure_to_png_bytes,
+    normalise_confusion,
+    per_class_iou_chart,
+    prediction_grid,
+    training_curves,
+)
+
+NAMES = ["background", "cat", "dog", "person"]
+COLOURS = [(0, 0, 0), (255, 0, 0), (0, 255, 0), (0, 0, 255)]
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    assert image.format == "PNG"
+    return image.size
+
+
+def _bars(ax) -> list[Rectangle]:
+    return [p for p in ax.patches if isinstance(p, Rectangle)]
+
+
+def test_per_class_iou_chart_draws_present_classes_and_miou_line() -> None:
+    iou = np.array([0.9, np.nan, 0.5, 0.25])
+    fig = per_class_iou_chart(NAMES, iou, title="val")
+    ax = fig.axes[0]
+    widths = sorted(bar.get_width() for bar in _bars(ax))
+    assert widths == pytest.approx([0.25, 0.5, 0.9])  # the absent class has no bar
+    texts = [t.get_text() for t in ax.texts]
+    assert "absent" in texts and "0.900" in texts
+    miou_line = ax.lines[0]
+    assert miou_line.get_xdata()[0] == pytest.approx((0.9 + 0.5 + 0.25) / 3)
+    assert [t.get_text() for t in ax.get_yticklabels()] == NAMES
+    width, height = _png_size(figure_to_png_bytes(fig))
+    assert width == figures.CHART_WIDTH_IN * FIGURE_DPI
+    assert 250 <= height <= 400
+
+
+def test_per_class_iou_chart_grows_with_classes_and_checks_input() -> None:
+    small = _png_size(figure_to_png_bytes(per_class_iou_chart(NAMES, np.full(4, 0.5))))
+    names = [f"c{i}" for i in range(21)]
+    large = _png_size(figure_to_png_bytes(per_class_iou_chart(names, np.full(21, 0.5))))
+    assert large[1] > small[1]
+    with pytest.raises(ValueError, match="class_names has 4"):
+        per_class_iou_chart(NAMES, np.ones(3))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        per_class_iou_chart(NAMES, np.array([0.1, 1.5, 0.2, 0.3]))
+
+
+def _slow_normalise(matrix: np.ndarray, mode: str) -> np.ndarray:
+    out = np.zeros(matrix.shape)
+    total = matrix.sum()
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            denom = {"true": matrix[i].sum(), "pred": matrix[:, j].sum(), "all": total}[mode]
+            out[i, j] = matrix[i, j] / denom if denom else 0.0
+    return out
+
+
+@pytest.mark.parametrize("mode", ["true", "pred", "all"])
+def test_normalise_confusion_matches_direct_division(mode: str) -> None:
+    rng = np.random.default_rng(0)
+    matrix = rng.integers(0, 20, size=(4, 4))
+    matrix[2] = 0  # a class never in the ground truth
+    matrix[:, 3] = 0  # a class never predicted
+    np.testing.assert_allclose(normalise_confusion(matrix, mode), _slow_normalise(matrix, mode))
+    np.testing.assert_array_equal(normalise_confusion(matrix, None), matrix)
+    with pytest.raises(ValueError, match="normalise must be one of"):
+        normalise_confusion(matrix, "rows")
+
+
+def test_confusion_heatmap_shows_row_normalised_values_with_annotations() -> None:
+    matrix = np.array([[8, 2, 0, 0], [1, 3, 0, 0], [0, 0, 0, 0], [0, 0, 5, 5]])
+    fig = confusion_heatmap(matrix, NAMES)
+    ax = fig.axes[0]
+    image = next(child for child in ax.get_children() if isinstance(child, AxesImage))
+    np.testing.assert_allclose(image.get_array(), _slow_normalise(matrix, "true"))
+    assert len(fig.axes) == 2  # heatmap + colour bar
+    assert {"0.80", "0.75", "0.50"} <= {t.get_text() for t in ax.texts}
+    assert len(ax.texts) == matrix.size
+    width, height = _png_size(figure_to_png_bytes(fig))
+    assert 300 <= width <= 800 and 300 <= height <= 800
+
+
+def test_confusion_heatmap_skips_annotations_for_many_classes_and_checks_shape() -> None:
+    n = figures.ANNOTATE_MAX_CLASSES + 1
+    fig = confusion_heatmap(np.eye(n, dtype=int), [f"c{i}" for i in range(n)])
+    assert len(fig.axes[0].texts) == 0
+    figures.close_figure(fig)
+    with pytest.raises(ValueError, match="square"):
+        confusion_heatmap(np.zeros((3, 4)), NAMES[:3])
+    with pytest.raises(ValueError, match="class_names has 4"):
+        confusion_heatmap(np.zeros((3, 3)), NAMES)
+
+
+def test_ema_smooth_matches_the_recursion() -> None:
+    values = np.array([4.0, 2.0, 3.0, 10.0, 1.0])
+    weight = 0.6
+    expected = [values[0]]
+    for value in values[1:]:
+        expected.append(weight * expected[-1] + (1 - weight) * value)
+    np.testing.assert_allclose(ema_smooth(values, weight), expected)
+    np.testing.assert_allclose(ema_smooth(values, 0.0), values)
+    with pytest.raises(ValueError, match="smoothing"):
+        ema_smooth(values, 1.0)
+
+
+def test_training_curves_one_panel_per_present_column() -> None:
+    steps = np.arange(0, 50, 5)
+    history = pd.DataFrame(
+        {
+            "step": steps,
+            "loss": np.linspace(3.0, 1.0, len(steps)),
+            "lr": np.linspace(0.01, 0.0, len(steps)),
+            "teacher_agreement": [np.nan] * len(steps),  # never logged: no panel
+            "unrelated": 1.0,
+        }
+    )
+    history.loc[3, "lr"] = np.nan  # logged less often than the loss
+    fig = training_curves(history)
+    assert [ax.get_title() for ax in fig.axes] == ["total loss", "learning rate"]
+    raw, smooth = fig.axes[1].lines
+    assert len(raw.get_xdata()) == len(steps) - 1
+    np.testing.assert_allclose(smooth.get_ydata(), ema_smooth(raw.get_ydata()))
+    width, height = _png_size(figure_to_png_bytes(fig))
+    assert width == 2 * figures.CURVE_PANEL_W_IN * FIGURE_DPI
+    assert height == figures.CURVE_PANEL_H_IN * FIGURE_DPI
+
+
+def test_training_curves_rejects_unusable_history() -> None:
+    with pytest.raises(ValueError, match="'step'"):
+        training_curves(pd.DataFrame({"loss": [1.0]}))
+    with pytest.raises(ValueError, match="none of the curve columns"):
+        training_curves(pd.DataFrame({"step": [0], "other": [1.0]}))
+    with pytest.raises(ValueError, match="no column"):
+        training_curves(pd.DataFrame({"step": [0], "loss": [1.0]}), columns=["loss_st"])
+
+
+def test_prediction_grid_rows_are_image_gt_prediction() -> None:
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, size=(8, 10, 3), dtype=np.uint8) for _ in range(2)]
+    gts = [rng.integers(0, 4, size=(8, 10)).astype(np.uint8) for _ in range(2)]
+    gts[0][0, 0] = 255  # ignore pixel: painted with the ignore colour
+    preds = [np.full((8, 10), 1, dtype=np.uint8), np.zeros((8, 10), dtype=np.uint8)]
+    grid = prediction_grid(images, gts, preds, np.array(COLOURS), alpha=0.5, pad=2)
+    assert grid.dtype == np.uint8
+    assert grid.shape == (2 * 8 + 3 * 2, 3 * 10 + 4 * 2, 3)
+    tile = lambda row, col: grid[2 + row * 10 : 10 + row * 10, 2 + col * 12 : 12 + col * 12]  # noqa: E731
+    np.testing.assert_array_equal(tile(0, 0), images[0])
+    expected_pred = np.rint(0.5 * images[0] + 0.5 * np.array(COLOURS[1])).astype(np.uint8)
+    np.testing.assert_array_equal(tile(0, 2), expected_pred)
+    assert tuple(tile(0, 1)[0, 0]) == tuple(
+        np.rint(0.5 * images[0][0, 0] + 0.5 * 255).astype(np.uint8)
+    )
+
+
+def test_prediction_grid_checks_inputs() -> None:
+    image = np.zeros((4, 4, 3), dtype=np.uint8)
+    mask = np.zeros((4, 4), dtype=np.uint8)
+    with pytest.raises(ValueError, match="as many images"):
+        prediction_grid([image], [mask], [], COLOURS)
+    with pytest.raises(ValueError, match="at least one"):
+        prediction_grid([], [], [], COLOURS)
+    with pytest.raises(ValueError, match=r"predictions\[0\]"):
+        prediction_grid([image], [mask], [np.zeros((3, 4), dtype=np.uint8)], COLOURS)
+    with pytest.raises(ValueError, match=r"images\[0\] must be uint8"):
+        prediction_grid([image.astype(float)], [mask], [mask], COLOURS)
+
+
+def test_prediction_grid_resizes_to_the_first_image() -> None:
+    images = [np.zeros((6, 6, 3), np.uint8), np.zeros((12, 9, 3), np.uint8)]
+    masks = [np.zeros(i.shape[:2], np.uint8) for i in images]
+    grid = prediction_grid(images, masks, masks, COLOURS, pad=0)
+    assert grid.shape == (12, 18, 3)
+
+
+def test_comparison_chart_groups_bars_by_budget() -> None:
+    table = pd.DataFrame(
+        {
+            "method": ["supervised", "mkd", "supervised", "mkd"],
+            "labeled": ["92", "92", "183", "183"],
+            "mIoU_mean": [0.5, 0.6, 0.55, 0.7],
+            "mIoU_std": [0.01, np.nan, 0.02, 0.03],
+        }
+    )
+    fig = comparison_chart(table)
+    ax = fig.axes[0]
+    heights = sorted(round(bar.get_height(), 6) for bar in _bars(ax))
+    assert heights == [0.5, 0.55, 0.6, 0.7]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["92", "183"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["supervised", "mkd"]
+    width, height = _png_size(figure_to_png_bytes(fig))
+    assert width == figures.CHART_WIDTH_IN * FIGURE_DPI
+    assert height == figures.COMPARISON_HEIGHT_IN * FIGURE_DPI
+    with pytest.raises(ValueError, match="empty"):
+        comparison_chart(table.iloc[:0])
+    with pytest.raises(ValueError, match="comparison_table"):
+        comparison_chart(table.drop(columns="labeled"))
+
+
+def test_figure_to_png_bytes_closes_pyplot_figures() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(2, 1), dpi=50)
+    data = figure_to_png_bytes(fig)
+    assert _png_size(data) == (100, 50)
+    assert not plt.fignum_exists(fig.number)

@@ -1,0 +1,134 @@
+"""write_report: the files exist, the HTML is self-contained and escaped, Markdown has the tables."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from mkdseg.reporting import report
+from mkdseg.reporting.report import FIGURE_FILES, REPORT_HTML, SUMMARY_MD, write_report
+
+NAMES = ["background", "aeroplane", "<cat & dog>"]
+IOU = np.array([0.9, np.nan, 0.6])
+MATRIX = np.array([[90, 5, 5], [0, 0, 0], [10, 0, 30]])
+SUMMARY = {"method": "mkd", "split": "voc_92", "training": {"lr": 0.0025, "crop": [64, 64]}}
+METRICS = {"val_mIoU_whole": 0.73456, "val_pixel_acc": 0.912}
+
+
+def _history() -> pd.DataFrame:
+    steps = np.arange(0, 40, 4)
+    return pd.DataFrame({"step": steps, "loss": 1.0 / (1 + steps), "lr": 0.01 * (1 - steps / 40)})
+
+
+def _comparison() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "method": ["supervised", "mkd"],
+            "labeled": ["92", "92"],
+            "runs": [2, 3],
+            "mIoU_mean": [0.52, 0.64],
+            "mIoU_std": [0.02, 0.04],
+            "gain_over_supervised": [0.0, 0.12],
+        }
+    )
+
+
+def _full_report(out_dir: Path) -> dict[str, Path]:
+    grid = np.zeros((20, 30, 3), dtype=np.uint8)
+    return write_report(
+        out_dir, SUMMARY, METRICS, NAMES, IOU, MATRIX, _history(), grid, _comparison()
+    )
+
+
+def test_write_report_writes_every_file(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    paths = _full_report(out)
+    assert paths["report"] == out / REPORT_HTML and paths["summary"] == out / SUMMARY_MD
+    for key, filename in FIGURE_FILES.items():
+        assert paths[key] == out / filename
+        with Image.open(paths[key]) as image:
+            image.load()
+            assert image.format == "PNG"
+            width, height = image.size
+        assert 20 <= width <= 2400 and 20 <= height <= 2400, (key, image.size)
+    with Image.open(paths["predictions"]) as image:
+        assert image.size == (30, 20)  # the grid is written as given, not resampled
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*FIGURE_FILES.values(), REPORT_HTML, SUMMARY_MD]
+    )
+
+
+def test_html_is_self_contained_escaped_and_has_the_values(tmp_path: Path) -> None:
+    text = _full_report(tmp_path)["report"].read_text(encoding="utf-8")
+    assert "0.7346" in text  # the metric, formatted
+    assert "mIoU 0.7500 over 2 of 3 classes" in text  # headline: mean over present classes
+    for name in ["background", "aeroplane"]:
+        assert name in text
+    assert "&lt;cat &amp; dog&gt;" in text and "<cat & dog>" not in text
+    assert "training.lr" in text and "0.0025" in text and "64, 64" in text
+    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
+    assert len(images) == len(FIGURE_FILES)
+    for encoded in images:
+        Image.open(io.BytesIO(base64.b64decode(encoded))).verify()
+    assert 'src="per_class_iou.png"' not in text  # nothing loaded from disk
+
+
+def test_markdown_has_the_tables_and_links(tmp_path: Path) -> None:
+    text = _full_report(tmp_path)["summary"].read_text(encoding="utf-8")
+    assert "| metric | value |" in text
+    assert "| val_mIoU_whole | 0.7346 |" in text
+    assert "| val_pixel_acc | 0.9120 |" in text
+    assert "| aeroplane | absent |" in text
+    assert "| mkd | 92 | 3 | 0.6400 | 0.0400 | 0.1200 |" in text
+    for filename in FIGURE_FILES.values():
+        assert f"]({filename})" in text
+
+
+def test_optional_parts_are_skipped_and_stale_figures_removed(tmp_path: Path) -> None:
+    _full_report(tmp_path)
+    paths = write_report(tmp_path, SUMMARY, METRICS, NAMES, IOU, MATRIX, None, None, None)
+    assert set(paths) == {"report", "summary", "per_class_iou", "confusion_matrix"}
+    for key in ("training_curves", "predictions", "comparison"):
+        assert not (tmp_path / FIGURE_FILES[key]).exists()
+    markdown = paths["summary"].read_text(encoding="utf-8")
+    assert "training_curves.png" not in markdown and "## Comparison" not in markdown
+    assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_history_without_curves_and_empty_comparison_are_skipped(tmp_path: Path) -> None:
+    history = pd.DataFrame({"step": [0, 1], "unrelated": [1.0, 2.0]})
+    empty = _comparison().iloc[:0]
+    paths = write_report(tmp_path, {}, {}, NAMES, IOU, MATRIX, history, None, empty)
+    assert "training_curves" not in paths and "comparison" not in paths
+
+
+def test_bad_inputs_raise_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="class_names has 3"):
+        write_report(tmp_path, SUMMARY, METRICS, NAMES, np.ones(2), MATRIX)
+    with pytest.raises(ValueError, match="must be a number"):
+        write_report(tmp_path, SUMMARY, {"val_mIoU_whole": "high"}, NAMES, IOU, MATRIX)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(NotADirectoryError, match="out_dir"):
+        write_report(blocker, SUMMARY, METRICS, NAMES, IOU, MATRIX)
+
+
+def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path: Path, monkeypatch) -> None:
+    target = tmp_path / "x.md"
+    target.write_text("old")
+
+    def fail(*_args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(report.os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        report._atomic_write_bytes(target, b"new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.md"]

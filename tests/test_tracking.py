@@ -1,0 +1,98 @@
+"""Pure tracking helpers: flattening, metric picking, history points, artifact paths."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mkdseg import tracking
+from mkdseg.catalog.paths import tracking_uri
+
+
+def test_flatten_params_nested_and_empty() -> None:
+    params = {"training": {"method": "mkd", "optim": {"lr": 0.0025}}, "crop": [512, 512], "extra": {}}
+    assert tracking.flatten_params(params) == {
+        "training.method": "mkd",
+        "training.optim.lr": 0.0025,
+        "crop": [512, 512],
+        "extra": {},
+    }
+    assert tracking.flatten_params({"a": {"b": 1}}, sep="/") == {"a/b": 1}
+
+
+def test_node_params_picks_params_inputs_only() -> None:
+    inputs = {
+        "params:dataset": {"source": "synthetic", "synthetic": {"seed": 3}},
+        "params:splits.labeled": 0.5,
+        "manifest": pd.DataFrame({"id": ["a"]}),
+    }
+    assert tracking.node_params(inputs) == {
+        "dataset.source": "synthetic",
+        "dataset.synthetic.seed": 3,
+        "splits.labeled": 0.5,
+    }
+    assert tracking.node_params({"parameters": {"x": {"y": 1}}}) == {"x.y": 1}
+
+
+def test_truncate_and_param_strings() -> None:
+    assert tracking.truncate("abcdef", 10) == "abcdef"
+    assert tracking.truncate("abcdefghijkl", 8) == "abcde..."
+    assert tracking.param_strings({"a": 1.5, "b": "x" * 20}, limit=10) == {"a": "1.5", "b": "xxxxxxx..."}
+
+
+def test_sanitize_key() -> None:
+    assert tracking.sanitize_key("val/mIoU whole:1.a-b") == "val/mIoU whole:1.a-b"
+    assert tracking.sanitize_key("iou[cat]@0.5") == "iou_cat__0.5"
+    assert tracking.pick_metrics("x_metrics", {"iou[cat]": 1}) == {"iou_cat_": 1.0}
+
+
+def test_pick_metrics_keeps_numbers_of_metrics_outputs() -> None:
+    data = {"n_train": 8, "mIoU": np.float32(0.5), "ok": True, "name": "x"}
+    assert tracking.pick_metrics("ingestion_metrics", data) == {"n_train": 8.0, "mIoU": 0.5}
+    assert tracking.pick_metrics("ingestion_stats", data) == {}
+    assert tracking.pick_metrics("val_metrics", [1, 2]) == {}
+
+
+def test_history_points_every_numeric_column() -> None:
+    history = pd.DataFrame(
+        {"step": [0, 10], "loss": [1.0, float("nan")], "lr": [0.1, 0.05], "phase": ["a", "b"]}
+    )
+    assert tracking.is_history("train_history", history)
+    assert not tracking.is_history("train_history", history.drop(columns="step"))
+    assert not tracking.is_history("train_log", history)
+    assert tracking.history_points(history) == [("loss", 1.0, 0), ("lr", 0.1, 0), ("lr", 0.05, 10)]
+    with pytest.raises(ValueError, match="'step' column"):
+        tracking.history_points(history.drop(columns="step"))
+
+
+def test_chunked() -> None:
+    assert tracking.chunked(list(range(5)), 2) == [[0, 1], [2, 3], [4]]
+    assert tracking.chunked([], 3) == []
+    with pytest.raises(ValueError, match="chunk size"):
+        tracking.chunked([1], 0)
+
+
+class _Fake:
+    def __init__(self, **attrs: object) -> None:
+        self.__dict__.update(attrs)
+
+
+def test_dataset_local_path_conventions() -> None:
+    assert tracking.dataset_local_path(_Fake(_filepath=PurePosixPath("/d/m.csv"))) == Path("/d/m.csv")
+    assert tracking.dataset_local_path(_Fake(filepath="/d/x")) == Path("/d/x")
+    assert tracking.dataset_local_path(_Fake(_filepath="b/m.csv", _protocol="s3")) is None
+    assert tracking.dataset_local_path(_Fake(data=1)) is None
+    versioned = _Fake(_filepath=PurePosixPath("/d/m.csv"), _version=object(), resolve_save_version=lambda: "v1")
+    assert tracking.dataset_local_path(versioned) == Path("/d/m.csv/v1/m.csv")
+
+
+def test_tracking_uri_anchors_relative_sqlite_paths(tmp_path: Path) -> None:
+    assert tracking_uri("sqlite:///mlflow.db", root=tmp_path) == f"sqlite:///{tmp_path.as_posix()}/mlflow.db"
+    assert tracking_uri("runs.db", root=tmp_path) == f"sqlite:///{tmp_path.as_posix()}/runs.db"
+    assert tracking_uri("sqlite:////abs/runs.db", root=tmp_path) == "sqlite:////abs/runs.db"
+    assert tracking_uri("http://localhost:5000", root=tmp_path) == "http://localhost:5000"
+    with pytest.raises(ValueError, match="empty"):
+        tracking_uri(" ")
