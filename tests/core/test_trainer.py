@@ -70,8 +70,13 @@ def test_resume_is_exact(tiny_data, tmp_path):
     straight = Trainer(tiny_config("mkd", iterations=4, checkpoint_every=2), TINY_CLASSES)
     straight.fit(tiny_data)
 
-    first = Trainer(tiny_config("mkd", iterations=2, checkpoint_every=2), TINY_CLASSES)
-    first.fit(tiny_data, checkpoint_dir=tmp_path)
+    def interrupt(iteration, metrics):
+        if iteration == 3:  # after the iteration-2 checkpoint: iteration 3's work is lost
+            raise KeyboardInterrupt
+
+    interrupted = Trainer(tiny_config("mkd", iterations=4, checkpoint_every=2), TINY_CLASSES)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(tiny_data, callback=interrupt, checkpoint_dir=tmp_path)
     assert latest_checkpoint(tmp_path).name == "checkpoint_00000002.pt"
     resumed = Trainer(tiny_config("mkd", iterations=4, checkpoint_every=2), TINY_CLASSES)
     result = resumed.fit(tiny_data, checkpoint_dir=tmp_path, resume=True)

@@ -134,10 +134,11 @@ class Trainer:
         pairs = [p for p in (self.student_pair, self.teacher_pair) if p is not None]
         for pair in pairs:
             pair.to(self.device, memory_format=fmt)
-        if self.world_size > 1:
+        if self.world_size > 1 and self.device.type == "cuda":  # SyncBN is CUDA-only; gloo keeps per-rank BN
             self.student_pair = nn.SyncBatchNorm.convert_sync_batchnorm(self.student_pair)
             if self.teacher_pair is not None:
                 self.teacher_pair = nn.SyncBatchNorm.convert_sync_batchnorm(self.teacher_pair)
+        if self.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.student_pair = nn.parallel.DistributedDataParallel(self.student_pair, device_ids=ids)
         if self.teacher_pair is not None:
