@@ -23,6 +23,8 @@ CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
+    # conf/voc, conf/cityscapes and conf/local state only what differs from conf/base.
+    "merge_strategy": {"parameters": "soft"},
     "custom_resolvers": {
         # ${mkdseg.tracking_uri:sqlite:///mlflow.db} -> sqlite:////<project root>/mlflow.db
         "mkdseg.tracking_uri": tracking_uri,

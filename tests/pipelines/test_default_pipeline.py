@@ -1,0 +1,151 @@
+"""The whole default pipeline through a KedroSession on a tiny configuration (issue: `kedro run`).
+
+Everything goes under tmp_path (data_root, MLflow store and artifacts), so the repo stays clean.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from tests.conftest import PROJECT_ROOT, TINY_IMAGE_SIZE
+
+DEFAULT_NODES = {"build_manifest", "draw_sample_grid", "make_split", "train_model", "log_model_to_mlflow",
+                 "evaluate_model", "build_report"}
+
+
+def _params(tmp_path: Path, **training: object) -> dict:
+    return {
+        "data_root": str(tmp_path / "data"),
+        "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "mlflow_artifact_location": str(tmp_path / "mlartifacts"),
+        "dataset": {"synthetic": {"image_size": TINY_IMAGE_SIZE, "n_train": 8, "n_val": 4}},
+        "sample_grid": {"rows": 1, "cols": 2, "tile_size": TINY_IMAGE_SIZE},
+        "splits": {"labeled": 4},
+        "training": {"iterations": 4, "checkpoint_every": 2, "num_workers": 0, "batch_size": 2,
+                     "unlabeled_batch_size": 2, "augment": {"crop_size": TINY_IMAGE_SIZE},
+                     "model": {"decoder_channels": 16, "aspp_channels": 16, "low_level_channels": 8},
+                     **training},
+        "evaluation": {"keep_predictions": 2},
+        "prediction": {"input_dir": str(tmp_path / "new_images"), "output_dir": str(tmp_path / "predicted")},
+    }
+
+
+def _run(params: dict, pipeline: str | None = None) -> None:
+    bootstrap_project(PROJECT_ROOT)
+    with KedroSession.create(project_path=PROJECT_ROOT, runtime_params=params) as session:
+        session.run(pipeline_names=[pipeline] if pipeline else None)
+
+
+def _parents_and_children(tmp_path: Path) -> tuple[MlflowClient, list, dict]:
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("mkdseg")
+    runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children: dict[str, list] = {}
+    for r in runs:
+        children.setdefault(r.data.tags.get("mlflow.parentRunId"), []).append(r)
+    return client, parents, children
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One default run, then a resumed run that extends training from 4 to 6 iterations."""
+    import mlflow.tracking.fluent as fluent
+
+    tmp_path = tmp_path_factory.mktemp("default_run")
+    try:
+        _run(_params(tmp_path))
+        (tmp_path / "first_history.csv").write_bytes((tmp_path / "data/07_model_output/training_history.csv").read_bytes())
+        _run(_params(tmp_path, iterations=6, resume=True))
+    finally:
+        while mlflow.active_run():
+            mlflow.end_run("FAILED")
+        mlflow.set_tracking_uri(None)
+        fluent._active_experiment_id = None
+    return tmp_path
+
+
+def test_each_node_has_a_child_run_and_the_parent_has_comparable_metrics(trained: Path) -> None:
+    _, parents, children = _parents_and_children(trained)
+    assert len(parents) == 2 and all(p.info.status == "FINISHED" for p in parents)
+    for parent in parents:
+        assert {c.data.tags["mlflow.runName"] for c in children[parent.info.run_id]} == DEFAULT_NODES
+        assert 0.0 <= parent.data.metrics["val_mIoU_whole"] <= 1.0
+        assert parent.data.params["training.method"] == "mkd"
+        assert parent.data.params["training.mkd.weight_teacher"] == "1.5"
+
+
+def test_model_loads_back_from_mlflow_and_predicts_the_right_shape(trained: Path) -> None:
+    mlflow.set_tracking_uri(f"sqlite:///{trained / 'mlflow.db'}")
+    try:
+        _, parents, _ = _parents_and_children(trained)
+        uri = f"runs:/{parents[-1].info.run_id}/model"
+        model = mlflow.pytorch.load_model(uri)
+        assert model(torch.rand(2, 3, 40, 56)).shape == (2, 9, 40, 56)  # 9 synthetic classes, any size
+        pyfunc = mlflow.pyfunc.load_model(uri)
+        assert np.asarray(pyfunc.predict(np.random.rand(1, 3, 32, 32).astype(np.float32))).shape == (1, 9, 32, 32)
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def test_training_curves_are_logged_per_iteration(trained: Path) -> None:
+    client, parents, children = _parents_and_children(trained)
+    train_run = next(c for c in children[parents[0].info.run_id] if c.data.tags["mlflow.runName"] == "train_model")
+    steps = [m.step for m in client.get_metric_history(train_run.info.run_id, "loss")]
+    assert steps == [1, 2, 3, 4]
+    for name in ("lr", "lambda", "ema_momentum", "teacher_confidence", "teacher_agreement", "images_per_s"):
+        assert len(client.get_metric_history(train_run.info.run_id, name)) == 4, name
+
+
+def test_report_contains_the_metrics(trained: Path) -> None:
+    report = trained / "data/08_reporting/report"
+    metrics = json.loads((trained / "data/08_reporting/evaluation_metrics.json").read_text())
+    html = (report / "report.html").read_text()
+    assert f"{metrics['val_mIoU_whole']:.4f}" in html
+    assert f"{metrics['val_mIoU_whole']:.4f}" in (report / "summary.md").read_text()
+    for name in ("per_class_iou.png", "confusion_matrix.png", "training_curves.png", "predictions.png"):
+        assert Image.open(report / name).size[0] > 100
+    assert "disc" in html  # class names appear in the per-class table
+
+
+def test_a_resumed_run_continues_from_its_checkpoint(trained: Path) -> None:
+    first = pd.read_csv(trained / "first_history.csv")
+    resumed = pd.read_csv(trained / "data/07_model_output/training_history.csv")
+    assert first["step"].tolist() == [1, 2, 3, 4]
+    assert resumed["step"].tolist() == [5, 6]  # picked up at iteration 4, not from scratch
+    checkpoints = list((trained / "data/06_models/checkpoints").glob("mkd-*/checkpoint_*.pt"))
+    assert {p.name for p in checkpoints} == {"checkpoint_00000004.pt", "checkpoint_00000006.pt"}
+
+
+def test_prediction_skips_a_corrupt_image_and_segments_the_rest(trained: Path) -> None:
+    folder = trained / "new_images"
+    folder.mkdir(exist_ok=True)
+    val = sorted((trained / "data/01_raw/synthetic/JPEGImages").glob("*.jpg"))[:2]
+    for path in val:
+        (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    import mlflow.tracking.fluent as fluent
+
+    try:
+        _run(_params(trained), "prediction")
+    finally:
+        mlflow.set_tracking_uri(None)
+        fluent._active_experiment_id = None
+    table = pd.read_csv(trained / "data/07_model_output/predictions.csv", keep_default_na=False)
+    assert sorted(table["status"]) == ["ok", "ok", "skipped"]
+    assert "unreadable" in table.loc[table["image"].str.endswith("corrupt.jpg"), "reason"].item()
+    for path in val:
+        mask = np.asarray(Image.open(trained / "predicted" / f"{path.stem}.png"))
+        assert mask.shape == (TINY_IMAGE_SIZE, TINY_IMAGE_SIZE) and mask.max() < 9
+        assert (trained / "predicted" / f"{path.stem}_overlay.jpg").is_file()
