@@ -29,7 +29,7 @@ JSON_INDENT = 2
 ID_COLUMN = "id"
 
 
-class _LocalFileDataset(AbstractDataset):
+class LocalFileDataset(AbstractDataset):
     """Shared plumbing: a ``filepath`` (the hook logs it as an MLflow artifact) and metadata."""
 
     def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
@@ -55,7 +55,7 @@ class _LocalFileDataset(AbstractDataset):
         return {"filepath": str(self._filepath)}
 
 
-class TableDataset(_LocalFileDataset):
+class TableDataset(LocalFileDataset):
     """A pandas DataFrame stored as CSV, written atomically; kedro-viz shows a table preview."""
 
     def __init__(
@@ -84,7 +84,7 @@ class TableDataset(_LocalFileDataset):
         return TablePreview(json.loads(frame.to_json(orient="split")))
 
 
-class JSONDataset(_LocalFileDataset):
+class JSONDataset(LocalFileDataset):
     """A JSON document (dict/list of plain values), written atomically."""
 
     def load(self) -> Any:
@@ -113,7 +113,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
-class IdListDataset(_LocalFileDataset):
+class IdListDataset(LocalFileDataset):
     """A list of sample ids, one per line: the plain split-file format users can reuse.
 
     Blank lines and lines starting with ``#`` are skipped on load.
@@ -138,7 +138,7 @@ class IdListDataset(_LocalFileDataset):
         return TablePreview({"columns": [ID_COLUMN], "index": list(range(len(ids))), "data": [[i] for i in ids]})
 
 
-class ImageDataset(_LocalFileDataset):
+class ImageDataset(LocalFileDataset):
     """An RGB image (uint8 HxWx3 array or PIL image) saved atomically; kedro-viz shows it."""
 
     def load(self) -> np.ndarray:

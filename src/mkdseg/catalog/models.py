@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import base64
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -25,21 +25,14 @@ from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import ImagePreview
 from mlflow.models import infer_signature
 
+from mkdseg.catalog.datasets import LocalFileDataset
 from mkdseg.core.export import Segmenter, load_bundle, save_bundle, segmenter_from_bundle
 
 INPUT_EXAMPLE_SIZE = 64  # pixels; the model takes any size, the example only documents the layout
 
 
-class ModelBundleDataset(AbstractDataset):
+class ModelBundleDataset(LocalFileDataset):
     """A model bundle (``mkdseg.core.export``) stored with ``torch.save``, written atomically."""
-
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        self._filepath = PurePosixPath(Path(filepath).as_posix())
-        self.metadata = metadata
-
-    @property
-    def filepath(self) -> Path:
-        return Path(self._filepath)
 
     def load(self) -> dict[str, Any]:
         if not self.filepath.is_file():
@@ -48,12 +41,6 @@ class ModelBundleDataset(AbstractDataset):
 
     def save(self, data: dict[str, Any]) -> None:
         save_bundle(data, self.filepath)
-
-    def _exists(self) -> bool:
-        return self.filepath.is_file()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
 
 
 class MlflowModelDataset(AbstractDataset):
@@ -133,20 +120,12 @@ class MlflowRunsDataset(AbstractDataset):
         return {"experiment": self._experiment}
 
 
-class ReportDataset(AbstractDataset):
+class ReportDataset(LocalFileDataset):
     """A report folder (HTML, Markdown, figure PNGs) rendered by ``mkdseg.reporting.write_report``.
 
     The node returns the report's content (a dict of ``write_report`` arguments); this dataset
     renders and writes it, each file atomically. kedro-viz previews the per-class IoU chart.
     """
-
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        self._filepath = PurePosixPath(Path(filepath).as_posix())
-        self.metadata = metadata
-
-    @property
-    def filepath(self) -> Path:
-        return Path(self._filepath)
 
     def save(self, data: dict[str, Any]) -> None:
         from mkdseg.reporting.report import write_report
@@ -164,6 +143,3 @@ class ReportDataset(AbstractDataset):
 
     def _exists(self) -> bool:
         return (self.filepath / "report.html").is_file()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
