@@ -26,5 +26,5 @@ def test_a_crashed_worker_fails_the_job(tiny_data, tmp_path):
     broken.write_bytes(b"not an image")
     # One sample per rank per step: exactly one rank reads the broken file, the other waits in a collective.
     data = dataclasses.replace(tiny_data, labeled=[(str(broken), tiny_data.labeled[0][1]), tiny_data.labeled[1]])
-    with pytest.raises(Exception, match=r"(?s)broken\.png|cannot identify"):
+    with pytest.raises(RuntimeError, match=r"(?s)DDP worker rank \d failed.*(broken\.png|cannot identify)"):
         train(tiny_config("supervised", iterations=2, batch_size=1), data, world_size=2)

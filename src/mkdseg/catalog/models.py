@@ -20,10 +20,10 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-import torch
 from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import ImagePreview
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature
+from mlflow.types import Schema, TensorSpec
 
 from mkdseg.catalog.datasets import LocalFileDataset
 from mkdseg.core.export import Segmenter, load_bundle, save_bundle, segmenter_from_bundle
@@ -56,11 +56,13 @@ class MlflowModelDataset(AbstractDataset):
             raise DatasetError("no active MLflow run to log the model to; run through `kedro run` (kedro-mlflow)")
         segmenter = segmenter_from_bundle(data)
         example = np.zeros((1, 3, INPUT_EXAMPLE_SIZE, INPUT_EXAMPLE_SIZE), dtype=np.float32)
-        with torch.no_grad():
-            output = segmenter(torch.from_numpy(example)).numpy()
+        classes = len(data["class_names"])
+        # Batch, height and width are free (-1): the model segments images of any size.
+        signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 3, -1, -1))]),
+                                   outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, classes, -1, -1))]))
         # pickle, not MLflow 3's default torch.export ("pt2"), which fixes the example's image size.
         info = mlflow.pytorch.log_model(segmenter, name=self._artifact_path, input_example=example,
-                                        signature=infer_signature(example, output),
+                                        signature=signature,
                                         serialization_format="pickle")
         self._model_uri = info.model_uri
 

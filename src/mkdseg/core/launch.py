@@ -15,6 +15,7 @@ import os
 import queue as queue_module
 import socket
 import tempfile
+import traceback
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch.multiprocessing.spawn import ProcessException
 
 from mkdseg.core.checkpoint import load_checkpoint, save_checkpoint
 from mkdseg.core.config import TrainConfig, config_from_dict, config_to_dict
@@ -50,15 +52,27 @@ def train(cfg: TrainConfig, data: TrainData, world_size: int = 1, callback: Call
         raise RuntimeError(f"training.gpus={world_size} but only {torch.cuda.device_count()} CUDA devices")
     job = Job(config_to_dict(cfg), data, str(checkpoint_dir) if checkpoint_dir else None, resume)
     ctx = mp.get_context("spawn")
-    metrics_queue = ctx.Queue()
+    metrics_queue, error_queue = ctx.Queue(), ctx.Queue()
     with tempfile.TemporaryDirectory(prefix="mkdseg-ddp-") as tmp:
         result_path = Path(tmp) / "result.pt"
-        procs = mp.start_processes(_worker, args=(world_size, _free_port(), job, metrics_queue, str(result_path)),
-                                   nprocs=world_size, join=False, start_method="spawn")
-        while not procs.join(timeout=POLL_SECONDS):  # raises with the worker's traceback if one fails
-            _drain(metrics_queue, callback)
+        args = (world_size, _free_port(), job, metrics_queue, error_queue, str(result_path))
+        procs = mp.start_processes(_worker, args=args, nprocs=world_size, join=False, start_method="spawn")
+        try:
+            while not procs.join(timeout=POLL_SECONDS):  # raises if a worker fails, after stopping the others
+                _drain(metrics_queue, callback)
+        except ProcessException as exc:
+            raise _first_error(error_queue, exc) from exc
         _drain(metrics_queue, callback)
         return _result_from_file(result_path)
+
+
+def _first_error(error_queue: mp.Queue, fallback: Exception) -> Exception:
+    """The error of the worker that failed first: its peers then fail too, on the broken collective."""
+    try:
+        rank, trace = error_queue.get(timeout=POLL_SECONDS * 10)
+    except queue_module.Empty:
+        return fallback
+    return RuntimeError(f"DDP worker rank {rank} failed:\n{trace}")
 
 
 def _drain(metrics_queue: mp.Queue, callback: Callback | None) -> None:
@@ -101,7 +115,8 @@ def _run_rank(rank: int, world_size: int, device: torch.device, job: Job,
     return result, [d for ds in digests for d in ds]
 
 
-def _worker(rank: int, world_size: int, port: int, job: Job, metrics_queue: mp.Queue, result_path: str) -> None:
+def _worker(rank: int, world_size: int, port: int, job: Job, metrics_queue: mp.Queue, error_queue: mp.Queue,
+            result_path: str) -> None:
     device = _init_process_group(rank, world_size, port)
     try:
         result, digests = _run_rank(rank, world_size, device, job, lambda i, m: metrics_queue.put((i, m)))
@@ -109,6 +124,9 @@ def _worker(rank: int, world_size: int, port: int, job: Job, metrics_queue: mp.Q
             result.rank_digests = digests
             save_checkpoint(vars(result), result_path)
         dist.barrier()
+    except BaseException:
+        error_queue.put((rank, traceback.format_exc()))
+        raise
     finally:
         dist.destroy_process_group()
 
