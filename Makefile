@@ -22,7 +22,7 @@ run: $(STAMP)  ## full default pipeline on the embedded synthetic dataset
 	$(BIN)/kedro run $(ARGS)
 
 test: $(STAMP)  ## lint + the whole test suite (CPU only, no network)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests scripts
 	$(BIN)/python -m pytest $(ARGS)
 
 bench: $(STAMP)  ## MKD step benchmark (prints overhead_ratio last)
