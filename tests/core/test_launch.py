@@ -28,3 +28,20 @@ def test_a_crashed_worker_fails_the_job(tiny_data, tmp_path):
     data = dataclasses.replace(tiny_data, labeled=[(str(broken), tiny_data.labeled[0][1]), tiny_data.labeled[1]])
     with pytest.raises(RuntimeError, match=r"(?s)DDP worker rank \d failed.*(broken\.png|cannot identify)"):
         train(tiny_config("supervised", iterations=2, batch_size=1), data, world_size=2)
+
+
+def test_torchrun_entry_point_trains_from_a_job_file(tiny_data, tmp_path):
+    import subprocess
+    import sys
+
+    from mkdseg.core.checkpoint import load_checkpoint
+    from mkdseg.core.launch import write_job
+
+    job = write_job(tmp_path / "job.pt", tiny_config("mkd", iterations=2), tiny_data)
+    out = tmp_path / "result.pt"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "mkdseg.core.launch", "--job", str(job), "--result", str(out)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    result = load_checkpoint(out)
+    assert result["iterations"] == 2
+    assert len(result["rank_digests"]) == 2 and result["rank_digests"][0] == result["rank_digests"][1]
