@@ -34,12 +34,19 @@ def test_pipeline_keys_are_not_passed_to_the_trainer():
         training_inputs.trainer_config({**TRAINING, "itrations": 3})
 
 
-def test_run_key_ignores_length_and_device_but_not_method_or_labels():
+def test_run_key_ignores_length_and_device_but_not_method_data_or_labels():
     base = training_inputs.trainer_config(TRAINING)
     longer = training_inputs.trainer_config({**TRAINING, "iterations": 99, "device": "cpu", "num_workers": 0})
     other = training_inputs.trainer_config({**TRAINING, "method": "cps"})
-    key = training_inputs.run_key(base, ["a", "b"])
-    assert key == training_inputs.run_key(longer, ["b", "a"])
-    assert key != training_inputs.run_key(other, ["a", "b"])
-    assert key != training_inputs.run_key(base, ["a"])
-    assert training_inputs.checkpoint_dir(TRAINING, base, ["a", "b"]).as_posix() == f"/ck/mkd-{key}"
+    meta = {**META, "source": "synthetic", "root": "/data/a"}
+
+    def key(cfg, labeled=("a", "b"), unlabeled=("c",), metadata=meta):
+        return training_inputs.run_key(cfg, list(labeled), list(unlabeled), metadata)
+
+    assert key(base) == key(longer, labeled=("b", "a"))
+    assert key(base) != key(other)
+    assert key(base) != key(base, labeled=("a",))
+    assert key(base) != key(base, unlabeled=("d",))
+    assert key(base) != key(base, metadata={**meta, "root": "/data/b"})
+    path = training_inputs.checkpoint_dir(TRAINING, base, ["a", "b"], ["c"], meta)
+    assert path.as_posix() == f"/ck/mkd-{key(base)}"

@@ -53,15 +53,21 @@ def train_data(manifest: pd.DataFrame, class_metadata: dict[str, Any], labeled_i
     )
 
 
-def run_key(cfg: TrainConfig, labeled_ids: Sequence[str]) -> str:
-    """A short hash of everything that makes two runs compute the same thing (for resume)."""
+def run_key(cfg: TrainConfig, labeled_ids: Sequence[str], unlabeled_ids: Sequence[str],
+            class_metadata: dict[str, Any]) -> str:
+    """A short hash of everything that makes two runs compute the same thing (for resume):
+    the configuration, both id lists and the dataset (source, root, classes)."""
     config = config_to_dict(cfg)
     for key in RESUME_INSENSITIVE:
         config.pop(key, None)
-    payload = json.dumps({"config": config, "labeled": sorted(labeled_ids)}, sort_keys=True)
+    dataset = {k: class_metadata.get(k) for k in ("source", "root", "names")}
+    payload = json.dumps({"config": config, "labeled": sorted(labeled_ids), "unlabeled": sorted(unlabeled_ids),
+                          "dataset": dataset}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:RUN_KEY_LENGTH]
 
 
-def checkpoint_dir(training: dict[str, Any], cfg: TrainConfig, labeled_ids: Sequence[str]) -> Path:
-    """``<checkpoint_root>/<method>-<run key>``: one folder per configuration."""
-    return Path(training["checkpoint_root"]) / f"{cfg.method.name}-{run_key(cfg, labeled_ids)}"
+def checkpoint_dir(training: dict[str, Any], cfg: TrainConfig, labeled_ids: Sequence[str],
+                   unlabeled_ids: Sequence[str], class_metadata: dict[str, Any]) -> Path:
+    """``<checkpoint_root>/<method>-<run key>``: one folder per configuration and data."""
+    key = run_key(cfg, labeled_ids, unlabeled_ids, class_metadata)
+    return Path(training["checkpoint_root"]) / f"{cfg.method.name}-{key}"

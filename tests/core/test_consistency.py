@@ -72,3 +72,14 @@ def test_teacher_diagnostics_agreement_and_confidence():
     assert out["teacher_agreement"] == 0.75
     assert abs(out["teacher_confidence"] - 1.0) < 1e-6
     assert out["confident_share"] == 1.0
+
+
+def test_resolution_helpers_resize_logits_bilinearly_and_labels_nearest():
+    from mkdseg.core.consistency import labels_to_resolution, to_resolution
+
+    torch.testing.assert_close(to_resolution(torch.ones(1, 2, 8, 8), (4, 4)), torch.ones(1, 2, 4, 4))
+    labels = torch.tensor([[[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 255, 255], [2, 2, 255, 255]]])
+    small = labels_to_resolution(labels, (2, 2))
+    assert small.dtype == labels.dtype and small.tolist() == [[[0, 1], [2, 255]]]
+    mask = torch.zeros(1, 4, 4, dtype=torch.bool)
+    assert labels_to_resolution(mask, (2, 2)).dtype == torch.bool

@@ -186,3 +186,13 @@ def test_cuda_matches_cpu() -> None:
     ref = augment_logits(logits, labels, augmentation_table(w, cpu.var.float(), 1.0))
     out = augment_logits(logits.cuda(), labels.cuda(), augmentation_table(w.cuda(), gpu.var.float(), 1.0))
     torch.testing.assert_close(out.cpu(), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_non_finite_features_do_not_poison_the_statistics():
+    stats = ClassFeatureStatistics(3, 2)
+    stats.update(torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([0, 1]))
+    before = {k: v.clone() for k, v in stats.state_dict().items()}
+    stats.update(torch.tensor([[float("nan"), 0.0], [5.0, 6.0]]), torch.tensor([0, 2]))
+    assert torch.isfinite(stats.var).all() and torch.isfinite(stats.mean).all()
+    assert torch.equal(stats.mean[0], before["mean"][0]) and stats.count[0] == before["count"][0]
+    assert stats.count[2] == 1 and torch.equal(stats.mean[2], torch.tensor([5.0, 6.0], dtype=stats.mean.dtype))

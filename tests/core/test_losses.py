@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mkdseg.core.losses import downsample, downsample_labels, pseudo_label_ce, supervised_ce
+from mkdseg.core.losses import pseudo_label_ce, supervised_ce
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -67,14 +67,3 @@ def test_pseudo_label_ce_nothing_kept_and_errors() -> None:
         pseudo_label_ce(student, student, None, None, 0.9)
     with pytest.raises(ValueError, match="both be"):
         pseudo_label_ce(student, student[:, :2], None, None, None)
-
-
-def test_downsample_shapes_and_nearest_labels() -> None:
-    x = torch.randn(2, 5, 9, 8)
-    assert downsample(x).shape == (2, 5, 4, 4)  # round(4.5) -> 4 (banker's), round(4.0) -> 4
-    torch.testing.assert_close(downsample(torch.ones(1, 2, 8, 8)), torch.ones(1, 2, 4, 4))
-    labels = torch.arange(64).view(1, 8, 8) % 21
-    small = downsample_labels(labels)
-    assert small.dtype == labels.dtype and torch.equal(small, labels[:, ::2, ::2])
-    with pytest.raises(ValueError, match="consistency_scale"):
-        downsample(x, 0.0)

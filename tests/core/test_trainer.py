@@ -80,11 +80,18 @@ def test_resume_is_exact(tiny_data, tmp_path):
     assert latest_checkpoint(tmp_path).name == "checkpoint_00000002.pt"
     resumed = Trainer(tiny_config("mkd", iterations=4, checkpoint_every=2), TINY_CLASSES)
     result = resumed.fit(tiny_data, checkpoint_dir=tmp_path, resume=True)
-    assert result.iterations == 4 and [h["step"] for h in result.history] == [3.0, 4.0]
+    assert result.iterations == 4 and result.resumed_from == 2
+    assert [h["step"] for h in result.history] == [1.0, 2.0, 3.0, 4.0]  # the curves survive the interruption
     a, b = _all_state(straight), _all_state(resumed)
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_resume_past_the_end_says_what_to_change(tiny_data, tmp_path):
+    Trainer(tiny_config("mkd", iterations=4, checkpoint_every=4), TINY_CLASSES).fit(tiny_data, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="past training.iterations=2"):
+        Trainer(tiny_config("mkd", iterations=2), TINY_CLASSES).fit(tiny_data, checkpoint_dir=tmp_path, resume=True)
 
 
 def test_resume_refuses_a_different_configuration(tiny_data, tmp_path):

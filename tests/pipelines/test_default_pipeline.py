@@ -123,7 +123,10 @@ def test_a_resumed_run_continues_from_its_checkpoint(trained: Path) -> None:
     first = pd.read_csv(trained / "first_history.csv")
     resumed = pd.read_csv(trained / "data/07_model_output/training_history.csv")
     assert first["step"].tolist() == [1, 2, 3, 4]
-    assert resumed["step"].tolist() == [5, 6]  # picked up at iteration 4, not from scratch
+    assert resumed["step"].tolist() == [1, 2, 3, 4, 5, 6]  # the checkpoint carries the earlier curve
+    pd.testing.assert_frame_equal(resumed.iloc[:4][["step", "loss"]], first[["step", "loss"]])
+    _, parents, _ = _parents_and_children(trained)
+    assert [p.data.metrics["train_resumed_from"] for p in parents] == [0.0, 4.0]  # picked up at 4
     checkpoints = list((trained / "data/06_models/checkpoints").glob("mkd-*/checkpoint_*.pt"))
     assert {p.name for p in checkpoints} == {"checkpoint_00000004.pt", "checkpoint_00000006.pt"}
 

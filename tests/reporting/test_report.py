@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mkdseg.reporting import report
 from mkdseg.reporting.report import FIGURE_FILES, REPORT_HTML, SUMMARY_MD, write_report
 
 NAMES = ["background", "aeroplane", "<cat & dog>"]
@@ -127,8 +126,10 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path: Path, mon
     def fail(*_args: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(report.os, "replace", fail)
+    from mkdseg.core import atomic
+
+    monkeypatch.setattr(atomic.os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
-        report._atomic_write_bytes(target, b"new")
+        atomic.atomic_write_bytes(target, b"new")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["x.md"]

@@ -1,6 +1,5 @@
 """Kedro-side I/O for mkdseg: atomic local datasets with kedro-viz previews, project paths."""
 
-from mkdseg.catalog.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from mkdseg.catalog.datasets import IdListDataset, ImageDataset, JSONDataset, TableDataset
 from mkdseg.catalog.models import (
     MlflowModelDataset,
@@ -10,6 +9,7 @@ from mkdseg.catalog.models import (
     SegmenterSource,
 )
 from mkdseg.catalog.paths import project_root, resolve_path, tracking_uri
+from mkdseg.core.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "IdListDataset",

@@ -20,7 +20,7 @@ from kedro.io import AbstractDataset, DatasetError
 from kedro_datasets._typing import ImagePreview, JSONPreview, TablePreview
 from PIL import Image
 
-from mkdseg.catalog.atomic import atomic_path, atomic_write_text
+from mkdseg.core.atomic import atomic_path, atomic_write_text
 from mkdseg.core.image_io import atomic_save
 
 DEFAULT_TABLE_PREVIEW_ROWS = 5

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import random
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from mkdseg.core.atomic import atomic_path
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint_(\d{8})\.pt$")
 
@@ -22,15 +23,8 @@ def checkpoint_name(iteration: int) -> str:
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write to a temporary file in the same folder, then rename: a crash never leaves half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -38,16 +38,6 @@ class View:
     labels: Tensor  # (B, h, w): ground truth on labeled rows, own argmax on unlabeled, 255 = ignore
 
 
-@dataclass
-class ConsistencyInputs:
-    """The unlabeled-side context shared by all networks in one step."""
-
-    labels_small: Tensor  # (B_l, h, w) ground truth at consistency resolution
-    valid_weak: Tensor  # (B_u, h, w) bool, non-padded pixels of the weak view
-    valid_mix: Tensor  # (B_u, h, w) bool, non-padded pixels of the mixed view
-    mix_mask: Tensor  # (B_u, 1, H, W) CutMix mask at image size
-
-
 def to_resolution(x: Tensor, size: tuple[int, int]) -> Tensor:
     """Bilinear resize of logits/features (the release downsamples by 0.5)."""
     if tuple(x.shape[-2:]) == tuple(size):

@@ -80,8 +80,13 @@ class ClassFeatureStatistics(nn.Module):
 
     @torch.no_grad()
     def merge(self, sums: Tensor) -> None:
-        """Spec §5 merge for every class present (n_c > 0), vectorised over classes."""
+        """Spec §5 merge for every class present (n_c > 0), vectorised over classes.
+
+        A class whose batch sums are not finite (an fp16 overflow, a step the NaN guard will
+        skip) is left out, so one bad step cannot poison the statistics for the rest of the run.
+        """
         a = self.channels
+        sums = torch.where(torch.isfinite(sums).all(1, keepdim=True), sums, torch.zeros_like(sums))
         n = sums[:, :1]
         present = n > 0
         safe_n = n.clamp(min=1)

@@ -8,12 +8,13 @@ the training data loader and evaluation agree. ``MaskEncoding`` is plain data
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from mkdseg.core.atomic import atomic_path
 
 IGNORE_INDEX = 255
 LUT_SIZE = 256
@@ -108,16 +109,10 @@ def palette_bytes(colours: list[list[int]] | np.ndarray) -> list[int]:
 
 def atomic_save(image: Image.Image, path: str | os.PathLike, **save_kwargs: object) -> None:
     """Save through a temporary file in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    # The temporary name ends in .tmp: the format comes from the target's extension unless given.
+    save_kwargs.setdefault("format", Image.registered_extensions().get(Path(path).suffix.lower()))
+    with atomic_path(path) as tmp:
         image.save(tmp, **save_kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_palette_mask(mask: np.ndarray, colours: list[list[int]] | np.ndarray, path: str | os.PathLike) -> None:

@@ -27,6 +27,7 @@ from torch.multiprocessing.spawn import ProcessException
 
 from mkdseg.core.checkpoint import load_checkpoint, save_checkpoint
 from mkdseg.core.config import TrainConfig, config_from_dict, config_to_dict
+from mkdseg.core.runtime import resolve_device
 from mkdseg.core.trainer import Callback, TrainData, Trainer, TrainResult
 
 PROCESS_GROUP_TIMEOUT = timedelta(minutes=30)  # a collective waiting longer than this fails the job
@@ -41,6 +42,7 @@ class Job:
     data: TrainData
     checkpoint_dir: str | None
     resume: bool
+    device_type: str = "cpu"  # resolved once from training.device: "cuda" (NCCL) or "cpu" (gloo)
 
 
 def train(cfg: TrainConfig, data: TrainData, world_size: int = 1, callback: Callback | None = None,
@@ -48,9 +50,11 @@ def train(cfg: TrainConfig, data: TrainData, world_size: int = 1, callback: Call
     """Train in this process (``world_size == 1``) or in ``world_size`` DDP workers."""
     if world_size <= 1:
         return Trainer(cfg, data.num_classes).fit(data, callback, checkpoint_dir, resume)
-    if cfg.device.startswith("cuda") and torch.cuda.device_count() < world_size:
-        raise RuntimeError(f"training.gpus={world_size} but only {torch.cuda.device_count()} CUDA devices")
-    job = Job(config_to_dict(cfg), data, str(checkpoint_dir) if checkpoint_dir else None, resume)
+    device_type = resolve_device(cfg.device).type
+    if device_type == "cuda" and torch.cuda.device_count() < world_size:
+        raise RuntimeError(f"training.gpus={world_size} but only {torch.cuda.device_count()} CUDA devices are "
+                           "visible; lower training.gpus")
+    job = Job(config_to_dict(cfg), data, str(checkpoint_dir) if checkpoint_dir else None, resume, device_type)
     ctx = mp.get_context("spawn")
     metrics_queue, error_queue = ctx.Queue(), ctx.Queue()
     with tempfile.TemporaryDirectory(prefix="mkdseg-ddp-") as tmp:
@@ -91,11 +95,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _init_process_group(rank: int, world_size: int, port: int | None) -> torch.device:
+def _init_process_group(rank: int, world_size: int, port: int | None, device_type: str) -> torch.device:
     if port is not None:
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         os.environ["MASTER_PORT"] = str(port)
-    cuda = torch.cuda.is_available()
+    cuda = device_type == "cuda"
     dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world_size,
                             timeout=PROCESS_GROUP_TIMEOUT)
     if not cuda:
@@ -112,12 +116,16 @@ def _run_rank(rank: int, world_size: int, device: torch.device, job: Job,
     result = trainer.fit(job.data, callback if rank == 0 else None, job.checkpoint_dir, job.resume)
     digests: list[list[str]] = [[] for _ in range(world_size)]
     dist.all_gather_object(digests, result.rank_digests)
-    return result, [d for ds in digests for d in ds]
+    flat = [d for ds in digests for d in ds]
+    if len(set(flat)) > 1:
+        raise RuntimeError("DDP ranks ended with different teachers or feature statistics; "
+                           "this is a bug in mkdseg, please report it with the training parameters")
+    return result, flat
 
 
 def _worker(rank: int, world_size: int, port: int, job: Job, metrics_queue: mp.Queue, error_queue: mp.Queue,
             result_path: str) -> None:
-    device = _init_process_group(rank, world_size, port)
+    device = _init_process_group(rank, world_size, port, job.device_type)
     try:
         result, digests = _run_rank(rank, world_size, device, job, lambda i, m: metrics_queue.put((i, m)))
         if rank == 0:
@@ -144,9 +152,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--result", required=True, help="where rank 0 writes the TrainResult")
     args = parser.parse_args(argv)
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    device = _init_process_group(rank, world_size, None)
+    job = Job(**load_checkpoint(args.job))
+    device = _init_process_group(rank, world_size, None, job.device_type)
     try:
-        job = Job(**load_checkpoint(args.job))
         result, digests = _run_rank(rank, world_size, device, job, None)
         if rank == 0:
             result.rank_digests = digests
@@ -158,7 +166,8 @@ def main(argv: list[str] | None = None) -> None:
 def write_job(path: str | Path, cfg: TrainConfig, data: TrainData, checkpoint_dir: str | None = None,
               resume: bool = False) -> Path:
     """Write a job file for ``torchrun ... -m mkdseg.core.launch --job PATH --result OUT``."""
-    return save_checkpoint(vars(Job(config_to_dict(cfg), data, checkpoint_dir, resume)), path)
+    job = Job(config_to_dict(cfg), data, checkpoint_dir, resume, resolve_device(cfg.device).type)
+    return save_checkpoint(vars(job), path)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,6 @@ from torch import Tensor
 
 from mkdseg.core.image_io import IGNORE_INDEX
 
-CONSISTENCY_SCALE = 0.5  # release: consistency on logits/features downsampled by 0.5
-
 
 def supervised_ce(logits: Tensor, labels: Tensor, ignore_index: int = IGNORE_INDEX) -> Tensor:
     """Mean CE over non-ignored pixels, logits (B, C, h, w) upsampled bilinearly to labels (B, H, W)."""
@@ -52,27 +50,3 @@ def pseudo_label_ce(
     ce = F.cross_entropy(student_logits.float(), target, reduction="none")
     loss = torch.where(keep, ce, torch.zeros_like(ce)).sum() / keep.sum().clamp(min=1)
     return loss, keep.float().mean().detach()
-
-
-def _scaled_size(x: Tensor, scale: float) -> tuple[int, int]:
-    if scale <= 0:
-        raise ValueError(f"downsample: scale must be > 0 (training.mkd.consistency_scale), got {scale}")
-    h, w = x.shape[-2:]
-    return max(1, round(h * scale)), max(1, round(w * scale))
-
-
-def downsample(x: Tensor, scale: float = CONSISTENCY_SCALE) -> Tensor:
-    """Bilinear (align_corners=False) resize of logits/features (B, C, h, w) by ``scale``."""
-    size = _scaled_size(x, scale)
-    if tuple(x.shape[-2:]) == size:
-        return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-
-
-def downsample_labels(labels: Tensor, scale: float = CONSISTENCY_SCALE) -> Tensor:
-    """Nearest resize of labels / boolean maps (B, h, w) by ``scale``; dtype is kept."""
-    size = _scaled_size(labels, scale)
-    if tuple(labels.shape[-2:]) == size:
-        return labels
-    out = F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0]
-    return out.to(labels.dtype)

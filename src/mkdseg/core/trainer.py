@@ -83,6 +83,7 @@ class TrainResult:
     nonfinite_skipped: int
     checkpoint: Path | None
     rank_digests: list[str] = field(default_factory=list)  # teachers+estimators per rank (DDP check)
+    resumed_from: int = 0  # the checkpoint's iteration when the run resumed, else 0
 
 
 class NetworkPair(nn.Module):
@@ -120,6 +121,7 @@ class Trainer:
         self.iteration = 0
         self.nonfinite_in_row = 0
         self.nonfinite_total = 0
+        self.history: list[dict[str, float]] = []  # per iteration, kept in checkpoints
 
     # --- construction -------------------------------------------------------------------------
     def _build(self, k: int) -> nn.Module:
@@ -291,6 +293,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "nonfinite": (self.nonfinite_in_row, self.nonfinite_total),
+            "history": self.history,
             "rng": rng_state(),
         }
 
@@ -310,6 +313,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.nonfinite_in_row, self.nonfinite_total = state["nonfinite"]
         self.iteration = state["iteration"]
+        self.history = list(state["history"])
         set_rng_state(state["rng"])
 
     def digest(self) -> str:
@@ -329,10 +333,13 @@ class Trainer:
         if resume and checkpoint_dir and (found := latest_checkpoint(checkpoint_dir)):
             self.load_state_dict(load_checkpoint(found, map_location=self.device))
             log.info("resumed from %s at iteration %d", found, self.iteration)
+            if self.iteration > self.cfg.iterations:
+                raise ValueError(f"the checkpoint {found} is at iteration {self.iteration}, past "
+                                 f"training.iterations={self.cfg.iterations}; raise it or set training.resume: false")
+        resumed_from = self.iteration
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         batches = self._batches(data)
-        history: list[dict[str, float]] = []
         saved = None
         tick = time.perf_counter()
         while self.iteration < self.cfg.iterations:
@@ -342,14 +349,15 @@ class Trainer:
             images = (labeled[0].shape[0] + (unlabeled[0].shape[0] if unlabeled else 0)) * self.world_size
             metrics.update(images_per_s=images / max(now - tick, 1e-9), peak_memory_mb=peak_memory_mb(self.device))
             tick = now
-            history.append({"step": float(self.iteration), **metrics})
+            self.history.append({"step": float(self.iteration), **metrics})
             if callback is not None and self.rank == 0 and self.iteration % self.cfg.log_every == 0:
                 callback(self.iteration, metrics)
             if checkpoint_dir and (self.iteration % self.cfg.checkpoint_every == 0
                                    or self.iteration == self.cfg.iterations):
                 saved = self.save(checkpoint_dir)
         student = {k: v.detach().cpu().clone() for k, v in self.students[0].state_dict().items()}
-        return TrainResult(student, history, self.iteration, self.nonfinite_total, saved, [self.digest()])
+        return TrainResult(student, self.history, self.iteration, self.nonfinite_total, saved, [self.digest()],
+                           resumed_from)
 
     def save(self, checkpoint_dir: Path) -> Path:
         path = checkpoint_dir / checkpoint_name(self.iteration)

@@ -10,14 +10,13 @@ from __future__ import annotations
 import base64
 import html
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from mkdseg.core.atomic import atomic_write_bytes
 from mkdseg.reporting import figures
 from mkdseg.reporting.comparison import format_cells, to_markdown_table
 
@@ -47,18 +46,6 @@ STYLE = (
     "td.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#f2f2f2}"
     "img{max-width:100%;height:auto;border:1px solid #eee}"
 )
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder, then rename over the target."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _flatten(mapping: Mapping[str, object], prefix: str = "") -> dict[str, object]:
@@ -246,16 +233,16 @@ def write_report(
     for key, filename in FIGURE_FILES.items():
         path = out_dir / filename
         if key in pngs:
-            _atomic_write_bytes(path, pngs[key])
+            atomic_write_bytes(path, pngs[key])
             written[key] = path
         else:
             path.unlink(missing_ok=True)
     written["summary"] = out_dir / SUMMARY_MD
-    _atomic_write_bytes(
+    atomic_write_bytes(
         written["summary"], _render_markdown(title, headline, tables, pngs).encode("utf-8")
     )
     written["report"] = out_dir / REPORT_HTML
-    _atomic_write_bytes(
+    atomic_write_bytes(
         written["report"], _render_html(title, headline, tables, pngs).encode("utf-8")
     )
     return written

@@ -18,13 +18,14 @@ def train_model(manifest: pd.DataFrame, class_metadata: dict, labeled_ids: list[
     """Train; return student 1 (bundle), the per-iteration history and summary metrics."""
     cfg = training_inputs.trainer_config(training)
     data = training_inputs.train_data(manifest, class_metadata, labeled_ids, unlabeled_ids)
-    checkpoints = training_inputs.checkpoint_dir(training, cfg, labeled_ids)
+    checkpoints = training_inputs.checkpoint_dir(training, cfg, labeled_ids, unlabeled_ids, class_metadata)
     with TrainingProgress(cfg.iterations, f"training {cfg.method.name}") as bar:
         result = train(cfg, data, world_size=int(training.get("gpus", 1)), callback=bar.update,
                        checkpoint_dir=checkpoints, resume=bool(training.get("resume", False)))
     bundle = make_bundle(result.student, cfg.model, class_metadata["names"], class_metadata["colours"])
     history = pd.DataFrame(result.history)
-    summary = {"train_iterations": float(result.iterations), "train_nonfinite_skipped": float(result.nonfinite_skipped)}
+    summary = {"train_iterations": float(result.iterations), "train_nonfinite_skipped": float(result.nonfinite_skipped),
+               "train_resumed_from": float(result.resumed_from)}
     if result.history:
         summary["train_images_per_s"] = statistics.median(h["images_per_s"] for h in result.history)
         summary["train_final_loss"] = result.history[-1]["loss"]
