@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from mkdseg.core.export import Segmenter
@@ -29,14 +30,21 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 @torch.no_grad()
-def segment(segmenter: Segmenter, image: np.ndarray, device: torch.device) -> np.ndarray:
-    """Class indices (H, W) for one uint8 RGB image."""
+def segment(segmenter: Segmenter, image: np.ndarray, device: torch.device,
+            long_side: int | None = None) -> np.ndarray:
+    """Class indices (H, W) for one uint8 RGB image, predicted at ``long_side`` as in evaluation."""
     x = torch.from_numpy(image).permute(2, 0, 1)[None].to(device).float() / 255
-    return segmenter(x).argmax(1)[0].to(torch.uint8).cpu().numpy()
+    size = tuple(x.shape[-2:])
+    if long_side is not None:
+        scale = long_side / max(size)
+        x = F.interpolate(x, size=(max(1, round(size[0] * scale)), max(1, round(size[1] * scale))),
+                          mode="bilinear", align_corners=False, antialias=True)
+    logits = F.interpolate(segmenter(x), size=size, mode="bilinear", align_corners=False)
+    return logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
 
 
 def predict_folder(segmenter: Segmenter, input_dir: str | Path, output_dir: str | Path,
-                   colours: list[list[int]], device: str = "cpu") -> list[dict[str, str]]:
+                   colours: list[list[int]], device: str = "cpu", long_side: int | None = None) -> list[dict[str, str]]:
     """Write ``<stem>.png`` (palette mask) and ``<stem>_overlay.jpg`` per image; return one record each."""
     device_ = torch.device(device)
     segmenter = segmenter.to(device_).eval()
@@ -51,7 +59,7 @@ def predict_folder(segmenter: Segmenter, input_dir: str | Path, output_dir: str 
             records.append({"image": str(path), "status": "skipped", "reason": f"unreadable: {exc}",
                             "mask": "", "overlay": ""})
             continue
-        mask = segment(segmenter, image, device_)
+        mask = segment(segmenter, image, device_, long_side)
         mask_path, overlay_path = output_dir / f"{path.stem}.png", output_dir / f"{path.stem}_overlay.jpg"
         write_palette_mask(mask, colours, mask_path)
         atomic_save(Image.fromarray(overlay_mask(image, mask, colours)), overlay_path, format="JPEG", quality=90)

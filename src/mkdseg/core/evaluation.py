@@ -57,13 +57,13 @@ def evaluate(segmenter: Segmenter, samples: Sequence[tuple[str, str]], mask_enco
         raise ValueError("evaluation needs at least one validation image; the val split is empty")
     device = torch.device(device)
     segmenter = segmenter.to(device).eval()
-    net, mean, std = segmenter.normalised(), segmenter.mean, segmenter.std
+    net = segmenter.normalised()
     confusion = ConfusionMatrix(num_classes, device=device)
     loader = make_eval_loader(EvalDataset(samples, mask_encoding, settings.long_side))
     kept: list[tuple[int, np.ndarray]] = []
     step = max(1, math.ceil(len(samples) * PROGRESS_EVERY))
     for n, (image, mask, index) in enumerate(loader, start=1):
-        x = (image.to(device).float() / 255 - mean) / std
+        x = segmenter.normalise(image.to(device).float() / 255)
         mask = mask.to(device)
         if settings.mode == "whole":
             logits = predict_whole(net, x, tuple(mask.shape[-2:]))

@@ -34,8 +34,12 @@ class Segmenter(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
+    def normalise(self, x: Tensor) -> Tensor:
+        """RGB floats in [0, 1] -> the network's input (ImageNet statistics)."""
+        return (x - self.mean) / self.std
+
     def forward(self, x: Tensor) -> Tensor:
-        logits = self.model((x - self.mean) / self.std).logits
+        logits = self.model(self.normalise(x)).logits
         return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
     def normalised(self) -> nn.Module:

@@ -15,7 +15,8 @@ def segment_folder(prediction_model: Segmenter, class_metadata: dict, prediction
                    ) -> tuple[pd.DataFrame, dict[str, float]]:
     """Masks and overlays under ``prediction.output_dir``; a table of what was done and skipped."""
     records = predict_folder(prediction_model, prediction["input_dir"], prediction["output_dir"],
-                             class_metadata["colours"], str(resolve_device(prediction.get("device", "auto"))))
+                             class_metadata["colours"], str(resolve_device(prediction.get("device", "auto"))),
+                             prediction.get("long_side"))
     table = pd.DataFrame(records, columns=["image", "status", "reason", "mask", "overlay"])
     counts = table["status"].value_counts()
     return table, {"predicted_images": float(counts.get("ok", 0)), "skipped_images": float(counts.get("skipped", 0))}

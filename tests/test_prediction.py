@@ -1,0 +1,26 @@
+"""Prediction on new images: masks at the image's own size, with or without a long-side resize."""
+
+import numpy as np
+import torch
+
+from mkdseg.core.export import Segmenter
+from mkdseg.core.model import SegOutput
+from mkdseg.prediction import segment
+
+
+class LeftRight(torch.nn.Module):
+    """Class 1 on the left half of whatever it is given, class 0 on the right."""
+
+    def forward(self, x):
+        w = x.shape[-1]
+        left = (torch.arange(w) < w // 2).float().expand(x.shape[0], 1, x.shape[-2], w)
+        logits = torch.cat([1 - left, left], 1)
+        return SegOutput(logits, logits)
+
+
+def test_segment_returns_the_image_size_with_and_without_resize():
+    image = np.zeros((40, 80, 3), np.uint8)
+    for long_side in (None, 32):
+        mask = segment(Segmenter(LeftRight()), image, torch.device("cpu"), long_side)
+        assert mask.shape == (40, 80)
+        assert (mask[:, :38] == 1).all() and (mask[:, 42:] == 0).all()
