@@ -124,24 +124,25 @@ def consistency_losses(
     return ConsistencyResult(loss_st, loss_ss, metrics)
 
 
-def teacher_diagnostics(teachers_unmixed: list[Tensor], valid: Tensor, report_threshold: float,
-                        n_labeled: int) -> dict[str, float]:
+def teacher_diagnostics(confidence: list[Tensor], predictions: list[Tensor], valid: Tensor,
+                        report_threshold: float, n_labeled: int) -> dict[str, float]:
     """Mean teacher confidence, share above the threshold, and agreement of the two teachers.
 
-    Measured on the unlabeled weak-view pixels, before feature augmentation.
+    Takes each teacher's max-softmax and argmax (B, h, w) on ``[x_l; x_w]``, before feature
+    augmentation and CutMix, as the trainer already has them; measured on the unlabeled
+    weak-view pixels.
     """
-    if not teachers_unmixed:
+    if not confidence:
         return {}
     valid = valid.bool()
     count = valid.sum().clamp(min=1)
-    probs = [z[n_labeled:].softmax(1) for z in teachers_unmixed]
-    conf = torch.stack([p.max(1).values for p in probs])  # (T, B_u, h, w)
+    conf = torch.stack([c[n_labeled:] for c in confidence])  # (T, B_u, h, w)
     out = {
-        "teacher_confidence": float((conf * valid).sum() / (count * len(probs))),
-        "confident_share": float(((conf >= report_threshold) & valid).sum() / (count * len(probs))),
+        "teacher_confidence": float((conf * valid).sum() / (count * len(confidence))),
+        "confident_share": float(((conf >= report_threshold) & valid).sum() / (count * len(confidence))),
     }
-    if len(probs) == 2:
-        agree = (probs[0].argmax(1) == probs[1].argmax(1)) & valid
+    if len(predictions) == 2:
+        agree = (predictions[0][n_labeled:] == predictions[1][n_labeled:]) & valid
         out["teacher_agreement"] = float(agree.sum() / count)
     return out
 

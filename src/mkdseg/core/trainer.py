@@ -232,8 +232,9 @@ class Trainer:
         m = self.cfg.method
         ramp = consistency_rampup(t - 1, m.consistency_rampup)
         loss = loss_sup + ramp * (m.weight_teacher * result.loss_st + m.weight_student * result.loss_ss)
-        parts = {"consistency_ramp": ramp, "loss": float(loss.detach()), "loss_sup": float(loss_sup.detach()), "loss_st": float(result.loss_st.detach()),
-                 "loss_ss": float(result.loss_ss.detach()), **result.metrics, **diag}
+        parts = {"consistency_ramp": ramp, "loss": float(loss.detach()), "loss_sup": float(loss_sup.detach()),
+                 "loss_st": float(result.loss_st.detach()), "loss_ss": float(result.loss_ss.detach()),
+                 **result.metrics, **diag}
         return loss, parts
 
     def _consistency(self, b: dict[str, Tensor], s_out: list, t_out: list, t: int,
@@ -249,7 +250,7 @@ class Trainer:
         z_s = [cons.feature_augment(cons.make_view(o.logits, o.features, y_small, valid_mix), stats,
                                     net.classifier.weight, lam, m.feature_aug_students)
                for o, stats, net in zip(s_out, self.student_stats, self.students, strict=True)]
-        z_t, conf_t, raw_t = [], [], []
+        z_t, conf_t, conf_raw, pred_raw = [], [], [], []
         with torch.no_grad():
             for o, stats, net in zip(t_out, self.teacher_stats, self.teachers, strict=True):
                 view = cons.make_view(o.logits, o.features, y_small, valid_w)
@@ -257,10 +258,11 @@ class Trainer:
                 z = cons.feature_augment(view, stats, net.classifier.weight, lam, m.feature_aug_teachers)
                 z_t.append(cons.mix_teacher(z, n_l, mask_small))
                 conf_t.append(cons.mix_teacher(conf[:, None], n_l, mask_small)[:, 0])
-                raw_t.append(view.logits)
+                conf_raw.append(conf)
+                pred_raw.append(view.labels)  # own argmax on unlabeled rows: what agreement compares
         ignore = torch.cat([y_small == IGNORE_INDEX, ~valid_mix])
         result = cons.consistency_losses(z_s, z_t, conf_t, ignore, m.confidence_threshold, m.student_term)
-        diag = cons.teacher_diagnostics(raw_t, valid_w, m.confidence_report_threshold, n_l)
+        diag = cons.teacher_diagnostics(conf_raw, pred_raw, valid_w, m.confidence_report_threshold, n_l)
         return result, {"lambda": lam, **diag}
 
     def _all_finite(self, loss: Tensor) -> bool:
