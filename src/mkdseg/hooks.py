@@ -9,7 +9,9 @@ for a ``kedro run``, logs every consumed parameter on it (flattened, see
 - params: the parameters the node consumed, flattened (``dataset.source`` ...);
 - metric ``node_seconds``: wall time of the node function;
 - ``*_metrics`` outputs (``dict[str, number]``): metrics on the child AND on the parent, so
-  the parent runs of an experiment have comparable columns (e.g. ``val_mIoU_whole``);
+  the parent runs of an experiment have comparable columns (e.g. ``val_mIoU_whole``); a
+  namespaced node's metrics get its namespace as a prefix on the parent;
+- ``*_params`` outputs (``dict``): params on the child, flattened;
 - ``*_history`` outputs (DataFrame with a ``step`` column): step-wise metrics on the child;
 - every output with a local ``filepath``: an artifact of the child (folders as folders),
   logged in ``after_dataset_saved`` because Kedro saves outputs AFTER ``after_node_run``;
@@ -145,9 +147,7 @@ class MkdsegTrackingHook:
         }
         run = self._client.create_run(self._experiment_id, tags=tags, run_name=node.name)
         self._children[node.name] = _ChildRun(run.info.run_id, time.perf_counter())
-        params = tracking.param_strings(tracking.node_params(inputs))
-        for batch in tracking.chunked(list(params.items()), tracking.PARAMS_PER_BATCH):
-            self._client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in batch])
+        self._log_params(run.info.run_id, tracking.param_strings(tracking.node_params(inputs)))
 
     @hook_impl
     def after_node_run(self, node: Node, catalog: CatalogProtocol, outputs: dict[str, Any]) -> None:
@@ -159,7 +159,9 @@ class MkdsegTrackingHook:
             metrics = tracking.pick_metrics(name, data)
             if metrics:
                 self._log_metrics(child.run_id, metrics)
-                self._log_metrics(self._parent_id, metrics)
+                self._log_metrics(self._parent_id, tracking.parent_metric_keys(metrics, node.namespace))
+            if params := tracking.pick_params(name, data):
+                self._log_params(child.run_id, params)
             if tracking.is_history(name, data):
                 self._log_history(child.run_id, data)
             if self._local_path(name) is not None:
@@ -206,6 +208,10 @@ class MkdsegTrackingHook:
         if self._catalog is None or dataset_name not in self._catalog:
             return None
         return tracking.dataset_local_path(self._catalog.get(dataset_name))
+
+    def _log_params(self, run_id: str, params: dict[str, str]) -> None:
+        for batch in tracking.chunked(list(params.items()), tracking.PARAMS_PER_BATCH):
+            self._client.log_batch(run_id, params=[Param(k, v) for k, v in batch])
 
     def _log_metrics(self, run_id: str, values: dict[str, float]) -> None:
         now = int(time.time() * 1000)

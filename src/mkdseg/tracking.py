@@ -5,6 +5,8 @@ Conventions (also in ``conf/README.md``), keyed on a node's *output dataset name
 - ``*_metrics``: a ``dict[str, number]`` -> metrics on the node's child run and the parent run;
 - ``*_history``: a DataFrame with a ``step`` column -> step-wise metrics on the child run,
   one metric per other numeric column;
+- ``*_params``: a dict -> params on the child run (flattened), for settings a node derives
+  itself (the comparison's variant, method, label budget and seed);
 - any dataset with a local ``filepath`` -> artifact of the child run once saved.
 
 Node parameters are the ``params:<name>`` inputs (and ``parameters``), flattened with ``.``
@@ -23,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 METRICS_SUFFIX = "_metrics"
+PARAMS_SUFFIX = "_params"
 HISTORY_SUFFIX = "_history"
 STEP_COLUMN = "step"
 PARAMS_PREFIX = "params:"
@@ -95,6 +98,21 @@ def pick_metrics(dataset_name: str, data: Any) -> dict[str, float]:
     if not dataset_name.endswith(METRICS_SUFFIX) or not isinstance(data, Mapping):
         return {}
     return {sanitize_key(key): float(value) for key, value in data.items() if _is_number(value)}
+
+
+def pick_params(dataset_name: str, data: Any) -> dict[str, str]:
+    """The params in a ``*_params`` output (a dict), flattened to strings; {} for any other output."""
+    if not dataset_name.endswith(PARAMS_SUFFIX) or not isinstance(data, Mapping):
+        return {}
+    return param_strings(flatten_params(data))
+
+
+def parent_metric_keys(metrics: Mapping[str, float], namespace: str | None) -> dict[str, float]:
+    """A namespaced node's metrics carry its namespace on the parent run, so that the thirty
+    runs of a comparison do not overwrite one another's ``val_mIoU_whole`` there."""
+    if not namespace:
+        return dict(metrics)
+    return {sanitize_key(f"{namespace}{PARAM_SEP}{key}"): value for key, value in metrics.items()}
 
 
 def is_history(dataset_name: str, data: Any) -> bool:

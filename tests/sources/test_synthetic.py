@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import colorsys
 import json
 from pathlib import Path
 
@@ -117,3 +118,37 @@ def test_written_files_are_voc_and_read_back(tmp_path: Path) -> None:
     assert np.array_equal(read_mask(mask_path), render_sample(params, "train", 0)[1])
     lists = tmp_path / "syn" / "ImageSets" / "Segmentation"
     assert (lists / "val.txt").read_text().split() == [f"val_{i:05d}" for i in range(4)]
+
+
+def _mean_hue_degrees(pixels: np.ndarray) -> float:
+    """Circular mean hue (degrees) of RGB pixels, saturation-weighted."""
+    rgb = pixels.astype(np.float64) / 255
+    hsv = np.array([colorsys.rgb_to_hsv(*p) for p in rgb])
+    angle = hsv[:, 0] * 2 * np.pi
+    return float(np.degrees(np.arctan2((np.sin(angle) * hsv[:, 1]).mean(), (np.cos(angle) * hsv[:, 1]).mean())) % 360)
+
+
+def test_objects_carry_their_class_hue_and_the_background_is_greyer() -> None:
+    """class_hue_jitter 0 puts every object of class k at hue (k-1)*45 deg, up to lighting and JPEG."""
+    params = SyntheticParams(image_size=64, class_hue_jitter=0.0, boundary_width=2)
+    errors, object_sat, background_sat = [], [], []
+    for index in range(40):
+        image, labels = render_sample(params, "train", index)
+        hsv = np.array([colorsys.rgb_to_hsv(*p) for p in image.reshape(-1, 3) / 255]).reshape(image.shape)
+        background_sat.append(hsv[labels == 0][:, 1].mean())
+        for cls in set(np.unique(labels).tolist()) - {0, 255}:
+            pixels = image[labels == cls]
+            if len(pixels) > 20:
+                hue = _mean_hue_degrees(pixels)
+                expected = (cls - 1) * 360 / (len(SYNTHETIC_CLASSES) - 1)
+                errors.append(abs((hue - expected + 180) % 360 - 180))
+                object_sat.append(hsv[labels == cls][:, 1].mean())
+    assert len(errors) > 30 and np.median(errors) < 12  # lighting casts shift hue by a few degrees
+    assert np.mean(object_sat) > np.mean(background_sat) + 0.2
+
+
+def test_colour_parameters_are_checked() -> None:
+    with pytest.raises(ValueError, match="class_hue_jitter"):
+        SyntheticParams.from_dict({"class_hue_jitter": 200})
+    with pytest.raises(ValueError, match="background_saturation"):
+        SyntheticParams.from_dict({"background_saturation": 1.5})

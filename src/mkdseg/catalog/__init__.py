@@ -1,6 +1,12 @@
 """Kedro-side I/O for mkdseg: atomic local datasets with kedro-viz previews, project paths."""
 
-from mkdseg.catalog.datasets import IdListDataset, ImageDataset, JSONDataset, TableDataset
+from mkdseg.catalog.datasets import (
+    IdListDataset,
+    ImageDataset,
+    JSONDataset,
+    TableDataset,
+    TextDataset,
+)
 from mkdseg.catalog.models import (
     MlflowModelDataset,
     MlflowRunsDataset,
@@ -21,6 +27,7 @@ __all__ = [
     "ReportDataset",
     "SegmenterSource",
     "TableDataset",
+    "TextDataset",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",

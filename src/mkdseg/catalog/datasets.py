@@ -102,6 +102,21 @@ class JSONDataset(LocalFileDataset):
         return JSONPreview(self._require_file().read_text(encoding="utf-8"))
 
 
+class TextDataset(LocalFileDataset):
+    """A UTF-8 text file (e.g. a Markdown table), written atomically; kedro-viz shows it as text."""
+
+    def load(self) -> str:
+        return self._require_file().read_text(encoding="utf-8")
+
+    def save(self, data: str) -> None:
+        if not isinstance(data, str):
+            raise DatasetError(f"{self.filepath}: expected text, got {type(data).__name__}")
+        atomic_write_text(self.filepath, data)
+
+    def preview(self) -> JSONPreview:
+        return JSONPreview(json.dumps(self.load()))
+
+
 def _json_default(value: Any) -> Any:
     """Let numpy scalars/arrays and paths through ``json.dumps``."""
     if isinstance(value, np.generic):

@@ -295,7 +295,8 @@ def prediction_grid(
 
 
 def comparison_chart(table: pd.DataFrame, title: str = "mIoU by method and label budget") -> Figure:
-    """Grouped bars (one group per label budget, one bar per method) of mean mIoU with std error bars."""
+    """Grouped bars (one group per label budget, one bar per variant, else per method) of mean
+    mIoU with std error bars."""
     required = {"method", "labeled", "mIoU_mean"}
     if not required <= set(table.columns):
         raise ValueError(
@@ -305,14 +306,15 @@ def comparison_chart(table: pd.DataFrame, title: str = "mIoU by method and label
     if table.empty:
         raise ValueError("comparison table is empty: there are no finished runs to compare")
     budgets = list(dict.fromkeys(table["labeled"].astype(str)))
-    methods = list(dict.fromkeys(table["method"].astype(str)))
+    series = "variant" if "variant" in table.columns else "method"
+    methods = list(dict.fromkeys(table[series].astype(str)))
     width = GROUP_WIDTH / len(methods)
     fig = _new_figure(
         max(CHART_WIDTH_IN, COMPARISON_SLOT_IN * len(budgets) * len(methods)), COMPARISON_HEIGHT_IN
     )
     ax = fig.add_subplot()
     for m_index, method in enumerate(methods):
-        rows = table[table["method"].astype(str) == method]
+        rows = table[table[series].astype(str) == method]
         by_budget = dict(zip(rows["labeled"].astype(str), rows.index, strict=True))
         xs, means, stds = [], [], []
         for b_index, budget in enumerate(budgets):
@@ -328,7 +330,7 @@ def comparison_chart(table: pd.DataFrame, title: str = "mIoU by method and label
     ax.set_xlabel("labeled images (budget)")
     ax.set_ylabel("mIoU (mean ± std over runs)")
     ax.set_title(title)
-    ax.legend(title="method", loc="upper left", bbox_to_anchor=(1.0, 1.0))  # never over a bar
+    ax.legend(title=series, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # never over a bar
     return fig
 
 

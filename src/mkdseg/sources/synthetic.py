@@ -1,10 +1,15 @@
 """The embedded default dataset: procedurally drawn shapes, written in Pascal VOC's layout.
 
-Classes are defined by SHAPE only: every object gets a random colour and texture, the
-background is cluttered with textured blobs and lines of the same palette, objects occlude
-each other and vary in scale, rotation and lighting, and images are JPEG-compressed. A model
-therefore has to learn shape from many examples, so few labels hurt and unlabeled images
-help, which is what a semi-supervised method needs to show.
+Classes are defined by shape and by a characteristic hue, the way real classes have a
+typical appearance: every object of class ``k`` is painted in a random texture whose hue
+lies within ``class_hue_jitter`` degrees of the class's own hue (classes are spread evenly
+round the hue circle, so with the default jitter neighbouring classes overlap and only shape
+tells them apart). The background is a textured, less saturated clutter of blobs and lines
+(``background_saturation``), objects occlude each other and vary in scale, rotation and
+lighting, and images are JPEG-compressed. ``class_hue_jitter: 180`` makes colour carry no
+class information (shape only): calibration showed that networks trained from scratch on a
+CPU budget do not learn that task at all, while with class hues they learn quickly and still
+profit from more labels (README, "Calibration").
 
 A sample depends only on ``(seed, subset, index)`` (its own random generator), so the output
 is byte-identical for the same parameters and growing ``n_train`` keeps existing samples.
@@ -15,6 +20,7 @@ means the data is reused.
 
 from __future__ import annotations
 
+import colorsys
 import json
 import logging
 import math
@@ -34,7 +40,7 @@ from mkdseg.sources.voc import IMAGE_DIR, LIST_DIR, MASK_DIR, read_voc, voc_colo
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1  # bump whenever drawing changes, so stale data is regenerated
+GENERATOR_VERSION = 2  # bump whenever drawing changes, so stale data is regenerated
 STAMP_NAME = "mkdseg_synthetic.json"
 SYNTHETIC_CLASSES = [
     "background", "disc", "square", "triangle", "ring", "cross", "star", "crescent", "bar",
@@ -76,6 +82,9 @@ GAIN = (0.6, 1.3)
 COLOUR_CAST = (0.85, 1.15)
 SHADING = 0.35  # linear illumination slope across the image
 NOISE_STD = (2.0, 10.0)  # per-pixel Gaussian noise, grey levels
+HUE_TURN = 360.0  # degrees
+OBJECT_SATURATION = (0.45, 1.0)
+COLOUR_VALUE = (0.25, 1.0)  # HSV value of every texture colour
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,7 @@ class SyntheticParams:
     """The generator's knobs (``dataset.synthetic`` in parameters_ingestion.yml)."""
 
     seed: int = 0
-    image_size: int = 96
+    image_size: int = 64
     n_train: int = 2000
     n_val: int = 300
     min_objects: int = 1
@@ -95,6 +104,8 @@ class SyntheticParams:
     max_lines: int = 5
     boundary_width: int = 1  # pixels on each side of a label edge set to 255 (VOC-like band)
     jpeg_quality: int = 75
+    class_hue_jitter: float = 45.0  # degrees around each class's hue; 180 = colour says nothing
+    background_saturation: float = 0.4  # most saturated background colour (objects: 0.45-1)
 
     @classmethod
     def from_dict(cls, data: dict | None) -> SyntheticParams:
@@ -130,6 +141,10 @@ class SyntheticParams:
             problems.append("need 0 <= min_distractors <= max_distractors and max_lines >= 0")
         if self.boundary_width < 0:
             problems.append("boundary_width must be >= 0")
+        if not 0 <= self.class_hue_jitter <= HUE_TURN / 2:
+            problems.append("class_hue_jitter must be in 0..180 degrees")
+        if not 0 <= self.background_saturation <= 1:
+            problems.append("background_saturation must be in 0..1")
         if not 1 <= self.jpeg_quality <= MAX_JPEG_QUALITY:
             problems.append(f"jpeg_quality must be in 1..{MAX_JPEG_QUALITY}")
         if problems:
@@ -162,12 +177,32 @@ def _low_freq_noise(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.asarray(small.resize((size, size), Image.Resampling.BILINEAR))
 
 
-def _texture(rng: np.random.Generator, size: int, where: np.ndarray | None = None) -> np.ndarray:
-    """A texture between two random colours: (size, size, 3), or (n, 3) at the ``where`` pixels.
+def _colours(rng: np.random.Generator, hue: float, hue_jitter: float,
+             saturation: tuple[float, float]) -> np.ndarray:
+    """Two RGB colours (2, 3) of one hue family: hue +- jitter degrees, random saturation/value."""
+    rows = []
+    for _ in range(2):
+        h = ((hue + rng.uniform(-hue_jitter, hue_jitter)) % HUE_TURN) / HUE_TURN
+        rows.append(colorsys.hsv_to_rgb(h, rng.uniform(*saturation), rng.uniform(*COLOUR_VALUE)))
+    return np.asarray(rows, np.float32) * COLOUR_MAX
+
+
+def _background_colours(rng: np.random.Generator, params: SyntheticParams) -> np.ndarray:
+    return _colours(rng, 0.0, HUE_TURN / 2, (0.0, params.background_saturation))
+
+
+def _class_colours(rng: np.random.Generator, cls: int, params: SyntheticParams) -> np.ndarray:
+    hue = (cls - 1) * HUE_TURN / (len(SYNTHETIC_CLASSES) - 1)  # classes evenly round the circle
+    return _colours(rng, hue, params.class_hue_jitter, OBJECT_SATURATION)
+
+
+def _texture(rng: np.random.Generator, size: int, colours: np.ndarray,
+             where: np.ndarray | None = None) -> np.ndarray:
+    """A texture between two colours: (size, size, 3), or (n, 3) at the ``where`` pixels.
 
     Evaluating only the painted pixels keeps drawing fast (most objects are small).
     """
-    low, high = rng.uniform(0, COLOUR_MAX, (2, 3)).astype(np.float32)
+    low, high = colours
     kind = TEXTURES[int(rng.integers(len(TEXTURES)))]
     x, y = _grid(size)
     if where is not None:
@@ -199,14 +234,15 @@ def _polygon_mask(size: int, polygons: list[tuple[np.ndarray, int]]) -> np.ndarr
     return np.asarray(canvas) > 0
 
 
-def _paint(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> None:
-    image[mask] = _texture(rng, image.shape[0], mask)
+def _paint(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
+           colours: np.ndarray) -> None:
+    image[mask] = _texture(rng, image.shape[0], colours, mask)
 
 
 def _background(rng: np.random.Generator, params: SyntheticParams) -> np.ndarray:
     """Textured base, jagged textured blobs and lines: all of it class 'background'."""
     size = params.image_size
-    image = _texture(rng, size)
+    image = _texture(rng, size, _background_colours(rng, params))
     image += (_low_freq_noise(rng, size)[..., None] - 0.5) * rng.uniform(0, COLOUR_MAX / 2, 3)
     n_blobs = int(rng.integers(params.min_distractors, params.max_distractors + 1))
     for _ in range(n_blobs):
@@ -215,12 +251,12 @@ def _background(rng: np.random.Generator, params: SyntheticParams) -> np.ndarray
         radii = rng.uniform(*BLOB_RADIUS, n) * _uniform(rng, BLOB_SCALE) * size
         centre = rng.uniform(0, size, 2)
         points = centre + np.stack([np.cos(angles), np.sin(angles)], 1) * radii[:, None]
-        _paint(image, _polygon_mask(size, [(points, 1)]), rng)
+        _paint(image, _polygon_mask(size, [(points, 1)]), rng, _background_colours(rng, params))
     canvas = Image.fromarray(np.clip(image, 0, COLOUR_MAX).astype(np.uint8))
     draw = ImageDraw.Draw(canvas)
     for _ in range(int(rng.integers(0, params.max_lines + 1))):
         ends = rng.uniform(0, size, 4).tolist()
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        colour = tuple(int(c) for c in _background_colours(rng, params)[0])
         draw.line(ends, fill=colour, width=int(rng.integers(*LINE_WIDTH)))
     return np.asarray(canvas, dtype=np.float32).copy()
 
@@ -308,7 +344,7 @@ def render_sample(
     for _ in range(int(rng.integers(params.min_objects, params.max_objects + 1))):
         cls = int(rng.integers(1, len(SYNTHETIC_CLASSES)))  # uniform: balanced classes
         mask = _object_mask(cls, rng, params)
-        _paint(image, mask, rng)
+        _paint(image, mask, rng, _class_colours(rng, cls, params))
         labels[mask] = cls
     labels[_boundary(labels, params.boundary_width)] = IGNORE_INDEX
     return _lighting(image, rng), labels

@@ -1,0 +1,5 @@
+"""Comparison pipeline: every method and ablation of the paper's table, per label budget and seed."""
+
+from mkdseg.pipelines.comparison.pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

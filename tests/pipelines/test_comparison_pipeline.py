@@ -1,0 +1,95 @@
+"""The comparison pipeline on its tiny grid (conf/comparison_tiny: 2 methods, 1 seed, 3 iterations)
+through a KedroSession, then the notebook that reads the same runs back from MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import nbformat
+import pandas as pd
+import pytest
+from kedro.framework.project import pipelines
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from mlflow.tracking import MlflowClient
+from nbclient import NotebookClient
+
+from tests.conftest import PROJECT_ROOT
+
+TINY_ENV = "comparison_tiny"
+VARIANTS = ["sup_1_16", "mkd_1_16"]
+NOTEBOOK = PROJECT_ROOT / "notebooks" / "comparison.ipynb"
+NOTEBOOK_TIMEOUT_S = 300
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import mlflow.tracking.fluent as fluent
+
+    tmp_path = tmp_path_factory.mktemp("comparison")
+    params = {"data_root": str(tmp_path / "data"), "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+              "mlflow_artifact_location": str(tmp_path / "mlartifacts")}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KEDRO_ENV", TINY_ENV)  # the grid (structure) and the session's environment
+        try:
+            bootstrap_project(PROJECT_ROOT)  # re-reads the pipelines under the tiny grid
+            with KedroSession.create(project_path=PROJECT_ROOT, runtime_params=params) as session:
+                session.run(pipeline_names=["comparison"])
+        finally:
+            while mlflow.active_run():
+                mlflow.end_run("FAILED")
+            mlflow.set_tracking_uri(None)
+            fluent._active_experiment_id = None
+    bootstrap_project(PROJECT_ROOT)  # later tests see the base grid again
+    return tmp_path
+
+
+def _evaluation_runs(root: Path) -> list:
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("mkdseg").experiment_id])
+    return [r for r in runs if r.data.tags.get("kedro.node", "").endswith(".evaluate")]
+
+
+def test_outputs_hold_one_row_per_run_and_the_summary(compared: Path) -> None:
+    out = compared / "data/08_reporting/comparison"
+    results = pd.read_csv(out / "results.csv")
+    assert sorted(results["variant"]) == sorted(VARIANTS) and set(results["seed"]) == {0}
+    table = pd.read_csv(out / "table.csv").set_index("variant")
+    assert table.loc["sup_1_16", "gain_over_supervised"] == pytest.approx(0.0)
+    for variant in VARIANTS:
+        mean = results.set_index("variant").loc[variant, "val_mIoU_whole"]
+        assert table.loc[variant, "mIoU_mean"] == pytest.approx(mean)
+        assert f"| {variant} |" in (out / "table.md").read_text()
+    assert (out / "chart.png").stat().st_size > 1000
+
+
+def test_each_run_is_identified_in_mlflow(compared: Path) -> None:
+    runs = _evaluation_runs(compared)
+    assert {r.data.tags["kedro.namespace"] for r in runs} == {f"comparison.{v}.seed_0" for v in VARIANTS}
+    for run in runs:
+        variant = run.data.params["variant"]
+        assert run.data.params["training.method"] == ("supervised" if variant.startswith("sup") else "mkd")
+        assert run.data.params["splits.labeled"] == "0.0625" and run.data.params["training.seed"] == "0"
+        assert 0.0 <= run.data.metrics["val_mIoU_whole"] <= 1.0
+    client = MlflowClient(tracking_uri=f"sqlite:///{compared / 'mlflow.db'}")
+    parent = client.get_run(runs[0].data.tags["mlflow.parentRunId"])
+    assert "comparison.mkd_1_16.seed_0.val_mIoU_whole" in parent.data.metrics  # namespaced on the parent
+    assert "val_mIoU_whole" not in parent.data.metrics  # thirty runs do not overwrite one column
+    assert "comparison.sup_1_16.mIoU_mean" in parent.data.metrics
+
+
+def test_the_notebook_draws_the_same_table_from_mlflow(compared: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MKDSEG_TRACKING_URI", f"sqlite:///{compared / 'mlflow.db'}")
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(notebook, timeout=NOTEBOOK_TIMEOUT_S, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    markdown = next(o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {}))
+    assert markdown == (compared / "data/08_reporting/comparison/table.md").read_text()
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+
+
+def test_base_grid_is_restored_after_the_tiny_run(compared: Path) -> None:
+    namespaces = {n.namespace for n in pipelines["comparison"].nodes if n.namespace}
+    assert "comparison.mkd_1_8.seed_2" in namespaces
