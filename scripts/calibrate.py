@@ -5,9 +5,11 @@
 Generates (or reuses) the synthetic set under /tmp/mkdseg-calibration, splits it 1/16
 (LABELS = "1/16") or uses every training image (LABELS = "all"), trains with the core trainer
 (the code path of the training node, without Kedro/MLflow) and prints one JSON line: val mIoU,
-per-class IoU, training seconds. Example (the README's first row):
+per-class IoU, training seconds. MKD consistency ramps up over the first quarter of the
+iterations; other training settings go in the last argument. Example (a row of the README's
+calibration table):
 
-    .venv/bin/python scripts/calibrate.py '{}' supall supervised all 480 2
+    .venv/bin/python scripts/calibrate.py '{"image_size":64,"class_hue_jitter":45}' sup16 supervised 1/16 300 1
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def main(argv: list[str]) -> None:
                                         "on_bad_sample": "fail"}, PROJECT)
     labeled, unlabeled, val, _ = make_split(manifest, meta["names"], 0.0625, 0, PROJECT)
     params = {**BASE, "method": method, "iterations": iterations,
-              "augment": {"crop_size": synth.get("image_size", 96)}, "mkd": {"consistency_rampup": iterations // 4}}
+              "augment": {"crop_size": synth.get("image_size", 64)}, "mkd": {"consistency_rampup": iterations // 4}}
     for key, value in extra.items():
         params[key] = {**params.get(key, {}), **value} if isinstance(value, dict) else value
     cfg = config_from_dict(params)

@@ -76,3 +76,11 @@ def test_read_grid_error_names_the_file(tmp_path) -> None:
 
 def test_results_frame_of_nothing_is_empty() -> None:
     assert comparison.results_frame([]).empty and isinstance(comparison.results_frame([]), pd.DataFrame)
+
+
+def test_headline_metrics_skip_missing_spread() -> None:
+    table = pd.DataFrame({"variant": ["sup_1_16", "mkd_1_16"], "mIoU_mean": [0.2, 0.25],
+                          "mIoU_std": [float("nan"), 0.01], "gain_over_supervised": [0.0, 0.05]})
+    assert comparison.headline_metrics(table) == {
+        "sup_1_16.mIoU_mean": 0.2, "sup_1_16.gain": 0.0,
+        "mkd_1_16.mIoU_mean": 0.25, "mkd_1_16.mIoU_std": 0.01, "mkd_1_16.gain": pytest.approx(0.05)}

@@ -96,3 +96,17 @@ def test_tracking_uri_anchors_relative_sqlite_paths(tmp_path: Path) -> None:
     assert tracking_uri("http://localhost:5000", root=tmp_path) == "http://localhost:5000"
     with pytest.raises(ValueError, match="empty"):
         tracking_uri(" ")
+
+
+def test_pick_params_flattens_params_outputs_only() -> None:
+    identity = {"variant": "mkd_1_16", "training": {"method": "mkd", "seed": 2}, "splits": {"labeled": 0.0625}}
+    assert tracking.pick_params("comparison.mkd_1_16.seed_2.evaluation_params", identity) == {
+        "variant": "mkd_1_16", "training.method": "mkd", "training.seed": "2", "splits.labeled": "0.0625"}
+    assert tracking.pick_params("run_identity", identity) == {}
+    assert tracking.pick_params("x_params", ["not", "a", "dict"]) == {}
+
+
+def test_parent_metric_keys_carry_the_namespace() -> None:
+    assert tracking.parent_metric_keys({"val_mIoU_whole": 0.5}, None) == {"val_mIoU_whole": 0.5}
+    assert tracking.parent_metric_keys({"val_mIoU_whole": 0.5}, "comparison.sup_1_16.seed_0") == {
+        "comparison.sup_1_16.seed_0.val_mIoU_whole": 0.5}

@@ -13,6 +13,7 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mkdseg.reporting.comparison import (
@@ -95,3 +96,15 @@ def per_run_table(results: pd.DataFrame, metric: str) -> pd.DataFrame:
     columns = {VARIANT_COLUMN: "variant", METHOD_COLUMN: "method", LABELED_COLUMN: "labeled",
                SEED_COLUMN: "seed", f"metrics.{metric}": metric}
     return results[list(columns)].rename(columns=columns).reset_index(drop=True)
+
+
+def headline_metrics(table: pd.DataFrame) -> dict[str, float]:
+    """``<variant>.mIoU_mean`` / ``.mIoU_std`` / ``.gain`` of the summary table (the parent run's
+    columns); NaN entries (one seed: no spread) are left out."""
+    out: dict[str, float] = {}
+    for row in table.itertuples():
+        for key, value in (("mIoU_mean", row.mIoU_mean), ("mIoU_std", row.mIoU_std),
+                           ("gain", row.gain_over_supervised)):
+            if np.isfinite(value):
+                out[f"{row.variant}.{key}"] = float(value)
+    return out

@@ -6,7 +6,6 @@ from __future__ import annotations
 from io import BytesIO
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from PIL import Image
 
@@ -60,15 +59,5 @@ def summarise(evaluation: dict, *runs: dict) -> tuple[pd.DataFrame, pd.DataFrame
     figure = comparison_chart(table, title=f"{metric}: mean ± std over seeds")
     chart = Image.open(BytesIO(figure_to_png_bytes(figure)))
     close_figure(figure)
-    return variants.per_run_table(results, metric), table, to_markdown_table(table), chart, headline(table)
+    return variants.per_run_table(results, metric), table, to_markdown_table(table), chart, variants.headline_metrics(table)
 
-
-def headline(table: pd.DataFrame) -> dict[str, float]:
-    """``<variant>.mIoU_mean`` / ``.mIoU_std`` / ``.gain`` for the parent run's columns."""
-    out: dict[str, float] = {}
-    for row in table.itertuples():
-        for key, value in (("mIoU_mean", row.mIoU_mean), ("mIoU_std", row.mIoU_std),
-                           ("gain", row.gain_over_supervised)):
-            if np.isfinite(value):
-                out[f"{row.variant}.{key}"] = float(value)
-    return out

@@ -70,15 +70,12 @@ def create_pipeline(variant_names: list[str] | None = None, seeds: list[int] | N
     if variant_names is None or seeds is None:
         variant_names, seeds = read_grid()
     runs = [variants.namespace(v, s) for v in variant_names for s in seeds]
+    root = variants.NAMESPACE_ROOT
     summary = node(
         summarise,
         ["params:evaluation"] + [f"{ns}.{name}" for ns in runs for name in ("evaluation_metrics", "evaluation_params")],
-        ["results", "table", "table_markdown", "chart", "summary_metrics"],
+        [f"{root}.{name}" for name in ("results", "table", "table_markdown", "chart", "summary_metrics")],
         name="summarise",
+        namespace=root,
     )
-    summary_pipeline = Pipeline([summary], namespace=variants.NAMESPACE_ROOT,
-                                inputs={f"{ns}.{name}" for ns in runs
-                                        for name in ("evaluation_metrics", "evaluation_params")},
-                                parameters={"params:evaluation"})
-    return Pipeline([variant_pipeline(v, s) for v in variant_names for s in seeds] + [summary_pipeline],
-                    tags="comparison")
+    return Pipeline([variant_pipeline(v, s) for v in variant_names for s in seeds] + [summary], tags="comparison")
