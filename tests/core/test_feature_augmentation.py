@@ -145,7 +145,9 @@ def _rank_worker(rank: int, port: int, queue) -> None:
         for step in range(2):  # each rank sees different pixels
             feats, labels = batches[step + rank]
             stats.update(feats, labels)
-        queue.put((rank, stats.mean.clone(), stats.var.clone(), stats.count.clone()))
+        # numpy arrays travel by value: torch tensors would be shared through file descriptors
+        # that vanish when this process exits before the parent reads them (seen on a slow CPU)
+        queue.put((rank, stats.mean.numpy().copy(), stats.var.numpy().copy(), stats.count.numpy().copy()))
     finally:
         dist.destroy_process_group()
 
@@ -157,7 +159,8 @@ def test_distributed_update_keeps_ranks_identical_and_equal_to_the_union() -> No
     procs = [ctx.Process(target=_rank_worker, args=(r, port, queue)) for r in range(2)]
     for p in procs:
         p.start()
-    results = {r: (m, v, n) for r, m, v, n in (queue.get(timeout=120) for _ in procs)}
+    results = {r: tuple(torch.from_numpy(x) for x in (m, v, n))
+               for r, m, v, n in (queue.get(timeout=120) for _ in procs)}
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
