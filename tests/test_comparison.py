@@ -28,7 +28,8 @@ def test_variant_training_layers_base_shared_variant_and_seed() -> None:
 
 
 def test_variant_params_name_the_run_like_a_plain_kedro_run() -> None:
-    assert comparison.variant_params(GRID, TRAINING, "sup_1_16", 1) == {
+    settings = comparison.variant_training(TRAINING, GRID, "sup_1_16", 1)
+    assert comparison.variant_params(GRID, settings, "sup_1_16") == {
         "variant": "sup_1_16", "training": {"method": "supervised", "seed": 1}, "splits": {"labeled": 0.0625}}
 
 
@@ -41,7 +42,8 @@ def test_unknown_or_malformed_variants_are_named_in_the_error() -> None:
 
 
 def test_results_frame_and_per_run_table() -> None:
-    runs = [(comparison.variant_params(GRID, TRAINING, v, s), {"val_mIoU_whole": 0.1 * (s + 1)})
+    runs = [(comparison.variant_params(GRID, comparison.variant_training(TRAINING, GRID, v, s), v),
+             {"val_mIoU_whole": 0.1 * (s + 1)})
             for v in GRID["variants"] for s in GRID["seeds"]]
     results = comparison.results_frame(runs)
     assert len(results) == 4 and set(results["status"]) == {"FINISHED"}

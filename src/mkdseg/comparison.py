@@ -67,11 +67,12 @@ def variant_training(training: Mapping[str, Any], comparison: Mapping[str, Any],
     return deep_merge(shared, {**(variant_spec(comparison, variant).get("training") or {}), "seed": seed})
 
 
-def variant_params(comparison: Mapping[str, Any], training: Mapping[str, Any], variant: str,
-                   seed: int) -> dict[str, Any]:
-    """What identifies a run in MLflow: the same keys as a plain ``kedro run`` logs, plus ``variant``."""
-    settings = variant_training(training, comparison, variant, seed)
-    return {"variant": variant, "training": {"method": settings.get("method"), "seed": seed},
+def variant_params(comparison: Mapping[str, Any], settings: Mapping[str, Any], variant: str) -> dict[str, Any]:
+    """What identifies a run in MLflow: the same keys as a plain ``kedro run`` logs, plus ``variant``.
+
+    ``settings`` is the run's ``variant_training`` block (method and seed are read from it).
+    """
+    return {"variant": variant, "training": {"method": settings.get("method"), "seed": settings["seed"]},
             "splits": {"labeled": variant_spec(comparison, variant)["labeled"]}}
 
 

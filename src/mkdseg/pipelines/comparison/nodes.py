@@ -30,7 +30,7 @@ def prepare(manifest: pd.DataFrame, class_metadata: dict, comparison: dict, trai
     labeled = variants.variant_spec(comparison, variant)["labeled"]
     ids = splitting.make_split(manifest, class_metadata["names"], labeled, seed, project_root())
     settings = variants.variant_training(training, comparison, variant, seed)
-    return ids[0], ids[1], ids[2], settings, variants.variant_params(comparison, training, variant, seed)
+    return ids[0], ids[1], ids[2], settings, variants.variant_params(comparison, settings, variant)
 
 
 def train_variant(manifest: pd.DataFrame, class_metadata: dict, labeled_ids: list[str], unlabeled_ids: list[str],
