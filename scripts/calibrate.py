@@ -2,11 +2,12 @@
 
     .venv/bin/python scripts/calibrate.py '<dataset.synthetic JSON>' NAME METHOD LABELS ITERATIONS [THREADS] ['<training JSON>']
 
-Generates (or reuses) the synthetic set under /tmp/mkdseg-calibration, splits it 1/16
-(LABELS = "1/16") or uses every training image (LABELS = "all"), trains with the core trainer
+Generates (or reuses) the synthetic set under /tmp/mkdseg-calibration, splits it 1/16 or 1/8
+(LABELS = "1/16", "1/8") or uses every training image (LABELS = "all"), trains with the core trainer
 (the code path of the training node, without Kedro/MLflow) and prints one JSON line: val mIoU,
 per-class IoU, training seconds. MKD consistency ramps up over the first quarter of the
-iterations; other training settings go in the last argument. Example (a row of the README's
+iterations; other training settings go in the last argument. Its "seed" (default 0) draws both the
+labeled split and the initialisation, as in the comparison pipeline. Example (a row of the README's
 calibration table):
 
     .venv/bin/python scripts/calibrate.py '{"image_size":64,"class_hue_jitter":45}' sup16 supervised 1/16 300 1
@@ -45,13 +46,14 @@ def main(argv: list[str]) -> None:
     root = ROOT / ("data_" + "_".join(f"{k}{v}" for k, v in sorted(synth.items())))
     manifest, meta, _ = build_manifest({"source": "synthetic", "root": str(root), "synthetic": synth,
                                         "on_bad_sample": "fail"}, PROJECT)
-    labeled, unlabeled, val, _ = make_split(manifest, meta["names"], 0.0625, 0, PROJECT)
+    budget = {"1/16": 0.0625, "1/8": 0.125, "all": 0.0625}[labels]
+    labeled, unlabeled, val, _ = make_split(manifest, meta["names"], budget, int(extra.get("seed", 0)), PROJECT)
     params = {**BASE, "method": method, "iterations": iterations,
               "augment": {"crop_size": synth.get("image_size", 64)}, "mkd": {"consistency_rampup": iterations // 4}}
     for key, value in extra.items():
         params[key] = {**params.get(key, {}), **value} if isinstance(value, dict) else value
     cfg = config_from_dict(params)
-    data = training_inputs.train_data(manifest, meta, labeled if labels == "1/16" else labeled + unlabeled, unlabeled)
+    data = training_inputs.train_data(manifest, meta, labeled + unlabeled if labels == "all" else labeled, unlabeled)
     start = time.time()
     result = Trainer(cfg, data.num_classes).fit(data)
     seconds = time.time() - start
@@ -59,7 +61,7 @@ def main(argv: list[str]) -> None:
     scores = evaluate(segmenter, training_inputs.samples_for(manifest, val, "val"), MaskEncoding(),
                       len(meta["names"]), EvalSettings(keep_predictions=0))
     print(json.dumps({"name": name, "miou": round(scores.miou, 4), "iou": [round(float(x), 2) for x in scores.iou],
-                      "train_s": round(seconds), "iterations": iterations}), flush=True)
+                      "train_s": round(seconds), "iterations": iterations, "seed": cfg.seed}), flush=True)
 
 
 if __name__ == "__main__":

@@ -101,6 +101,11 @@ def test_strong_op_frequencies_match_weights() -> None:
     assert prm.jitter[:, :3].min() >= 0.5 and prm.jitter[:, :3].max() <= 1.5
 
 
+def test_ops_with_zero_weight_are_never_drawn() -> None:
+    prm = aug.sample_strong_params(2000, _gen(6), torch.device("cpu"), (0.0, 0.5, 0.1, 0.0, 0.0))
+    assert set(prm.op.tolist()) == {1, 2}
+
+
 def test_color_jitter_matches_torchvision_in_the_drawn_order() -> None:
     x = _images(b=3)
     factors = torch.tensor([[1.3, 0.6, 1.4, 0.2], [0.7, 1.2, 0.5, -0.1], [1.0, 1.5, 0.9, 0.25]])

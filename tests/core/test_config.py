@@ -24,7 +24,16 @@ def test_mkd_ablation_switches_are_kept_and_round_trip():
     ({"unlabeled_batch_size": 1}, "CutMix"),
     ({"mkd": {"confidence_threshold": 1.5}}, "confidence_threshold"),
     ({"precision": "fp8"}, "training.precision"),
+    ({"augment": {"strong_ops": {"greyscale": 0.5}}}, "training.augment.strong_ops"),
+    ({"augment": {"strong_ops": {"blur": 0.0}}}, "positive sum"),
 ])
 def test_bad_parameters_name_what_to_fix(params, message):
     with pytest.raises(ValueError, match=message):
         config_from_dict(params)
+
+
+def test_strong_ops_default_to_the_spec_and_leave_out_what_is_not_named():
+    assert config_from_dict({}).augment.strong_weights == (0.3, 0.5, 0.1, 0.1, 0.5)
+    cfg = config_from_dict({"augment": {"strong_ops": {"equalize": 0.1, "blur": 0.5}}})
+    assert cfg.augment.strong_weights == (0.0, 0.5, 0.1, 0.0, 0.0)
+    assert config_from_dict(config_to_dict(cfg)) == cfg

@@ -64,6 +64,18 @@ def test_threshold_drops_unconfident_teacher_pixels():
     torch.testing.assert_close(res.loss_st, only + F.cross_entropy(students[1], t1))
 
 
+def test_optional_student_threshold_keeps_only_the_other_students_confident_pixels():
+    g = torch.Generator().manual_seed(2)
+    s1, s2 = (torch.randn(2, C, H, W, generator=g) for _ in range(2))
+    ignore = torch.zeros(2, H, W, dtype=torch.bool)
+    conf1, conf2 = torch.full((2, H, W), 0.5), torch.full((2, H, W), 0.5)
+    conf2[1, 2, 2] = 0.97  # student 2 is confident at one pixel, student 1 nowhere
+    res = consistency_losses([s1, s2], [], [], ignore, None, True, [conf1, conf2], 0.95)
+    torch.testing.assert_close(res.loss_ss, F.cross_entropy(s1[1:, :, 2:, 2:], s2[1:, :, 2:, 2:].argmax(1)))
+    off = consistency_losses([s1, s2], [], [], ignore, None, True, [conf1, conf2], None)
+    torch.testing.assert_close(off.loss_ss, F.cross_entropy(s1, s2.argmax(1)) + F.cross_entropy(s2, s1.argmax(1)))
+
+
 def test_teacher_diagnostics_agreement_and_confidence():
     labels = torch.tensor([[[0, 1], [2, 3]]])
     z1 = _logits_for(labels, 100.0)

@@ -118,3 +118,18 @@ def test_callback_receives_every_logged_metric(tiny_data):
     assert [i for i, _ in seen] == [1, 2]
     assert {"loss", "lr", "lambda", "ema_momentum", "teacher_confidence", "confident_share",
             "teacher_agreement", "images_per_s", "peak_memory_mb"} <= set(seen[0][1])
+
+
+def test_strong_view_uses_the_configured_ops(tiny_data, monkeypatch):
+    seen = []
+    real = trainer_module.strong_augment
+
+    def spy(x, generator, weights):
+        seen.append(weights)
+        return real(x, generator, weights)
+
+    monkeypatch.setattr(trainer_module, "strong_augment", spy)
+    cfg = tiny_config("cps", iterations=1)
+    cfg.augment.strong_ops = {"blur": 1.0}
+    Trainer(cfg, TINY_CLASSES).fit(tiny_data)
+    assert seen == [(0.0, 1.0, 0.0, 0.0, 0.0)]

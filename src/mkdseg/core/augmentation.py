@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mkdseg.core.config import STRONG_OP_WEIGHTS
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -44,8 +46,8 @@ CONTRAST_FIRST_P = 0.5  # mmseg: contrast before or after the HSV ops with equal
 DEGREES_PER_TURN = 360.0
 
 # Strong view (spec §2): one op per sample with these selection weights.
-STRONG_OPS = ("color_jitter", "blur", "equalize", "solarize", "grayscale")
-STRONG_WEIGHTS = (0.3, 0.5, 0.1, 0.1, 0.5)
+STRONG_OPS = tuple(STRONG_OP_WEIGHTS)
+STRONG_WEIGHTS = tuple(STRONG_OP_WEIGHTS.values())
 JITTER_BRIGHTNESS = 0.5  # torchvision ColorJitter(0.5, 0.5, 0.5, 0.25)
 JITTER_CONTRAST = 0.5
 JITTER_SATURATION = 0.5

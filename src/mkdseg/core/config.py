@@ -14,6 +14,8 @@ from typing import Any
 METHODS = ("supervised", "mean_teacher", "cps", "mkd")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BN_MODES = ("train", "eval")
+# Strong-view ops and their selection weights (spec §2; the order of augmentation.STRONG_OPS).
+STRONG_OP_WEIGHTS = {"color_jitter": 0.3, "blur": 0.5, "equalize": 0.1, "solarize": 0.1, "grayscale": 0.5}
 
 
 @dataclass
@@ -38,6 +40,7 @@ class MethodConfig:
     feature_aug_students: bool = True  # ISDA-style logit augmentation on students
     feature_aug_teachers: bool = True  # ... and on teachers
     confidence_threshold: float | None = None  # release: off; paper: 0.95
+    student_confidence_threshold: float | None = None  # not in the spec (L_ss never thresholded): off
     ema_momentum_end: float = 0.6  # release 0.6 (0.99/0.999 usual elsewhere)
     weight_teacher: float = 1.5  # w_st, release
     weight_student: float = 1.0  # w_ss, release
@@ -67,6 +70,21 @@ class AugmentConfig:
     base_size: int | None = None  # None: rescale relative to each image's own size
     scale_range: tuple[float, float] = (0.5, 2.0)
     hflip_prob: float = 0.5
+    # Strong view (spec §2): op -> selection weight. The spec's mix; a dataset whose classes are
+    # told apart by colour needs the colour-destroying ops (grayscale, jitter's hue) off.
+    strong_ops: dict[str, float] = field(default_factory=lambda: dict(STRONG_OP_WEIGHTS))
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.strong_ops) - set(STRONG_OP_WEIGHTS))
+        weights = list(self.strong_ops.values())
+        if unknown or min(weights, default=0) < 0 or sum(weights) <= 0:
+            raise ValueError(f"training.augment.strong_ops must map ops among {', '.join(STRONG_OP_WEIGHTS)} to "
+                             f"non-negative weights with a positive sum; got {self.strong_ops}")
+
+    @property
+    def strong_weights(self) -> tuple[float, ...]:
+        """Weights in ``STRONG_OP_WEIGHTS`` order; an op left out has weight 0."""
+        return tuple(float(self.strong_ops.get(op, 0.0)) for op in STRONG_OP_WEIGHTS)
 
 
 @dataclass
@@ -140,6 +158,8 @@ def validate(cfg: TrainConfig) -> None:
         (0.0 <= cfg.method.ema_momentum_end < 1.0, "training.mkd.ema_momentum_end must be in [0, 1)"),
         (cfg.method.confidence_threshold is None or 0.0 < cfg.method.confidence_threshold < 1.0,
          "training.mkd.confidence_threshold must be null (off) or in (0, 1)"),
+        (cfg.method.student_confidence_threshold is None or 0.0 < cfg.method.student_confidence_threshold < 1.0,
+         "training.mkd.student_confidence_threshold must be null (off) or in (0, 1)"),
         (0.0 < cfg.method.consistency_scale <= 1.0, "training.mkd.consistency_scale must be in (0, 1]"),
         (cfg.method.consistency_rampup >= 0, "training.mkd.consistency_rampup must be >= 0"),
         (cfg.model.output_stride in (8, 16), "training.model.output_stride must be 8 or 16"),

@@ -98,12 +98,15 @@ def consistency_losses(
     ignore: Tensor,
     threshold: float | None,
     student_term: bool,
+    student_confidence: list[Tensor] | None = None,
+    student_threshold: float | None = None,
 ) -> ConsistencyResult:
     """``L_st`` and ``L_ss`` from feature-augmented logits (already mixed for teachers).
 
     ``teachers`` may be empty (CPS / supervised); ``students`` has one or two entries.
     ``teacher_confidence`` is each teacher's max-softmax *before* feature augmentation,
-    used only for the optional threshold on ``L_st``.
+    used only for the optional threshold on ``L_st``; ``student_confidence`` likewise for the
+    optional threshold on ``L_ss`` (not in the spec, where ``L_ss`` is never thresholded).
     """
     zero = students[0].new_zeros(())
     loss_st, loss_ss = zero, zero
@@ -118,7 +121,8 @@ def consistency_losses(
             kept.append(share)
     if student_term and n == 2:
         for k in range(2):
-            loss, _ = pseudo_label_ce(students[k], students[1 - k].detach(), ignore, None, None)
+            conf = student_confidence[1 - k] if student_threshold is not None and student_confidence else None
+            loss, _ = pseudo_label_ce(students[k], students[1 - k].detach(), ignore, conf, student_threshold)
             loss_ss = loss_ss + loss
     metrics = {"kept_share_st": float(sum(kept) / len(kept))} if kept else {}
     return ConsistencyResult(loss_st, loss_ss, metrics)

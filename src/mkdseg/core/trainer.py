@@ -211,7 +211,7 @@ class Trainer:
             x_u = x_u.float() / 255
             mask = box_mask(x_u.shape[0], x_u.shape[-2], x_u.shape[-1], generator, device=self.device)
             out.update(x_w=normalize(photometric_distortion(x_u, generator)),
-                       x_mix=normalize(mix(strong_augment(x_u, generator), mask)),
+                       x_mix=normalize(mix(strong_augment(x_u, generator, self.cfg.augment.strong_weights), mask)),
                        valid_w=valid.bool(), valid_mix=mix(valid.bool(), mask), mask=mask)
         return {k: v.contiguous(memory_format=fmt) if v.dim() == 4 and k.startswith("x") else v
                 for k, v in out.items()}
@@ -247,9 +247,10 @@ class Trainer:
         valid_mix = cons.labels_to_resolution(b["valid_mix"], size)
         mask_small = resize_mask(b["mask"], size)
         lam = feature_aug_lambda(t, self.cfg.iterations, m.lambda_end, m.lambda_schedule)
-        z_s = [cons.feature_augment(cons.make_view(o.logits, o.features, y_small, valid_mix), stats,
-                                    net.classifier.weight, lam, m.feature_aug_students)
-               for o, stats, net in zip(s_out, self.student_stats, self.students, strict=True)]
+        views_s = [cons.make_view(o.logits, o.features, y_small, valid_mix) for o in s_out]
+        conf_s = [v.logits.detach().softmax(1).max(1).values for v in views_s]
+        z_s = [cons.feature_augment(v, stats, net.classifier.weight, lam, m.feature_aug_students)
+               for v, stats, net in zip(views_s, self.student_stats, self.students, strict=True)]
         z_t, conf_t, conf_raw, pred_raw = [], [], [], []
         with torch.no_grad():
             for o, stats, net in zip(t_out, self.teacher_stats, self.teachers, strict=True):
@@ -261,7 +262,8 @@ class Trainer:
                 conf_raw.append(conf)
                 pred_raw.append(view.labels)  # own argmax on unlabeled rows: what agreement compares
         ignore = torch.cat([y_small == IGNORE_INDEX, ~valid_mix])
-        result = cons.consistency_losses(z_s, z_t, conf_t, ignore, m.confidence_threshold, m.student_term)
+        result = cons.consistency_losses(z_s, z_t, conf_t, ignore, m.confidence_threshold, m.student_term,
+                                         conf_s, m.student_confidence_threshold)
         diag = cons.teacher_diagnostics(conf_raw, pred_raw, valid_w, m.confidence_report_threshold, n_l)
         return result, {"lambda": lam, **diag}
 
