@@ -70,8 +70,8 @@ class AugmentConfig:
     base_size: int | None = None  # None: rescale relative to each image's own size
     scale_range: tuple[float, float] = (0.5, 2.0)
     hflip_prob: float = 0.5
-    # Strong view (spec §2): op -> selection weight. The spec's mix; a dataset whose classes are
-    # told apart by colour needs the colour-destroying ops (grayscale, jitter's hue) off.
+    # Strong view (spec §2): op -> selection weight, the spec's by default. A parameter because
+    # some domains forbid an op (e.g. grayscale where colour defines the class).
     strong_ops: dict[str, float] = field(default_factory=lambda: dict(STRONG_OP_WEIGHTS))
 
     def __post_init__(self) -> None:
