@@ -133,3 +133,13 @@ def test_strong_view_uses_the_configured_ops(tiny_data, monkeypatch):
     cfg.augment.strong_ops = {"blur": 1.0}
     Trainer(cfg, TINY_CLASSES).fit(tiny_data)
     assert seen == [(0.0, 1.0, 0.0, 0.0, 0.0)]
+
+
+def test_student_threshold_changes_only_the_student_term(tiny_data):
+    def first_step(threshold):
+        cfg = tiny_config("mkd", iterations=1, mkd={"student_confidence_threshold": threshold})
+        return Trainer(cfg, TINY_CLASSES).fit(tiny_data).history[0]
+
+    off, on = first_step(None), first_step(0.99)
+    assert on["loss_st"] == pytest.approx(off["loss_st"]) and on["loss_sup"] == pytest.approx(off["loss_sup"])
+    assert on["loss_ss"] != pytest.approx(off["loss_ss"])  # unsure pixels of the other student drop out

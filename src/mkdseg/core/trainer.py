@@ -248,7 +248,8 @@ class Trainer:
         mask_small = resize_mask(b["mask"], size)
         lam = feature_aug_lambda(t, self.cfg.iterations, m.lambda_end, m.lambda_schedule)
         views_s = [cons.make_view(o.logits, o.features, y_small, valid_mix) for o in s_out]
-        conf_s = [v.logits.detach().softmax(1).max(1).values for v in views_s]
+        conf_s = ([v.logits.detach().softmax(1).max(1).values for v in views_s]
+                  if m.student_confidence_threshold is not None else None)
         z_s = [cons.feature_augment(v, stats, net.classifier.weight, lam, m.feature_aug_students)
                for v, stats, net in zip(views_s, self.student_stats, self.students, strict=True)]
         z_t, conf_t, conf_raw, pred_raw = [], [], [], []
