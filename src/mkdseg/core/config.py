@@ -74,13 +74,6 @@ class AugmentConfig:
     # some domains forbid an op (e.g. grayscale where colour defines the class).
     strong_ops: dict[str, float] = field(default_factory=lambda: dict(STRONG_OP_WEIGHTS))
 
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.strong_ops) - set(STRONG_OP_WEIGHTS))
-        weights = list(self.strong_ops.values())
-        if unknown or min(weights, default=0) < 0 or sum(weights) <= 0:
-            raise ValueError(f"training.augment.strong_ops must map ops among {', '.join(STRONG_OP_WEIGHTS)} to "
-                             f"non-negative weights with a positive sum; got {self.strong_ops}")
-
     @property
     def strong_weights(self) -> tuple[float, ...]:
         """Weights in ``STRONG_OP_WEIGHTS`` order; an op left out has weight 0."""
@@ -164,6 +157,10 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.method.consistency_rampup >= 0, "training.mkd.consistency_rampup must be >= 0"),
         (cfg.model.output_stride in (8, 16), "training.model.output_stride must be 8 or 16"),
         (cfg.augment.crop_size >= 16, "training.augment.crop_size must be >= 16"),
+        (set(cfg.augment.strong_ops) <= set(STRONG_OP_WEIGHTS) and min(cfg.augment.strong_weights) >= 0
+         and sum(cfg.augment.strong_weights) > 0,
+         f"training.augment.strong_ops must map ops among {', '.join(STRONG_OP_WEIGHTS)} to non-negative "
+         f"weights with a positive sum; got {cfg.augment.strong_ops}"),
         (cfg.checkpoint_every >= 1, "training.checkpoint_every must be >= 1"),
         (cfg.max_nonfinite_in_row >= 1, "training.max_nonfinite_in_row must be >= 1"),
     ]

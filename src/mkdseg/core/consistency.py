@@ -121,7 +121,7 @@ def consistency_losses(
             kept.append(share)
     if student_term and n == 2:
         for k in range(2):
-            conf = student_confidence[1 - k] if student_threshold is not None and student_confidence else None
+            conf = student_confidence[1 - k] if student_confidence else None
             loss, _ = pseudo_label_ce(students[k], students[1 - k].detach(), ignore, conf, student_threshold)
             loss_ss = loss_ss + loss
     metrics = {"kept_share_st": float(sum(kept) / len(kept))} if kept else {}

@@ -60,4 +60,3 @@ def summarise(evaluation: dict, *runs: dict) -> tuple[pd.DataFrame, pd.DataFrame
     chart = Image.open(BytesIO(figure_to_png_bytes(figure)))
     close_figure(figure)
     return variants.per_run_table(results, metric), table, to_markdown_table(table), chart, variants.headline_metrics(table)
-
