@@ -143,3 +143,41 @@ def test_student_threshold_changes_only_the_student_term(tiny_data):
     off, on = first_step(None), first_step(0.99)
     assert on["loss_st"] == pytest.approx(off["loss_st"]) and on["loss_sup"] == pytest.approx(off["loss_sup"])
     assert on["loss_ss"] != pytest.approx(off["loss_ss"])  # unsure pixels of the other student drop out
+
+
+def test_network_pair_runs_each_view_in_its_own_pass():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
+    pair = trainer_module.NetworkPair([_TwoHeads(net)])
+    a, b = torch.randn(2, 3, 4, 4), torch.randn(3, 3, 4, 4) * 5 + 2
+    (separate,) = pair(a, b)
+    (joint,) = pair(torch.cat([a, b]))
+    assert separate.logits.shape == joint.logits.shape == (5, 4, 4, 4)
+    # In train mode BatchNorm normalises each pass by its own batch statistics.
+    torch.testing.assert_close(separate.logits[:2], net(a))
+    torch.testing.assert_close(separate.logits[2:], net(b))
+    assert not torch.allclose(separate.logits, joint.logits)
+
+
+class _TwoHeads(torch.nn.Module):
+    """A stand-in network returning SegOutput(logits, features) like the segmentation model."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> trainer_module.SegOutput:
+        out = self.net(x)
+        return trainer_module.SegOutput(out, out * 2)
+
+
+@pytest.mark.parametrize("separate", [False, True])
+def test_views_are_passed_jointly_or_separately(separate, tiny_data, monkeypatch):
+    cfg = tiny_config("mkd", iterations=1, separate_view_passes=separate)
+    trainer = Trainer(cfg, TINY_CLASSES)
+    batches = []
+    for net in trainer.students + trainer.teachers:
+        net.register_forward_pre_hook(lambda _module, args: batches.append(args[0].shape[0]))
+    trainer.fit(tiny_data)
+    n_l, n_u = cfg.batch_size, cfg.unlabeled_batch_size
+    assert batches == ([n_l, n_u] * 4 if separate else [n_l + n_u] * 4)

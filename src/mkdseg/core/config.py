@@ -99,6 +99,7 @@ class TrainConfig:
     max_nonfinite_in_row: int = 20
     log_every: int = 1
     threads: int | None = None  # CPU threads for torch (None: torch's default)
+    separate_view_passes: bool = False  # release: labeled and unlabeled views in separate passes
 
     def __post_init__(self) -> None:
         apply_method_preset(self.method)

@@ -43,7 +43,7 @@ from mkdseg.core.ema import ema_momentum, ema_update_
 from mkdseg.core.feature_augmentation import ClassFeatureStatistics
 from mkdseg.core.image_io import IGNORE_INDEX, MaskEncoding
 from mkdseg.core.losses import supervised_ce
-from mkdseg.core.model import build_model
+from mkdseg.core.model import SegOutput, build_model
 from mkdseg.core.runtime import (
     autocast,
     peak_memory_mb,
@@ -93,8 +93,16 @@ class NetworkPair(nn.Module):
         super().__init__()
         self.nets = nn.ModuleList(nets)
 
-    def forward(self, x: Tensor) -> list[Any]:
-        return [net(x) for net in self.nets]
+    def forward(self, *views: Tensor) -> list[Any]:
+        """Every member on each view in its own pass (BatchNorm statistics per view), outputs
+        concatenated along the batch."""
+        return [_concat_outputs([net(x) for x in views]) for net in self.nets]
+
+
+def _concat_outputs(outputs: list[SegOutput]) -> SegOutput:
+    if len(outputs) == 1:
+        return outputs[0]
+    return SegOutput(*(torch.cat(part) for part in zip(*outputs, strict=True)))
 
 
 class Trainer:
@@ -218,15 +226,14 @@ class Trainer:
 
     def _loss(self, b: dict[str, Tensor], t: int) -> tuple[Tensor, dict[str, float]]:
         n_l = b["x_l"].shape[0]
-        student_in = torch.cat([b["x_l"], b["x_mix"]]) if "x_mix" in b else b["x_l"]
-        s_out = self.student_pair(student_in)
+        s_out = self.student_pair(*self._passes([b["x_l"], b["x_mix"]] if "x_mix" in b else [b["x_l"]]))
         loss_sup = sum(supervised_ce(o.logits[:n_l], b["y_l"]) for o in s_out)
         if "x_mix" not in b:
             return loss_sup, {"loss": float(loss_sup.detach()), "loss_sup": float(loss_sup.detach())}
         t_out = []
         if self.teacher_pair is not None:
             with torch.no_grad():
-                t_out = self.teacher_pair(torch.cat([b["x_l"], b["x_w"]]))
+                t_out = self.teacher_pair(*self._passes([b["x_l"], b["x_w"]]))
         with torch.autocast(self.device.type, enabled=False):
             result, diag = self._consistency(b, s_out, t_out, t, n_l)
         m = self.cfg.method
@@ -236,6 +243,10 @@ class Trainer:
                  "loss_st": float(result.loss_st.detach()), "loss_ss": float(result.loss_ss.detach()),
                  **result.metrics, **diag}
         return loss, parts
+
+    def _passes(self, views: list[Tensor]) -> list[Tensor]:
+        """The forward passes over [labeled; unlabeled]: one per view, or one joint batch."""
+        return views if self.cfg.separate_view_passes or len(views) == 1 else [torch.cat(views)]
 
     def _consistency(self, b: dict[str, Tensor], s_out: list, t_out: list, t: int,
                      n_l: int) -> tuple[cons.ConsistencyResult, dict[str, float]]:
