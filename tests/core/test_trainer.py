@@ -99,6 +99,9 @@ def test_resume_refuses_a_different_configuration(tiny_data, tmp_path):
     other = Trainer(tiny_config("mkd", iterations=4, seed=1), TINY_CLASSES)
     with pytest.raises(ValueError, match="training.seed"):
         other.fit(tiny_data, checkpoint_dir=tmp_path, resume=True)
+    separate = Trainer(tiny_config("mkd", iterations=4, separate_view_passes=True), TINY_CLASSES)
+    with pytest.raises(ValueError, match="training.separate_view_passes"):
+        separate.fit(tiny_data, checkpoint_dir=tmp_path, resume=True)
 
 
 def test_nonfinite_losses_are_skipped_then_stop(tiny_data, monkeypatch):
