@@ -151,7 +151,7 @@ def test_student_threshold_changes_only_the_student_term(tiny_data):
 def test_network_pair_runs_each_view_in_its_own_pass():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
-    pair = trainer_module.NetworkPair([_TwoHeads(net)])
+    pair = trainer_module.NetworkPair([_LogitsAndFeatures(net)])
     a, b = torch.randn(2, 3, 4, 4), torch.randn(3, 3, 4, 4) * 5 + 2
     (separate,) = pair(a, b)
     (joint,) = pair(torch.cat([a, b]))
@@ -162,7 +162,7 @@ def test_network_pair_runs_each_view_in_its_own_pass():
     assert not torch.allclose(separate.logits, joint.logits)
 
 
-class _TwoHeads(torch.nn.Module):
+class _LogitsAndFeatures(torch.nn.Module):
     """A stand-in network returning SegOutput(logits, features) like the segmentation model."""
 
     def __init__(self, net: torch.nn.Module) -> None:
@@ -175,7 +175,7 @@ class _TwoHeads(torch.nn.Module):
 
 
 @pytest.mark.parametrize("separate", [False, True])
-def test_views_are_passed_jointly_or_separately(separate, tiny_data, monkeypatch):
+def test_views_are_passed_jointly_or_separately(separate, tiny_data):
     cfg = tiny_config("mkd", iterations=1, separate_view_passes=separate)
     trainer = Trainer(cfg, TINY_CLASSES)
     batches = []

@@ -88,7 +88,7 @@ class TrainResult:
 
 
 class NetworkPair(nn.Module):
-    """The students (or the teachers) of a run: one call runs every member on the same input."""
+    """The students (or the teachers) of a run: one call runs every member on the same input(s)."""
 
     def __init__(self, nets: list[nn.Module]) -> None:
         super().__init__()
