@@ -56,7 +56,6 @@ from mkdseg.core.schedules import consistency_rampup, feature_aug_lambda, poly_l
 
 log = logging.getLogger(__name__)
 
-RESUME_DEFAULTS = {"separate_view_passes": False}  # checkpoints older than the key computed this
 HEAD_SEED_STRIDE = 1000  # student k's head seed = seed * stride + k: different heads, same backbone
 CHECKPOINTS_KEPT = 2
 Callback = Callable[[int, dict[str, float]], None]
@@ -315,7 +314,8 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        mine, theirs = config_to_dict(self.cfg), {**RESUME_DEFAULTS, **state["config"]}
+        # A top-level key newer than the checkpoint had its default when the checkpoint was made.
+        mine, theirs = config_to_dict(self.cfg), {**config_to_dict(TrainConfig()), **state["config"]}
         for key in ("method", "mkd", "model", "batch_size", "unlabeled_batch_size", "seed", "separate_view_passes"):
             if mine[key] != theirs[key]:
                 raise ValueError(f"checkpoint was made with a different training.{key} "
