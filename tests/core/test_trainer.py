@@ -49,10 +49,11 @@ def test_students_start_from_different_heads(tiny_data):
 
 def test_loss_decreases_on_a_tiny_problem(tiny_data):
     # From scratch, consistency needs its ramp-up or the untrained teachers collapse every network.
-    cfg = tiny_config("mkd", iterations=40, optim={"lr": 0.02}, mkd={"consistency_rampup": 40})
+    # Batches of 2 make the per-step loss noisy: 60 steps, averaged over the first and last 10.
+    cfg = tiny_config("mkd", iterations=60, optim={"lr": 0.05}, mkd={"consistency_rampup": 60})
     history = Trainer(cfg, TINY_CLASSES).fit(tiny_data).history
-    first = sum(h["loss_sup"] for h in history[:5]) / 5
-    last = sum(h["loss_sup"] for h in history[-5:]) / 5
+    first = sum(h["loss_sup"] for h in history[:10]) / 10
+    last = sum(h["loss_sup"] for h in history[-10:]) / 10
     assert last < 0.9 * first
     assert history[0]["consistency_ramp"] < 0.01 and history[-1]["consistency_ramp"] > 0.9
 

@@ -93,7 +93,7 @@ class TrainConfig:
     unlabeled_batch_size: int = 4  # unlabeled images per step per GPU (release: 4)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
-    precision: str = "auto"  # auto: bf16 on capable CUDA, else fp16 on CUDA, fp32 on CPU
+    precision: str = "auto"  # auto: bf16 on CUDA and native-bf16 CPUs, fp16 on older CUDA, else fp32
     num_workers: int = 2
     checkpoint_every: int = 1000
     max_nonfinite_in_row: int = 20

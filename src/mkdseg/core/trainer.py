@@ -114,6 +114,7 @@ class Trainer:
         self.rank, self.world_size = rank, world_size
         self.device = device or resolve_device(cfg.device)
         self.amp_dtype = resolve_precision(cfg.precision, self.device)
+        self.memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
         seed_everything(cfg.seed)
         self.student_pair = NetworkPair([self._build(k) for k in range(cfg.num_students)])
         self.teacher_pair = copy.deepcopy(self.student_pair) if cfg.uses_teachers else None
@@ -140,10 +141,9 @@ class Trainer:
                            head_seed=self.cfg.seed * HEAD_SEED_STRIDE + k)
 
     def _place_networks(self) -> None:
-        fmt = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
         pairs = [p for p in (self.student_pair, self.teacher_pair) if p is not None]
         for pair in pairs:
-            pair.to(self.device, memory_format=fmt)
+            pair.to(self.device, memory_format=self.memory_format)
         if self.world_size > 1 and self.device.type == "cuda":  # SyncBN is CUDA-only; gloo keeps per-rank BN
             self.student_pair = nn.SyncBatchNorm.convert_sync_batchnorm(self.student_pair)
             if self.teacher_pair is not None:
@@ -185,8 +185,9 @@ class Trainer:
         batch = self._augment(labeled, unlabeled, generator)
         with autocast(self.device, self.amp_dtype):
             loss, parts = self._loss(batch, t)
+        finite, parts = self._host_values(loss, parts)
         metrics.update(parts)
-        if self._all_finite(loss):
+        if finite:
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -211,7 +212,7 @@ class Trainer:
     def _augment(self, labeled: tuple[Tensor, Tensor], unlabeled: tuple[Tensor, Tensor] | None,
                  generator: torch.Generator) -> dict[str, Tensor]:
         """Photometric, strong and CutMix augmentation, batched on the training device."""
-        fmt = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        fmt = self.memory_format
         x_l, y_l = (v.to(self.device, non_blocking=True) for v in labeled)
         out = {"x_l": normalize(photometric_distortion(x_l.float() / 255, generator)), "y_l": y_l}
         if unlabeled is not None and self.cfg.uses_unlabeled:
@@ -224,12 +225,12 @@ class Trainer:
         return {k: v.contiguous(memory_format=fmt) if v.dim() == 4 and k.startswith("x") else v
                 for k, v in out.items()}
 
-    def _loss(self, b: dict[str, Tensor], t: int) -> tuple[Tensor, dict[str, float]]:
+    def _loss(self, b: dict[str, Tensor], t: int) -> tuple[Tensor, dict[str, Tensor | float]]:
         n_l = b["x_l"].shape[0]
         s_out = self.student_pair(*self._passes([b["x_l"], b["x_mix"]] if "x_mix" in b else [b["x_l"]]))
         loss_sup = sum(supervised_ce(o.logits[:n_l], b["y_l"]) for o in s_out)
         if "x_mix" not in b:
-            return loss_sup, {"loss": float(loss_sup.detach()), "loss_sup": float(loss_sup.detach())}
+            return loss_sup, {"loss": loss_sup, "loss_sup": loss_sup}
         t_out = []
         if self.teacher_pair is not None:
             with torch.no_grad():
@@ -239,9 +240,8 @@ class Trainer:
         m = self.cfg.method
         ramp = consistency_rampup(t - 1, m.consistency_rampup)
         loss = loss_sup + ramp * (m.weight_teacher * result.loss_st + m.weight_student * result.loss_ss)
-        parts = {"consistency_ramp": ramp, "loss": float(loss.detach()), "loss_sup": float(loss_sup.detach()),
-                 "loss_st": float(result.loss_st.detach()), "loss_ss": float(result.loss_ss.detach()),
-                 **result.metrics, **diag}
+        parts = {"consistency_ramp": ramp, "loss": loss, "loss_sup": loss_sup,
+                 "loss_st": result.loss_st, "loss_ss": result.loss_ss, **result.metrics, **diag}
         return loss, parts
 
     def _passes(self, views: list[Tensor]) -> list[Tensor]:
@@ -279,11 +279,15 @@ class Trainer:
         diag = cons.teacher_diagnostics(conf_raw, pred_raw, valid_w, m.confidence_report_threshold, n_l)
         return result, {"lambda": lam, **diag}
 
-    def _all_finite(self, loss: Tensor) -> bool:
+    def _host_values(self, loss: Tensor, parts: dict[str, Any]) -> tuple[bool, dict[str, float]]:
+        """Whether the loss is finite on every rank, and the step's metrics as floats, in one
+        device-to-host transfer: one sync per step instead of one per metric."""
         finite = torch.isfinite(loss.detach()).float()
         if self.world_size > 1:  # every rank must skip together, or DDP's all-reduce would hang
             dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-        return bool(finite.item())
+        keys = [k for k, v in parts.items() if isinstance(v, Tensor)]
+        values = torch.stack([finite] + [parts[k].detach().float().reshape(()) for k in keys]).tolist()
+        return bool(values[0]), {**parts, **dict(zip(keys, values[1:], strict=True))}
 
     def _skip_step(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
