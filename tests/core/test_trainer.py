@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -185,3 +187,14 @@ def test_views_are_passed_jointly_or_separately(separate, tiny_data):
     trainer.fit(tiny_data)
     n_l, n_u = cfg.batch_size, cfg.unlabeled_batch_size
     assert batches == ([n_l, n_u] * 4 if separate else [n_l + n_u] * 4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_bf16_steps_train_channels_last_networks(tiny_data):
+    cfg = tiny_config("mkd", iterations=3, device="cuda", precision="auto")
+    trainer = Trainer(cfg, TINY_CLASSES)
+    assert trainer.amp_dtype in (torch.bfloat16, torch.float16)
+    history = trainer.fit(tiny_data).history
+    assert all(math.isfinite(h["loss"]) for h in history) and history[-1]["nonfinite_skipped"] == 0
+    conv = trainer.students[0].backbone.conv1.weight
+    assert conv.is_cuda and conv.is_contiguous(memory_format=torch.channels_last)
