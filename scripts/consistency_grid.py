@@ -130,8 +130,9 @@ def read_runs(path: Path) -> list[dict[str, Any]]:
 def _mean_std(values: list[float]) -> str:
     if not values:
         return "-"
-    std = statistics.stdev(values) if len(values) > 1 else float("nan")
-    return f"{statistics.mean(values):.4f} ± {std:.4f}"
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
 def table(runs: list[dict[str, Any]], names: list[str]) -> str:
