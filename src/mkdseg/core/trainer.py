@@ -26,7 +26,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from mkdseg.core import consistency as cons
-from mkdseg.core.augmentation import normalize, photometric_distortion, strong_augment
+from mkdseg.core.augmentation import BlurRange, normalize, photometric_distortion, strong_augment
 from mkdseg.core.checkpoint import (
     checkpoint_name,
     latest_checkpoint,
@@ -37,7 +37,7 @@ from mkdseg.core.checkpoint import (
     set_rng_state,
 )
 from mkdseg.core.config import TrainConfig, config_to_dict
-from mkdseg.core.cutmix import box_mask, mix, resize_mask
+from mkdseg.core.cutmix import box_mask, mix
 from mkdseg.core.data import LabeledDataset, UnlabeledDataset, make_train_loader
 from mkdseg.core.ema import ema_momentum, ema_update_
 from mkdseg.core.feature_augmentation import ClassFeatureStatistics
@@ -115,6 +115,7 @@ class Trainer:
         self.device = device or resolve_device(cfg.device)
         self.amp_dtype = resolve_precision(cfg.precision, self.device)
         self.memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        self.blur = BlurRange.for_crop(cfg.augment.crop_size, cfg.augment.blur_reference_crop)
         seed_everything(cfg.seed)
         self.student_pair = NetworkPair([self._build(k) for k in range(cfg.num_students)])
         self.teacher_pair = copy.deepcopy(self.student_pair) if cfg.uses_teachers else None
@@ -138,7 +139,7 @@ class Trainer:
         return build_model(self.num_classes, backbone=m.backbone, output_stride=m.output_stride,
                            decoder_channels=m.decoder_channels, aspp_channels=m.aspp_channels,
                            low_level_channels=m.low_level_channels, pretrained=m.pretrained,
-                           head_seed=self.cfg.seed * HEAD_SEED_STRIDE + k)
+                           head_seed=self.cfg.seed * HEAD_SEED_STRIDE + k, aspp_rates=m.aspp_rates)
 
     def _place_networks(self) -> None:
         pairs = [p for p in (self.student_pair, self.teacher_pair) if p is not None]
@@ -219,14 +220,26 @@ class Trainer:
             x_u, valid = (v.to(self.device, non_blocking=True) for v in unlabeled)
             x_u = x_u.float() / 255
             mask = box_mask(x_u.shape[0], x_u.shape[-2], x_u.shape[-1], generator, device=self.device)
-            out.update(x_w=normalize(photometric_distortion(x_u, generator)),
-                       x_mix=normalize(mix(strong_augment(x_u, generator, self.cfg.augment.strong_weights), mask)),
-                       valid_w=valid.bool(), valid_mix=mix(valid.bool(), mask), mask=mask)
+            weak = photometric_distortion(x_u, generator)
+            mixed = weak if self.cfg.method.mixed_view == "weak" else strong_augment(
+                x_u, generator, self.cfg.augment.strong_weights, self.blur)
+            out.update(x_w=normalize(weak), x_mix=normalize(mix(mixed, mask)), valid_w=valid.bool(), mask=mask)
         return {k: v.contiguous(memory_format=fmt) if v.dim() == 4 and k.startswith("x") else v
                 for k, v in out.items()}
 
+    @property
+    def _cps_from_unmixed(self) -> bool:
+        """CPS+CutMix targets: the students' no-grad predictions on the unmixed images."""
+        m = self.cfg.method
+        return m.student_term and self.cfg.num_students == 2 and m.cps_targets == "unmixed"
+
     def _loss(self, b: dict[str, Tensor], t: int) -> tuple[Tensor, dict[str, Tensor | float]]:
         n_l = b["x_l"].shape[0]
+        s_unmixed = []
+        if "x_mix" in b and self._cps_from_unmixed:
+            with torch.no_grad():  # TorchSemiSeg: the networks in train mode, before the mixed pass
+                pair = self.student_pair.module if self.world_size > 1 else self.student_pair
+                s_unmixed = pair(b["x_w"])
         s_out = self.student_pair(*self._passes([b["x_l"], b["x_mix"]] if "x_mix" in b else [b["x_l"]]))
         loss_sup = sum(supervised_ce(o.logits[:n_l], b["y_l"]) for o in s_out)
         if "x_mix" not in b:
@@ -236,7 +249,7 @@ class Trainer:
             with torch.no_grad():
                 t_out = self.teacher_pair(*self._passes([b["x_l"], b["x_w"]]))
         with torch.autocast(self.device.type, enabled=False):
-            result, diag = self._consistency(b, s_out, t_out, t, n_l)
+            result, diag = self._consistency(b, s_out, t_out, s_unmixed, t, n_l)
         m = self.cfg.method
         ramp = consistency_rampup(t - 1, m.consistency_rampup)
         loss = loss_sup + ramp * (m.weight_teacher * result.loss_st + m.weight_student * result.loss_ss)
@@ -248,34 +261,51 @@ class Trainer:
         """The forward passes over [labeled; unlabeled]: one per view, or one joint batch."""
         return views if self.cfg.separate_view_passes or len(views) == 1 else [torch.cat(views)]
 
-    def _consistency(self, b: dict[str, Tensor], s_out: list, t_out: list, t: int,
+    def _consistency(self, b: dict[str, Tensor], s_out: list, t_out: list, s_unmixed: list, t: int,
                      n_l: int) -> tuple[cons.ConsistencyResult, dict[str, float]]:
         m = self.cfg.method
-        h, w = s_out[0].logits.shape[-2:]
+        h, w = decoder = tuple(s_out[0].logits.shape[-2:])
         size = (max(1, round(h * m.consistency_scale)), max(1, round(w * m.consistency_scale)))
-        y_small = cons.labels_to_resolution(b["y_l"], size)
-        valid_w = cons.labels_to_resolution(b["valid_w"], size)
-        valid_mix = cons.labels_to_resolution(b["valid_mix"], size)
-        mask_small = resize_mask(b["mask"], size)
+        y_small = cons.labels_to_resolution(b["y_l"], size, m.label_sampling)
+        valid_w = cons.labels_to_resolution(b["valid_w"], size, m.label_sampling)
+        mixer = cons.TargetMixer(b["mask"], decoder, size, m.target_mixing, m.label_sampling)
+        valid_mix = mixer.valid(b["valid_w"])
         lam = feature_aug_lambda(t, self.cfg.iterations, m.lambda_end, m.lambda_schedule)
         views_s = [cons.make_view(o.logits, o.features, y_small, valid_mix) for o in s_out]
-        conf_s = ([v.logits.detach().softmax(1).max(1).values for v in views_s]
-                  if m.student_confidence_threshold is not None else None)
         z_s = [cons.feature_augment(v, stats, net.classifier.weight, lam, m.feature_aug_students)
                for v, stats, net in zip(views_s, self.student_stats, self.students, strict=True)]
         z_t, conf_t, conf_raw, pred_raw = [], [], [], []
+        s_targets, s_ignore = None, None
         with torch.no_grad():
             for o, stats, net in zip(t_out, self.teacher_stats, self.teachers, strict=True):
-                view = cons.make_view(o.logits, o.features, y_small, valid_w)
-                conf = view.logits.softmax(1).max(1).values
-                z = cons.feature_augment(view, stats, net.classifier.weight, lam, m.feature_aug_teachers)
-                z_t.append(cons.mix_teacher(z, n_l, mask_small))
-                conf_t.append(cons.mix_teacher(conf[:, None], n_l, mask_small)[:, 0])
-                conf_raw.append(conf)
-                pred_raw.append(view.labels)  # own argmax on unlabeled rows: what agreement compares
+                if m.target_mixing == "grid":  # augment the unmixed view, then mix at the grid
+                    view = cons.make_view(o.logits, o.features, y_small, valid_w)
+                    conf = view.logits.softmax(1).max(1).values
+                    z = cons.feature_augment(view, stats, net.classifier.weight, lam, m.feature_aug_teachers)
+                    z_t.append(cons.mix_teacher(z, n_l, mixer.mix_mask))
+                    conf_t.append(cons.mix_teacher(conf[:, None], n_l, mixer.mix_mask)[:, 0])
+                    conf_raw.append(conf)
+                    pred_raw.append(view.labels)  # own argmax on unlabeled rows: what agreement compares
+                else:  # the release: mix logits and features at decoder resolution, then resize and augment
+                    view = mixer.view(o.logits, o.features, n_l, y_small, valid_mix)
+                    conf_t.append(view.logits.softmax(1).max(1).values)
+                    z_t.append(cons.feature_augment(view, stats, net.classifier.weight, lam, m.feature_aug_teachers))
+                    unmixed = cons.to_resolution(o.logits, size)
+                    conf_raw.append(unmixed.softmax(1).max(1).values)
+                    pred_raw.append(unmixed.argmax(1))
+            if s_unmixed:  # CPS+CutMix: the other student's prediction on the unmixed images, mixed
+                s_targets = [torch.cat([torch.zeros_like(z[:n_l]), mixer.mix(o.logits)]) for z, o in
+                             zip(z_s, s_unmixed, strict=True)]
+                s_ignore = torch.cat([torch.ones_like(y_small, dtype=torch.bool), ~valid_mix])
+        conf_s = None
+        if m.student_confidence_threshold is not None:
+            conf_s = [v.detach().softmax(1).max(1).values for v in (s_targets or [v.logits for v in views_s])]
         ignore = torch.cat([y_small == IGNORE_INDEX, ~valid_mix])
         result = cons.consistency_losses(z_s, z_t, conf_t, ignore, m.confidence_threshold, m.student_term,
-                                         conf_s, m.student_confidence_threshold)
+                                         conf_s, m.student_confidence_threshold, m.threshold_average,
+                                         s_targets, s_ignore)
+        if z_t or s_targets:  # some target was CutMix-ed from the unmixed images
+            result.metrics["target_alignment"] = mixer.alignment(valid_mix)
         diag = cons.teacher_diagnostics(conf_raw, pred_raw, valid_w, m.confidence_report_threshold, n_l)
         return result, {"lambda": lam, **diag}
 
