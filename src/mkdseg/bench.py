@@ -159,7 +159,7 @@ def profile_step(preset: dict, device: str, precision: str, top: int) -> str:
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if trainer.device.type == "cuda" else [])
     with profile(activities=activities) as prof:
         trainer.train_step(labeled, unlabeled)
-    key = "self_cuda_time_total" if trainer.device.type == "cuda" else "self_cpu_time_total"
+    key = "self_device_time_total" if trainer.device.type == "cuda" else "self_cpu_time_total"
     return prof.key_averages().table(sort_by=key, row_limit=top)
 
 
