@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from mkdseg.core import trainer as trainer_module
+from mkdseg.core.augmentation import BlurRange
 from mkdseg.core.checkpoint import latest_checkpoint
 from mkdseg.core.cutmix import mix
 from mkdseg.core.trainer import Trainer, TrainingDivergedError
@@ -132,19 +133,23 @@ def test_callback_receives_every_logged_metric(tiny_data):
             "teacher_agreement", "images_per_s", "peak_memory_mb"} <= set(seen[0][1])
 
 
-def test_strong_view_uses_the_configured_ops(tiny_data, monkeypatch):
+@pytest.mark.parametrize("method", ["mean_teacher", "cps"])
+def test_strong_view_uses_the_configured_ops(method, tiny_data, monkeypatch):
     seen = []
     real = trainer_module.strong_augment
 
     def spy(x, generator, weights, blur):
-        seen.append(weights)
+        seen.append((weights, blur))
         return real(x, generator, weights, blur)
 
     monkeypatch.setattr(trainer_module, "strong_augment", spy)
-    cfg = tiny_config("cps", iterations=1)
+    cfg = tiny_config(method, iterations=1, augment={"crop_size": 32, "blur_reference_crop": 64})
     cfg.augment.strong_ops = {"blur": 1.0}
     Trainer(cfg, TINY_CLASSES).fit(tiny_data)
-    assert seen == [(0.0, 1.0, 0.0, 0.0, 0.0)]
+    if method == "cps":  # CPS+CutMix mixes the weak views: no strong view at all
+        assert seen == []
+    else:  # the release's blur at half its reference crop: sigma 0.05-1.0 px, kernel 3-5
+        assert seen == [((0.0, 1.0, 0.0, 0.0, 0.0), BlurRange(sigma=(0.05, 1.0), radius=(1, 2)))]
 
 
 def test_student_threshold_changes_only_the_student_term(tiny_data):
