@@ -60,7 +60,7 @@ FIXES = {
 OUTPUT_STRIDE_8 = {"model": {"aspp_rule": "feature_map", "output_stride": 8}}  # finding 5 with stride 8
 NO_TEACHERS_NO_FA = {"teacher_term": False, "feature_aug_students": False, "feature_aug_teachers": False}
 OLD_MEAN_TEACHER = {"ema_momentum_end": 0.6, "weight_teacher": 1.5, "threshold_average": "kept",
-                    "confidence_threshold": THRESHOLD}
+                    "confidence_threshold": THRESHOLD, "consistency_scale": 0.5}
 
 
 def merge(*blocks: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +93,8 @@ def _variants() -> dict[str, Variant]:
     # CPS: before = MKD's L_ss alone (the old "cps" preset); after = TorchSemiSeg's CPS+CutMix preset.
     variants["cps_before"] = Variant("mkd", merge(BEFORE, {"mkd": NO_TEACHERS_NO_FA}), "cps_before")
     variants["cps_after"] = Variant("cps", AFTER, "cps_before")
-    # Mean teacher: before = EMA 0.6, weight 1.5, kept average; after = the preset (0.99, 1.0, valid).
+    # Mean teacher: before = EMA 0.6, weight 1.5, kept average, 1/8 grid; after = the preset (0.99, 1,
+    # valid, input resolution).
     variants["mt_before"] = Variant("mean_teacher", merge(BEFORE, {"mean_teacher": OLD_MEAN_TEACHER}), "mt_before")
     variants["mt_after"] = Variant("mean_teacher", AFTER, "mt_before")
     # Not in the default grid: the new baselines with today's findings 1-5, to separate 6 and 7 from them.

@@ -249,8 +249,24 @@ def test_mean_teacher_learns_its_teachers_prediction_on_the_unmixed_weak_view(ti
     n_l = b["x_l"].shape[0]
     with torch.no_grad():  # at step 1 the teacher is the student's copy; one joint [x_l; x_w] pass
         logits = trainer.teachers[0](torch.cat([b["x_l"], b["x_w"]])).logits[n_l:]
-    m = F.interpolate(b["mask"], size=logits.shape[-2:], mode="nearest")  # mixed at decoder resolution ...
-    mixed = m * logits + (1 - m) * logits.roll(1, 0)
-    expected = F.interpolate(mixed, size=teachers[0].shape[-2:], mode="bilinear", align_corners=False)  # ... resized
+    up = F.interpolate(logits, size=b["mask"].shape[-2:], mode="bilinear", align_corners=False)
+    expected = b["mask"] * up + (1 - b["mask"]) * up.roll(1, 0)  # at input resolution, the exact mask
     torch.testing.assert_close(teachers[0][n_l:], expected)
     torch.testing.assert_close(confidence[0][n_l:], expected.softmax(1).max(1).values)
+    assert history[0]["target_alignment"] == 1.0
+
+
+def test_mkd_teacher_targets_are_mixed_at_decoder_resolution_then_resized(tiny_data, monkeypatch):
+    trainer = Trainer(tiny_config("mkd", iterations=1, precision="fp32"), TINY_CLASSES)
+    seen = _capture_step(trainer, monkeypatch)
+    trainer.fit(tiny_data)
+    b = seen["batch"]
+    teachers, confidence = seen["losses"][1], seen["losses"][2]
+    n_l = b["x_l"].shape[0]
+    for k, teacher in enumerate(trainer.teachers):
+        with torch.no_grad():
+            logits = teacher(torch.cat([b["x_l"], b["x_w"]])).logits[n_l:]
+        m = F.interpolate(b["mask"], size=logits.shape[-2:], mode="nearest")  # mixed at decoder resolution ...
+        mixed = m * logits + (1 - m) * logits.roll(1, 0)
+        expected = F.interpolate(mixed, size=teachers[k].shape[-2:], mode="bilinear", align_corners=False)
+        torch.testing.assert_close(confidence[k][n_l:], expected.softmax(1).max(1).values)  # ... then resized
