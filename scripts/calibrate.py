@@ -18,6 +18,7 @@ calibration table):
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,7 +35,8 @@ from mkdseg.core.trainer import Trainer
 from mkdseg.sources.manifest import build_manifest
 from mkdseg.splitting import make_split
 
-ROOT = Path("/tmp/mkdseg-calibration")
+ROOT_VARIABLE = "MKDSEG_CALIBRATION_ROOT"  # where the synthetic sets go; default below
+ROOT = Path(os.environ.get(ROOT_VARIABLE, "/tmp/mkdseg-calibration"))
 PROJECT = Path(__file__).resolve().parents[1]
 # The CPU setting of conf/base/parameters_training.yml.
 BASE = {"batch_size": 8, "unlabeled_batch_size": 8, "device": "cpu", "num_workers": 1, "checkpoint_every": 10**6,

@@ -2,6 +2,7 @@
 
     python scripts/consistency_grid.py --device cuda --jobs 8 --threads 2     # the grid (GPU machine)
     python scripts/consistency_grid.py --device cpu --jobs 1 --iterations 10 --seeds 0 --out /tmp/g.jsonl
+    python scripts/consistency_grid.py --prepare-only --data-root data/01_raw/calibration  # generate only
 
 Every run is ``scripts/calibrate.py`` (the core trainer, no Kedro or MLflow) on the embedded
 synthetic set at 64 px, 1/16 labels, with the comparison's setting (``conf/base/parameters_comparison.yml``:
@@ -56,10 +57,10 @@ FIXES = {
     "f4_blur_relative": {"augment": {"blur_reference_crop": 512}},
     "f5_aspp_feature_map": {"model": {"aspp_rule": "feature_map"}},
 }
-OUTPUT_STRIDE_8 = {"model": {"aspp_rule": "feature_map", "output_stride": 8}}
+OUTPUT_STRIDE_8 = {"model": {"aspp_rule": "feature_map", "output_stride": 8}}  # finding 5 with stride 8
 NO_TEACHERS_NO_FA = {"teacher_term": False, "feature_aug_students": False, "feature_aug_teachers": False}
 OLD_MEAN_TEACHER = {"ema_momentum_end": 0.6, "weight_teacher": 1.5, "threshold_average": "kept",
-                    "confidence_threshold": THRESHOLD}
+                    "confidence_threshold": THRESHOLD, "consistency_scale": 0.5}
 
 
 def merge(*blocks: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +93,8 @@ def _variants() -> dict[str, Variant]:
     # CPS: before = MKD's L_ss alone (the old "cps" preset); after = TorchSemiSeg's CPS+CutMix preset.
     variants["cps_before"] = Variant("mkd", merge(BEFORE, {"mkd": NO_TEACHERS_NO_FA}), "cps_before")
     variants["cps_after"] = Variant("cps", AFTER, "cps_before")
-    # Mean teacher: before = EMA 0.6, weight 1.5, kept average; after = the preset (0.99, 1.0, valid).
+    # Mean teacher: before = EMA 0.6, weight 1.5, kept average, 1/8 grid; after = the preset (0.99, 1,
+    # valid, input resolution).
     variants["mt_before"] = Variant("mean_teacher", merge(BEFORE, {"mean_teacher": OLD_MEAN_TEACHER}), "mt_before")
     variants["mt_after"] = Variant("mean_teacher", AFTER, "mt_before")
     # Not in the default grid: the new baselines with today's findings 1-5, to separate 6 and 7 from them.
@@ -111,7 +113,8 @@ def run_one(name: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     command = [sys.executable, str(SCRIPTS / "calibrate.py"), json.dumps(SYNTHETIC), name, variant.method, LABELS,
                str(args.iterations), str(args.threads), json.dumps(training)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT / "src"), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+           "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
+           calibrate.ROOT_VARIABLE: str(calibrate.ROOT)}
     start = time.time()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -170,19 +173,28 @@ def main(argv: list[str] | None = None) -> None:
                         help="default: the grid (" + ", ".join(n for n, v in VARIANTS.items() if v.default) + ")")
     parser.add_argument("--precision", default="fp32", help="training.precision of every run (default fp32)")
     parser.add_argument("--out", type=Path, default=PROJECT / "data" / "08_reporting" / "consistency_grid.jsonl")
+    parser.add_argument("--data-root", type=Path, default=calibrate.ROOT,
+                        help=f"where the synthetic set is generated or found (default {calibrate.ROOT}); a copy "
+                             "made elsewhere is reused when its stamp matches")
+    parser.add_argument("--prepare-only", action="store_true", help="generate the dataset and stop")
     parser.add_argument("--dry-run", action="store_true", help="print the runs' settings and stop")
     args = parser.parse_args(argv)
+    calibrate.ROOT = args.data_root.resolve()
     names = args.variants or [n for n, v in VARIANTS.items() if v.default]
     names += sorted({VARIANTS[n].reference for n in names} - set(names))  # a difference needs its reference
     if args.dry_run:
         for name in names:
             print(name, VARIANTS[name].method, json.dumps(merge(SETTING, VARIANTS[name].training)))
         return
+    start = time.time()
+    calibrate.dataset(SYNTHETIC)  # before any run starts: parallel runs must not race to generate it
+    print(f"dataset ready under {calibrate.ROOT} ({time.time() - start:.0f} s)", flush=True)
+    if args.prepare_only:
+        return
     args.out.parent.mkdir(parents=True, exist_ok=True)
     done = {(r["variant"], r["seed"]) for r in read_runs(args.out) if r.get("iterations") == args.iterations}
     todo = [(n, s) for s in args.seeds for n in names if (n, s) not in done]
-    print(f"{len(todo)} runs to do ({len(done)} already in {args.out}); generating the dataset once", flush=True)
-    calibrate.dataset(SYNTHETIC)  # before any run starts: parallel runs must not race to generate it
+    print(f"{len(todo)} runs to do ({len(done)} already in {args.out})", flush=True)
     failures = 0
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = {pool.submit(run_one, n, s, args): (n, s) for n, s in todo}

@@ -29,7 +29,7 @@ def test_unknown_ids_are_named():
 
 def test_pipeline_keys_are_not_passed_to_the_trainer():
     cfg = training_inputs.trainer_config(TRAINING)
-    assert cfg.iterations == 10 and cfg.model == ModelConfig(backbone="resnet18")
+    assert cfg.iterations == 10 and cfg.model == ModelConfig(backbone="resnet18", aspp_rates=(6, 12, 18))
     with pytest.raises(ValueError, match="training.itrations"):
         training_inputs.trainer_config({**TRAINING, "itrations": 3})
 

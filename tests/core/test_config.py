@@ -42,10 +42,11 @@ def test_strong_ops_default_to_the_spec_and_leave_out_what_is_not_named():
 def test_baseline_presets_carry_their_published_values():
     mt = config_from_dict({"method": "mean_teacher", "mkd": {"ema_momentum_end": 0.6, "weight_teacher": 1.5}})
     assert (mt.method.ema_momentum_end, mt.method.confidence_threshold, mt.method.threshold_average,
-            mt.method.weight_teacher, mt.method.mixed_view) == (0.99, 0.95, "valid", 1.0, "strong")
-    cps = config_from_dict({"method": "cps"})
+            mt.method.weight_teacher, mt.method.mixed_view, mt.method.consistency_scale) == (
+        0.99, 0.95, "valid", 1.0, "strong", 4.0)
+    cps = config_from_dict({"method": "cps", "mkd": {"weight_student": 2.0, "consistency_scale": 0.5}})
     assert (cps.method.cps_targets, cps.method.mixed_view, cps.method.weight_student,
-            cps.method.consistency_scale, cps.uses_teachers) == ("unmixed", "weak", 1.5, 4.0, False)
+            cps.method.consistency_scale, cps.uses_teachers) == ("unmixed", "weak", 1.0, 4.0, False)
     mkd = config_from_dict({"method": "mkd"})
     assert (mkd.method.cps_targets, mkd.method.ema_momentum_end, mkd.method.weight_student) == ("mixed", 0.6, 1.0)
 

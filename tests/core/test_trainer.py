@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from mkdseg.core import trainer as trainer_module
+from mkdseg.core.augmentation import BlurRange
 from mkdseg.core.checkpoint import latest_checkpoint
 from mkdseg.core.cutmix import mix
 from mkdseg.core.trainer import Trainer, TrainingDivergedError
@@ -134,19 +135,23 @@ def test_callback_receives_every_logged_metric(tiny_data):
             "teacher_agreement", "images_per_s", "peak_memory_mb"} <= set(seen[0][1])
 
 
-def test_strong_view_uses_the_configured_ops(tiny_data, monkeypatch):
+@pytest.mark.parametrize("method", ["mean_teacher", "cps"])
+def test_strong_view_uses_the_configured_ops(method, tiny_data, monkeypatch):
     seen = []
     real = trainer_module.strong_augment
 
     def spy(x, generator, weights, blur):
-        seen.append(weights)
+        seen.append((weights, blur))
         return real(x, generator, weights, blur)
 
     monkeypatch.setattr(trainer_module, "strong_augment", spy)
-    cfg = tiny_config("cps", iterations=1)
+    cfg = tiny_config(method, iterations=1, augment={"crop_size": 32, "blur_reference_crop": 64})
     cfg.augment.strong_ops = {"blur": 1.0}
     Trainer(cfg, TINY_CLASSES).fit(tiny_data)
-    assert seen == [(0.0, 1.0, 0.0, 0.0, 0.0)]
+    if method == "cps":  # CPS+CutMix mixes the weak views: no strong view at all
+        assert seen == []
+    else:  # the release's blur at half its reference crop: sigma 0.05-1.0 px, kernel 3-5
+        assert seen == [((0.0, 1.0, 0.0, 0.0, 0.0), BlurRange(sigma=(0.05, 1.0), radius=(1, 2)))]
 
 
 def test_student_threshold_changes_only_the_student_term(tiny_data):
@@ -246,11 +251,27 @@ def test_mean_teacher_learns_its_teachers_prediction_on_the_unmixed_weak_view(ti
     n_l = b["x_l"].shape[0]
     with torch.no_grad():  # at step 1 the teacher is the student's copy; one joint [x_l; x_w] pass
         logits = trainer.teachers[0](torch.cat([b["x_l"], b["x_w"]])).logits[n_l:]
-    m = F.interpolate(b["mask"], size=logits.shape[-2:], mode="nearest")  # mixed at decoder resolution ...
-    mixed = m * logits + (1 - m) * logits.roll(1, 0)
-    expected = F.interpolate(mixed, size=teachers[0].shape[-2:], mode="bilinear", align_corners=False)  # ... resized
+    up = F.interpolate(logits, size=b["mask"].shape[-2:], mode="bilinear", align_corners=False)
+    expected = b["mask"] * up + (1 - b["mask"]) * up.roll(1, 0)  # at input resolution, the exact mask
     torch.testing.assert_close(teachers[0][n_l:], expected)
     torch.testing.assert_close(confidence[0][n_l:], expected.softmax(1).max(1).values)
+    assert history[0]["target_alignment"] == 1.0
+
+
+def test_mkd_teacher_targets_are_mixed_at_decoder_resolution_then_resized(tiny_data, monkeypatch):
+    trainer = Trainer(tiny_config("mkd", iterations=1, precision="fp32"), TINY_CLASSES)
+    seen = _capture_step(trainer, monkeypatch)
+    trainer.fit(tiny_data)
+    b = seen["batch"]
+    teachers, confidence = seen["losses"][1], seen["losses"][2]
+    n_l = b["x_l"].shape[0]
+    for k, teacher in enumerate(trainer.teachers):
+        with torch.no_grad():
+            logits = teacher(torch.cat([b["x_l"], b["x_w"]])).logits[n_l:]
+        m = F.interpolate(b["mask"], size=logits.shape[-2:], mode="nearest")  # mixed at decoder resolution ...
+        mixed = m * logits + (1 - m) * logits.roll(1, 0)
+        expected = F.interpolate(mixed, size=teachers[k].shape[-2:], mode="bilinear", align_corners=False)
+        torch.testing.assert_close(confidence[k][n_l:], expected.softmax(1).max(1).values)  # ... then resized
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -178,26 +178,27 @@ NO_CONSISTENCY = {"teacher_term": False, "student_term": False,
                   "feature_aug_students": False, "feature_aug_teachers": False}
 METHOD_PRESETS: dict[str, MethodPreset] = {
     "supervised": MethodPreset(fixed=NO_CONSISTENCY),
-    # Mean teacher (Tarvainen & Valpola 2017) in the FixMatch/UniMatch form for segmentation: one
-    # student on the CutMix-ed strong view learns the argmax of its EMA teacher on the unmixed weak
-    # view, mixed with the same mask; pixels under 0.95 teacher confidence count 0 and the loss is
-    # averaged over all valid pixels (UniMatch, unimatch.py: loss_u * (conf >= 0.95) / valid);
-    # EMA momentum min(1 - 1/t, 0.99) (Tarvainen & Valpola's schedule; 0.999 in long runs);
-    # unsupervised weight 1, as the labeled term (UniMatch weighs them equally).
+    # Mean teacher (Tarvainen & Valpola 2017) in the FixMatch form UniMatch's repository uses for
+    # segmentation (fixmatch.py): one student on the CutMix-ed strong view learns the argmax of its
+    # EMA teacher on the unmixed weak view, mixed with the same mask; pixels under 0.95 teacher
+    # confidence count 0 and the loss is averaged over all valid pixels (loss_u * (conf >= 0.95) /
+    # valid), on logits upsampled to the input; unsupervised weight 1, as the labeled term
+    # ((loss_x + loss_u) / 2). EMA momentum min(1 - 1/t, 0.99): Tarvainen & Valpola's schedule
+    # (0.999 in long runs).
     "mean_teacher": MethodPreset(
         fixed={"teacher_term": True, "student_term": False, "feature_aug_students": False,
                "feature_aug_teachers": False, "mixed_view": "strong"},
         defaults={"ema_momentum_end": 0.99, "confidence_threshold": 0.95, "threshold_average": "valid",
-                  "weight_teacher": 1.0}),
+                  "weight_teacher": 1.0, "consistency_scale": MAX_CONSISTENCY_SCALE}),
     # Cross pseudo supervision with CutMix (Chen et al. 2021, TorchSemiSeg
     # exp.voc/voc8.res50v3+.CPS+CutMix/train.py): each network's no-grad prediction on the unmixed
     # unlabeled images, mixed with the CutMix mask, is the other network's target on the mixed
     # image; no strong view; loss on logits upsampled to the input (network.py upsamples before the
-    # loss); cps_weight 1.5 (its VOC config); no threshold.
+    # loss); cps_weight 1 (that experiment's config.py); no threshold.
     "cps": MethodPreset(
         fixed={"teacher_term": False, "student_term": True, "feature_aug_students": False,
                "feature_aug_teachers": False, "cps_targets": "unmixed", "mixed_view": "weak"},
-        defaults={"weight_student": 1.5, "consistency_scale": MAX_CONSISTENCY_SCALE}),
+        defaults={"weight_student": 1.0, "consistency_scale": MAX_CONSISTENCY_SCALE}),
     "mkd": MethodPreset(),
 }
 
