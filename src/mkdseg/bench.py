@@ -3,6 +3,7 @@
     python -m mkdseg.bench                 # CPU-sized model (the default training setting)
     python -m mkdseg.bench --preset gpu    # ResNet-101 DeepLabv3+, 512x512, 8+8 images, bf16 and fp32
     python -m mkdseg.bench --profile 15    # ... and torch.profiler's top 15 ops of one step
+    python -m mkdseg.bench --compare channels_last fused_sgd compile   # step variants side by side
 
 In one run it times, interleaved and by median (these machines are noisy):
 the whole MKD step (augmentation, EMA, four networks, feature augmentation,
@@ -64,6 +65,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--workers", type=int, default=2, help="data-loader workers for the loader benchmark")
+    p.add_argument("--compare", nargs="+", choices=sorted(VARIANTS), default=[],
+                   help="also time these step variants against the plain step, interleaved (auto precision)")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="print torch.profiler's top N ops (by self time) of one step in the auto precision")
     return p.parse_args(argv)
@@ -148,6 +151,51 @@ def bench_step(preset: dict, device: str, precision: str, reps: int, warmup: int
     }
 
 
+def _channels_last(trainer: Trainer) -> None:
+    trainer.memory_format = torch.channels_last
+    for pair in (trainer.student_pair, trainer.teacher_pair):
+        pair.to(memory_format=torch.channels_last)
+
+
+def _fused_sgd(trainer: Trainer) -> None:
+    group = trainer.optimizer.param_groups[0]
+    trainer.optimizer = torch.optim.SGD(trainer.student_pair.parameters(), lr=group["lr"], momentum=group["momentum"],
+                                        weight_decay=group["weight_decay"], fused=True)
+
+
+def _compile(trainer: Trainer) -> None:
+    for pair in (trainer.student_pair, trainer.teacher_pair):
+        for i, net in enumerate(pair.nets):
+            pair.nets[i] = torch.compile(net)
+
+
+# Candidate speed-ups, applied to a built trainer; kept in the training code only where they pay.
+VARIANTS: dict[str, Callable[[Trainer], None]] = {
+    "channels_last": _channels_last, "fused_sgd": _fused_sgd, "compile": _compile,
+}
+
+
+def bench_variants(preset: dict, device: str, precision: str, names: list[str], reps: int) -> dict[str, dict]:
+    """Step time of each variant against the plain step, interleaved; set-up (compile) time apart."""
+    labeled, unlabeled = random_batch(preset)
+    trainers, setup = {}, {}
+    for name in ["plain", *names]:
+        start = time.perf_counter()
+        trainers[name] = make_trainer(preset, device, precision)
+        if name in VARIANTS:
+            VARIANTS[name](trainers[name])
+        for _ in range(2):  # warm-up; compilation happens here
+            trainers[name].train_step(labeled, unlabeled)
+        setup[name] = time.perf_counter() - start
+    times: dict[str, list[float]] = {name: [] for name in trainers}
+    for _ in range(reps):
+        for name, trainer in trainers.items():
+            times[name].append(timed(lambda t=trainer: t.train_step(labeled, unlabeled), trainer.device))
+    plain = statistics.median(times["plain"])
+    return {name: {"step_s": statistics.median(t), "speedup": plain / statistics.median(t), "setup_s": setup[name]}
+            for name, t in times.items()}
+
+
 def profile_step(preset: dict, device: str, precision: str, top: int) -> str:
     """torch.profiler's table of one step's ops by self time (after two warm-up steps)."""
     from torch.profiler import ProfilerActivity, profile
@@ -217,6 +265,10 @@ def main(argv: list[str] | None = None) -> None:
               f"step_GFLOP={r['step_flops'] / 1e9:.1f} achieved_GFLOP/s={r['flops_per_s'] / 1e9:.1f} "
               f"matmul_peak_GFLOP/s={r['peak_flops_per_s'] / 1e9:.1f} mfu={r['mfu']:.3f} "
               f"peak_memory={r['peak_memory_mb']:.0f}MB overhead_ratio={r['overhead_ratio']:.3f}", flush=True)
+    if args.compare:
+        for name, r in bench_variants(preset, args.device, auto, args.compare, args.reps).items():
+            print(f"[variant {name}] step={r['step_s'] * 1e3:.1f}ms speedup={r['speedup']:.2f}x "
+                  f"setup+2 steps={r['setup_s']:.1f}s", flush=True)
     if args.profile:
         print(f"profile of one step ({auto}), top {args.profile} ops by self time:")
         print(profile_step(preset, args.device, auto, args.profile), flush=True)

@@ -1,0 +1,36 @@
+"""The benchmark's contract: which precisions it times, and the lines it ends with."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from mkdseg import bench
+from mkdseg.core import runtime
+
+TINY = {"backbone": "resnet18", "channels": 8, "crop": 32, "batch": 2, "classes": 3}
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, ("bf16", ["bf16", "fp32"])), (False, ("fp32", ["fp32"]))])
+def test_auto_precision_is_timed_first_then_fp32(monkeypatch: pytest.MonkeyPatch, native: bool,
+                                                 expected: tuple) -> None:
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native)
+    assert bench.precisions_to_run(None, torch.device("cpu")) == expected
+    assert bench.precisions_to_run(["auto", "fp32", "bf16"], torch.device("cpu"))[1] == list(
+        dict.fromkeys([expected[0], "fp32", "bf16"]))
+
+
+def test_the_last_lines_say_precision_speedup_mfu_and_overhead(monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setitem(bench.PRESETS, "cpu", TINY)
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
+    bench.main(["--device", "cpu", "--reps", "1", "--warmup", "0", "--workers", "0"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-4] == "precision_auto=fp32"
+    assert lines[-3] == "speedup_vs_fp32=1.00"
+    assert re.fullmatch(r"mfu=\d+\.\d\d", lines[-2])  # a noisy machine can put a tiny step above 1
+    assert re.fullmatch(r"overhead_ratio=\d+\.\d{3}", lines[-1])
+    step_line = next(line for line in lines if line.startswith("[fp32]"))
+    assert float(re.search(r"step_GFLOP=([\d.]+)", step_line).group(1)) > 0
