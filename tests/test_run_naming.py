@@ -6,6 +6,7 @@ import pytest
 
 from mkdseg.run_naming import (
     consumed_groups,
+    labels_phrase,
     labels_text,
     pipeline_names_of,
     run_description,
@@ -31,6 +32,14 @@ DEFAULT_GROUPS = {"dataset", "sample_grid", "splits", "training", "evaluation"}
 ])
 def test_labels_are_said_as_a_reader_says_them(labeled: object, text: str) -> None:
     assert labels_text(labeled) == text
+
+
+@pytest.mark.parametrize(("labeled", "phrase"), [
+    (0.0625, "1/16 of the labels"), (92, "92 labeled images"), (1.0, "all labels"), (0.12345, "0.12345 of the labels"),
+    ("splits/u2pl_92.txt", "split u2pl_92.txt"),
+])
+def test_labels_in_a_sentence(labeled: object, phrase: str) -> None:
+    assert labels_phrase(labeled) == phrase
 
 
 def test_a_training_run_is_named_by_method_labels_and_seed() -> None:

@@ -63,6 +63,16 @@ def labels_text(labeled: Any) -> str:
     return f"{value:g}"
 
 
+def labels_phrase(labeled: Any) -> str:
+    """``splits.labeled`` in a sentence: ``1/16 of the labels``, ``92 labeled images``, ``all labels``."""
+    text = labels_text(labeled)
+    if text.endswith(" labels") and text != "all labels":
+        return text.replace(" labels", " labeled images")
+    if "/" in text or _NUMBER_TEXT.match(text):
+        return f"{text} of the labels"
+    return text
+
+
 def _training_subject(params: Mapping[str, Any]) -> str:
     training, splits = params.get("training") or {}, params.get("splits") or {}
     return f"{training.get('method')} {labels_text(splits.get('labeled'))} seed {training.get('seed')}"
@@ -127,8 +137,8 @@ def run_description(pipeline_names: Iterable[str] | None, groups: set[str], para
     if "n_labeled" in metrics and "n_unlabeled" in metrics:
         labeled, unlabeled = int(metrics["n_labeled"]), int(metrics["n_unlabeled"])
         counts = f" ({labeled} of {labeled + unlabeled} training images)"
-    text = (f"**{METHOD_TITLES.get(method, method)}** trained with {labels_text(splits.get('labeled'))} of the "
-            f"labels{counts} of {data_text}, seed {training.get('seed')}: {model.get('backbone')} DeepLabv3+, "
+    text = (f"**{METHOD_TITLES.get(method, method)}** trained with {labels_phrase(splits.get('labeled'))}"
+            f"{counts} of {data_text}, seed {training.get('seed')}: {model.get('backbone')} DeepLabv3+, "
             f"{training.get('iterations')} iterations, batch {training.get('batch_size')} labeled + "
             f"{training.get('unlabeled_batch_size')} unlabeled. ")
     mode = (params.get("evaluation") or {}).get("mode", "whole")
