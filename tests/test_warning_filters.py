@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import pytest
@@ -49,3 +50,23 @@ def test_anything_else_still_shows(message: str, module: str) -> None:
 
 def test_every_filter_says_why() -> None:
     assert all(known.why and known.module and known.message for known in KNOWN_THIRD_PARTY_WARNINGS)
+
+
+def test_a_notice_shown_once_from_inside_a_library_context_is_dropped_on_import(tmp_path, monkeypatch) -> None:
+    """MLflow shows its notice inside its own catch_warnings with a "once" filter, out of reach of
+    any filter; importing the module that emits it through ``import_without`` drops just that one."""
+    from mkdseg.warning_filters import import_without
+
+    (tmp_path / "noisy_library.py").write_text(
+        "import warnings\n"
+        "with warnings.catch_warnings():\n"
+        "    warnings.simplefilter('once', category=UserWarning)\n"
+        f"    warnings.warn({MLFLOW_NOTICE!r}, UserWarning)\n"
+        "    warnings.warn('something the user should see', UserWarning)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        import_without("noisy_library", KNOWN_THIRD_PARTY_WARNINGS[0])
+    sys.modules.pop("noisy_library", None)
+    assert [str(w.message) for w in shown] == ["something the user should see"]

@@ -11,6 +11,8 @@ warning is gone is harmless, but one that is no longer needed should go.
 
 from __future__ import annotations
 
+import importlib
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -41,7 +43,28 @@ KNOWN_THIRD_PARTY_WARNINGS = (
 )
 
 
+# MLflow shows its pyfunc notice from inside its own ``catch_warnings`` with a "once" filter
+# for every UserWarning (``mlflow.utils.annotations.filter_user_warnings_once``), which a
+# filter installed here cannot override. So the module whose import emits it is imported
+# here first, with that one notice dropped; being "once", MLflow does not show it again.
+QUIET_IMPORTS = (("kedro_mlflow.mlflow", KNOWN_THIRD_PARTY_WARNINGS[0]),)
+
+
+def import_without(module: str, known: KnownWarning) -> None:
+    """Import ``module`` now, dropping the ``known`` warning its import emits; any other warning
+    of the import is shown as usual."""
+    with warnings.catch_warnings(record=True) as caught:
+        importlib.import_module(module)
+    pattern = re.compile(known.message, re.IGNORECASE)
+    for message in caught:
+        if issubclass(message.category, known.category) and pattern.match(str(message.message)):
+            continue
+        warnings.showwarning(message.message, message.category, message.filename, message.lineno)
+
+
 def silence_known_third_party_warnings() -> None:
     """Ignore exactly the warnings of ``KNOWN_THIRD_PARTY_WARNINGS`` in this process."""
     for known in KNOWN_THIRD_PARTY_WARNINGS:
         warnings.filterwarnings("ignore", message=known.message, category=known.category, module=known.module)
+    for module, known in QUIET_IMPORTS:
+        import_without(module, known)

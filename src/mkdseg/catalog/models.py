@@ -65,7 +65,7 @@ class ModelBundleDataset(LocalFileDataset):
 
     def load(self) -> dict[str, Any]:
         if not self.filepath.is_file():
-            raise DatasetError(f"no trained model at {self.filepath}: run `kedro run --pipeline training` first")
+            raise DatasetError(f"no trained model at {self.filepath}: run `kedro run --pipelines training` first")
         return load_bundle(self.filepath)
 
     def save(self, data: dict[str, Any]) -> None:
@@ -188,7 +188,7 @@ class ReportDataset(LocalFileDataset):
 
     def load(self) -> dict[str, Path]:
         if not self.filepath.is_dir():
-            raise DatasetError(f"no report at {self.filepath}: run `kedro run --pipeline reporting` first")
+            raise DatasetError(f"no report at {self.filepath}: run `kedro run --pipelines reporting` first")
         return {p.name: p for p in sorted(self.filepath.iterdir()) if not p.name.startswith(".")}
 
     def preview(self) -> ImagePreview:
