@@ -21,8 +21,9 @@ for a ``kedro run``, logs every consumed parameter on it (flattened, see
 It also makes the experiment and the parent run say what they are:
 
 - the experiment gets tag ``mlflow.experimentKind = custom_model_development`` unless it
-  has a kind already: MLflow 3's UI opens an experiment without it on the GenAI overview
-  (traces, token usage) instead of the training runs;
+  has a kind already: MLflow's UI picks the model-training view instead of the GenAI overview
+  by this tag where its *GenAI / Model training* switch is off; 3.17.2 builds the switch in
+  and follows it (``mkdseg.mlflow_ui`` prints the address of the training view);
 - the parent run is renamed from kedro-mlflow's default (the pipeline name, ``__default__``)
   to what it trained, ``mkd 1/16 seed 0`` (``mkdseg.run_naming``), and gets a one-paragraph
   description (``mlflow.note.content``), completed with the headline metric at the end. A
@@ -62,7 +63,7 @@ NODE_TAG = "kedro.node"
 NAMESPACE_TAG = "kedro.namespace"
 PARALLEL_RUNNER = "ParallelRunner"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-EXPERIMENT_KIND = "custom_model_development"  # MLflow UI: the model-training view, not GenAI's
+EXPERIMENT_KIND = "custom_model_development"  # the model-training view, not GenAI's
 DESCRIPTION_TAG = "mlflow.note.content"
 ALL_PARAMETERS_DATASET = "parameters"
 FINISHED = RunStatus.to_string(RunStatus.FINISHED)
