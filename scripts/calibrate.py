@@ -7,7 +7,9 @@ Generates (or reuses) the synthetic set under /tmp/mkdseg-calibration, splits it
 (the code path of the training node, without Kedro/MLflow) and prints one JSON line: val mIoU,
 per-class IoU, training seconds. MKD consistency ramps up over the first quarter of the
 iterations; other training settings go in the last argument. Its "seed" (default 0) draws both the
-labeled split and the initialisation, as in the comparison pipeline. Example (a row of the README's
+labeled split and the initialisation, as in the comparison pipeline. Settings not given are the
+core's defaults (``core/config.py``, the release's values), not conf/base's: pass e.g.
+``{"mkd": {"confidence_threshold": 0.95}}`` for the paper's threshold. Example (a row of the README's
 calibration table):
 
     .venv/bin/python scripts/calibrate.py '{"image_size":64,"class_hue_jitter":45}' sup16 supervised 1/16 300 1
@@ -20,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from mkdseg import training_inputs
@@ -37,15 +40,22 @@ PROJECT = Path(__file__).resolve().parents[1]
 BASE = {"batch_size": 8, "unlabeled_batch_size": 8, "device": "cpu", "num_workers": 1, "checkpoint_every": 10**6,
         "model": {"backbone": "resnet18", "decoder_channels": 64, "aspp_channels": 64, "low_level_channels": 24},
         "optim": {"lr": 0.02}}
+DIAGNOSTICS = ("target_alignment", "kept_share_st", "kept_share_st_background", "kept_share_st_objects")
+
+
+def dataset(synth: dict) -> tuple[pd.DataFrame, dict]:
+    """The synthetic set under ``ROOT`` (generated on first use): its manifest and class metadata."""
+    root = ROOT / ("data_" + "_".join(f"{k}{v}" for k, v in sorted(synth.items())))
+    manifest, meta, _ = build_manifest({"source": "synthetic", "root": str(root), "synthetic": synth,
+                                        "on_bad_sample": "fail"}, PROJECT)
+    return manifest, meta
 
 
 def main(argv: list[str]) -> None:
     synth, name, method, labels, iterations = json.loads(argv[0]), argv[1], argv[2], argv[3], int(argv[4])
     torch.set_num_threads(int(argv[5]) if len(argv) > 5 else torch.get_num_threads())
     extra = json.loads(argv[6]) if len(argv) > 6 else {}
-    root = ROOT / ("data_" + "_".join(f"{k}{v}" for k, v in sorted(synth.items())))
-    manifest, meta, _ = build_manifest({"source": "synthetic", "root": str(root), "synthetic": synth,
-                                        "on_bad_sample": "fail"}, PROJECT)
+    manifest, meta = dataset(synth)
     budget = {"1/16": 0.0625, "1/8": 0.125, "all": 0.0625}[labels]
     labeled, unlabeled, val, _ = make_split(manifest, meta["names"], budget, int(extra.get("seed", 0)), PROJECT)
     params = {**BASE, "method": method, "iterations": iterations,
@@ -60,8 +70,13 @@ def main(argv: list[str]) -> None:
     segmenter = segmenter_from_bundle(make_bundle(result.student, cfg.model, meta["names"], meta["colours"]))
     scores = evaluate(segmenter, training_inputs.samples_for(manifest, val, "val"), MaskEncoding(),
                       len(meta["names"]), EvalSettings(keep_predictions=0))
-    print(json.dumps({"name": name, "miou": round(scores.miou, 4), "iou": [round(float(x), 2) for x in scores.iou],
-                      "train_s": round(seconds), "iterations": iterations, "seed": cfg.seed}), flush=True)
+    line = {"name": name, "miou": round(scores.miou, 4), "iou": [round(float(x), 2) for x in scores.iou],
+            "train_s": round(seconds), "iterations": iterations, "seed": cfg.seed}
+    for key in DIAGNOSTICS:  # run means of the per-iteration diagnostics the method logs
+        values = [h[key] for h in result.history if key in h]
+        if values:
+            line[key] = round(sum(values) / len(values), 4)
+    print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":

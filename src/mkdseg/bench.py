@@ -2,13 +2,18 @@
 
     python -m mkdseg.bench                 # CPU-sized model (the default training setting)
     python -m mkdseg.bench --preset gpu    # ResNet-101 DeepLabv3+, 512x512, 8+8 images, bf16 and fp32
+    python -m mkdseg.bench --profile 15    # ... and torch.profiler's top 15 ops of one step
 
 In one run it times, interleaved and by median (these machines are noisy):
 the whole MKD step (augmentation, EMA, four networks, feature augmentation,
 losses, optimizer); the students' forward+backward on ``[x_l; x_mix]``; the
 teachers' forward on ``[x_l; x_w]``. ``overhead_ratio`` = step / (students +
 teachers) is printed last. It also measures data-loader throughput against what
-a step consumes. Only torch, torchvision, numpy and PIL are needed.
+a step consumes. For each precision it counts the FLOPs of one step, measures the
+device's own matmul peak in that precision and prints the utilisation (``mfu``).
+The last lines, one per line: ``precision_auto=`` (what ``training.precision: auto``
+picks here), ``speedup_vs_fp32=`` (auto against fp32, same run), ``mfu=`` (auto) and
+``overhead_ratio=`` (auto). Only torch, torchvision, numpy and PIL are needed.
 """
 
 from __future__ import annotations
@@ -29,29 +34,38 @@ from mkdseg.core.augmentation import normalize, photometric_distortion, strong_a
 from mkdseg.core.config import config_from_dict
 from mkdseg.core.cutmix import box_mask, mix
 from mkdseg.core.data import LabeledDataset, UnlabeledDataset, make_train_loader
+from mkdseg.core.flops import count_flops, matmul_peak
 from mkdseg.core.image_io import MaskEncoding, write_palette_mask
-from mkdseg.core.runtime import autocast, peak_memory_mb
+from mkdseg.core.runtime import (
+    autocast,
+    cpu_has_native_bf16,
+    peak_memory_mb,
+    precision_name,
+    resolve_device,
+    resolve_precision,
+)
 from mkdseg.core.trainer import Trainer
 
 PRESETS = {
-    # The CPU setting of conf/base/parameters_training.yml.
-    "cpu": {"backbone": "resnet18", "channels": 64, "crop": 96, "batch": 8, "classes": 8},
+    # The CPU setting of conf/base/parameters_training.yml on the embedded 64 px set.
+    "cpu": {"backbone": "resnet18", "channels": 64, "crop": 64, "batch": 8, "classes": 8},
     # The issue's GPU setting: ResNet-101 DeepLabv3+ at 512x512 with 8 labeled + 8 unlabeled images.
     "gpu": {"backbone": "resnet101", "channels": 256, "crop": 512, "batch": 8, "classes": 21},
 }
-PEAK_TFLOPS = {"bf16": 989.0, "fp32": 67.0}  # H100 SXM dense peaks (fp32 without TF32), for MFU
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="default: gpu if CUDA, else cpu")
     p.add_argument("--device", default="auto")
-    p.add_argument("--precision", nargs="+", default=None, help="e.g. fp32 bf16 (default: fp32 on CPU, bf16 fp32 on GPU)")
+    p.add_argument("--precision", nargs="+", default=None,
+                   help="e.g. fp32 bf16 (default: what training.precision auto picks here, and fp32)")
     p.add_argument("--reps", type=int, default=8, help="timed repetitions of each measurement")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--workers", type=int, default=2, help="data-loader workers for the loader benchmark")
-    p.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (default: H100 figures)")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="print torch.profiler's top N ops (by self time) of one step in the auto precision")
     return p.parse_args(argv)
 
 
@@ -86,7 +100,8 @@ def timed(fn: Callable[[], object], device: torch.device) -> float:
 
 
 def bench_step(preset: dict, device: str, precision: str, reps: int, warmup: int) -> dict[str, float]:
-    """Median times of the step and of its passes, measured interleaved on the same networks."""
+    """Median times of the step and of its passes, measured interleaved on the same networks;
+    the step's FLOPs and the device's matmul peak in the same precision."""
     trainer = make_trainer(preset, device, precision)
     dev = trainer.device
     labeled, unlabeled = random_batch(preset)
@@ -95,9 +110,8 @@ def bench_step(preset: dict, device: str, precision: str, reps: int, warmup: int
     x_u = unlabeled[0].to(dev).float() / 255
     x_w = normalize(photometric_distortion(x_u, g))
     x_mix = normalize(mix(strong_augment(x_u, g), box_mask(x_u.shape[0], x_u.shape[-2], x_u.shape[-1], g, device=dev)))
-    fmt = torch.channels_last if dev.type == "cuda" else torch.contiguous_format
-    student_in = torch.cat([x_l, x_mix]).contiguous(memory_format=fmt)
-    teacher_in = torch.cat([x_l, x_w]).contiguous(memory_format=fmt)
+    student_in = torch.cat([x_l, x_mix]).contiguous(memory_format=trainer.memory_format)
+    teacher_in = torch.cat([x_l, x_w]).contiguous(memory_format=trainer.memory_format)
 
     def students() -> None:
         with autocast(dev, trainer.amp_dtype):
@@ -123,23 +137,30 @@ def bench_step(preset: dict, device: str, precision: str, reps: int, warmup: int
         times["students"].append(timed(students, dev))
         times["teachers"].append(timed(teachers, dev))
     med = {k: statistics.median(v) for k, v in times.items()}
-    images = 2 * preset["batch"]
+    flops = count_flops(step)
+    peak = matmul_peak(dev, trainer.amp_dtype)
     return {
         "step_s": med["step"], "students_s": med["students"], "teachers_s": med["teachers"],
-        "images_per_s": images / med["step"], "peak_memory_mb": peak_memory_mb(dev),
+        "images_per_s": 2 * preset["batch"] / med["step"], "peak_memory_mb": peak_memory_mb(dev),
         "overhead_ratio": med["step"] / (med["students"] + med["teachers"]),
-        "step_flops": step_flops(trainer, labeled, unlabeled) if dev.type == "cuda" else float("nan"),
+        "step_flops": flops, "flops_per_s": flops / med["step"], "peak_flops_per_s": peak,
+        "mfu": flops / med["step"] / peak,
     }
 
 
-def step_flops(trainer: Trainer, labeled: tuple, unlabeled: tuple) -> float:
-    """FLOPs of one training step, counted by torch's FlopCounterMode (matmuls and convolutions)."""
-    from torch.utils.flop_counter import FlopCounterMode
+def profile_step(preset: dict, device: str, precision: str, top: int) -> str:
+    """torch.profiler's table of one step's ops by self time (after two warm-up steps)."""
+    from torch.profiler import ProfilerActivity, profile
 
-    counter = FlopCounterMode(display=False)
-    with counter:
+    trainer = make_trainer(preset, device, precision)
+    labeled, unlabeled = random_batch(preset)
+    for _ in range(2):
         trainer.train_step(labeled, unlabeled)
-    return float(counter.get_total_flops())
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if trainer.device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        trainer.train_step(labeled, unlabeled)
+    key = "self_device_time_total" if trainer.device.type == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=top)
 
 
 def write_images(root: Path, count: int, size: int, classes: int) -> tuple[list[tuple[str, str]], list[str]]:
@@ -170,6 +191,13 @@ def bench_loader(preset: dict, workers: int, batches: int = 20) -> float:
         return n * 2 * b / (time.perf_counter() - start)
 
 
+def precisions_to_run(requested: list[str] | None, device: torch.device) -> tuple[str, list[str]]:
+    """(what ``auto`` picks on ``device``, the precisions to time: auto first, then fp32)."""
+    auto = precision_name(resolve_precision("auto", device))
+    wanted = requested or [auto, "fp32"]
+    return auto, list(dict.fromkeys(auto if p == "auto" else p for p in wanted))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads:
@@ -177,29 +205,30 @@ def main(argv: list[str] | None = None) -> None:
     cuda = torch.cuda.is_available() and args.device != "cpu"
     name = args.preset or ("gpu" if cuda else "cpu")
     preset = PRESETS[name]
-    precisions = args.precision or (["bf16", "fp32"] if cuda else ["fp32"])
+    auto, precisions = precisions_to_run(args.precision, resolve_device(args.device))
     print(f"preset={name} backbone={preset['backbone']} crop={preset['crop']} batch={preset['batch']}+{preset['batch']} "
           f"device={'cuda:' + torch.cuda.get_device_name() if cuda else 'cpu'} threads={torch.get_num_threads()} "
-          f"torch={torch.__version__}")
+          f"torch={torch.__version__} cpu_native_bf16={cpu_has_native_bf16()}")
     results = {}
     for precision in precisions:
-        r = bench_step(preset, args.device, precision, args.reps, args.warmup)
-        results[precision] = r
-        line = (f"[{precision}] step={r['step_s'] * 1e3:.1f}ms students_fwd_bwd={r['students_s'] * 1e3:.1f}ms "
-                f"teachers_fwd={r['teachers_s'] * 1e3:.1f}ms images/s={r['images_per_s']:.1f} "
-                f"peak_memory={r['peak_memory_mb']:.0f}MB overhead_ratio={r['overhead_ratio']:.3f}")
-        if not np.isnan(r["step_flops"]):
-            peak = args.peak_tflops or PEAK_TFLOPS.get(precision, PEAK_TFLOPS["fp32"])
-            mfu = r["step_flops"] / r["step_s"] / (peak * 1e12)
-            line += f" step_TFLOP={r['step_flops'] / 1e12:.2f} MFU={mfu:.1%} (peak {peak:.0f} TFLOP/s)"
-        print(line, flush=True)
-    if "bf16" in results and "fp32" in results:
-        print(f"bf16 speed-up over fp32: {results['bf16']['images_per_s'] / results['fp32']['images_per_s']:.2f}x")
-    consumed = results[precisions[0]]["images_per_s"]
+        r = results[precision] = bench_step(preset, args.device, precision, args.reps, args.warmup)
+        print(f"[{precision}] step={r['step_s'] * 1e3:.1f}ms students_fwd_bwd={r['students_s'] * 1e3:.1f}ms "
+              f"teachers_fwd={r['teachers_s'] * 1e3:.1f}ms images/s={r['images_per_s']:.1f} "
+              f"step_GFLOP={r['step_flops'] / 1e9:.1f} achieved_GFLOP/s={r['flops_per_s'] / 1e9:.1f} "
+              f"matmul_peak_GFLOP/s={r['peak_flops_per_s'] / 1e9:.1f} mfu={r['mfu']:.3f} "
+              f"peak_memory={r['peak_memory_mb']:.0f}MB overhead_ratio={r['overhead_ratio']:.3f}", flush=True)
+    if args.profile:
+        print(f"profile of one step ({auto}), top {args.profile} ops by self time:")
+        print(profile_step(preset, args.device, auto, args.profile), flush=True)
     delivered = bench_loader(preset, args.workers)
+    consumed = results[auto]["images_per_s"]
     print(f"data loader: {delivered:.1f} images/s with {args.workers} workers; a step consumes {consumed:.1f} "
           f"images/s; loader_ratio={delivered / consumed:.2f} (goal >= 2)")
-    print(f"overhead_ratio={results[precisions[0]]['overhead_ratio']:.3f}")
+    fp32 = results.get("fp32", results[auto])
+    print(f"precision_auto={auto}")
+    print(f"speedup_vs_fp32={results[auto]['images_per_s'] / fp32['images_per_s']:.2f}")
+    print(f"mfu={results[auto]['mfu']:.2f}")
+    print(f"overhead_ratio={results[auto]['overhead_ratio']:.3f}")
     sys.stdout.flush()
 
 

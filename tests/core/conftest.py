@@ -47,7 +47,7 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> TrainData:
 def tiny_config(method: str = "mkd", **overrides: object):
     params = {
         "method": method, "iterations": 3, "batch_size": 2, "unlabeled_batch_size": 2,
-        "device": "cpu", "num_workers": 0, "checkpoint_every": 2, "seed": 0,
+        "device": "cpu", "precision": "fp32", "num_workers": 0, "checkpoint_every": 2, "seed": 0,
         "model": {"backbone": "resnet18", "decoder_channels": 16, "aspp_channels": 16, "low_level_channels": 8},
         "optim": {"lr": 0.01},
         "augment": {"crop_size": TINY_SIZE},

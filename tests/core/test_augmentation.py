@@ -200,3 +200,28 @@ def test_cuda_generator_and_cuda_images_match_cpu_application() -> None:
     g.manual_seed(0)
     again = aug.photometric_distortion(x.cuda(), g)
     assert torch.equal(again, weak)
+
+
+def test_blur_range_is_the_releases_at_512_px_and_scales_with_the_crop() -> None:
+    assert aug.BlurRange.for_crop(512, 512) == aug.BlurRange(sigma=(0.1, 2.0), radius=(1, 3))  # kernel 3-7
+    assert aug.BlurRange.for_crop(64, 512) == aug.BlurRange(sigma=(0.0125, 0.25), radius=(1, 1))
+    assert aug.BlurRange.for_crop(256, 512) == aug.BlurRange(sigma=(0.05, 1.0), radius=(1, 2))
+    pixels = aug.BlurRange.for_crop(64, None)
+    assert pixels == aug.BlurRange(sigma=(0.1, 2.0), radius=None) and pixels.max_radius == 6
+
+
+def test_drawn_kernel_radius_gives_torchvisions_blur_with_that_kernel() -> None:
+    x = _images(b=2, h=16, w=15)
+    y = aug.gaussian_blur(x, torch.tensor([2.0, 0.3]), torch.tensor([1, 3]), max_radius=3)
+    torch.testing.assert_close(y[0], TF.gaussian_blur(x[0], [3, 3], [2.0, 2.0]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(y[1], TF.gaussian_blur(x[1], [7, 7], [0.3, 0.3]), atol=1e-5, rtol=0)
+
+
+def test_release_blur_draws_kernels_3_5_7_evenly_and_leaves_other_draws_alone() -> None:
+    release = aug.BlurRange.for_crop(512, 512)
+    prm = aug.sample_strong_params(3000, _gen(8), torch.device("cpu"), blur=release)
+    counts = torch.bincount(prm.radius, minlength=4)[1:].float() / 3000
+    assert counts.sub(1 / 3).abs().max() < 0.04 and prm.radius.min() == 1 and prm.radius.max() == 3
+    assert 0.1 <= float(prm.sigma.min()) and float(prm.sigma.max()) <= 2.0
+    pixels = aug.sample_strong_params(3000, _gen(8), torch.device("cpu"))
+    assert pixels.radius is None and torch.equal(pixels.op, prm.op) and torch.equal(pixels.jitter, prm.jitter)

@@ -37,3 +37,48 @@ def test_strong_ops_default_to_the_spec_and_leave_out_what_is_not_named():
     cfg = config_from_dict({"augment": {"strong_ops": {"equalize": 0.1, "blur": 0.5}}})
     assert cfg.augment.strong_weights == (0.0, 0.5, 0.1, 0.0, 0.0)
     assert config_from_dict(config_to_dict(cfg)) == cfg
+
+
+def test_baseline_presets_carry_their_published_values():
+    mt = config_from_dict({"method": "mean_teacher", "mkd": {"ema_momentum_end": 0.6, "weight_teacher": 1.5}})
+    assert (mt.method.ema_momentum_end, mt.method.confidence_threshold, mt.method.threshold_average,
+            mt.method.weight_teacher, mt.method.mixed_view) == (0.99, 0.95, "valid", 1.0, "strong")
+    cps = config_from_dict({"method": "cps"})
+    assert (cps.method.cps_targets, cps.method.mixed_view, cps.method.weight_student,
+            cps.method.consistency_scale, cps.uses_teachers) == ("unmixed", "weak", 1.5, 4.0, False)
+    mkd = config_from_dict({"method": "mkd"})
+    assert (mkd.method.cps_targets, mkd.method.ema_momentum_end, mkd.method.weight_student) == ("mixed", 0.6, 1.0)
+
+
+def test_a_methods_block_overrides_its_published_values_but_not_its_defining_switches():
+    params = {"method": "mean_teacher", "mean_teacher": {"ema_momentum_end": 0.6, "threshold_average": "kept"},
+              "cps": {"weight_student": 3.0}}  # another method's block is not used
+    cfg = config_from_dict(params)
+    assert (cfg.method.ema_momentum_end, cfg.method.threshold_average) == (0.6, "kept")
+    assert config_from_dict(config_to_dict(cfg)) == cfg
+    with pytest.raises(ValueError, match="training.cps.cps_targets is fixed"):
+        config_from_dict({"method": "cps", "cps": {"cps_targets": "mixed"}})
+    with pytest.raises(ValueError, match="training.mean_teacher.ema_momentm_end"):
+        config_from_dict({"method": "mean_teacher", "mean_teacher": {"ema_momentm_end": 0.6}})
+
+
+def test_aspp_rates_are_resolved_from_the_rule_and_the_crop():
+    assert config_from_dict({"augment": {"crop_size": 64}}).model.aspp_rates == (6, 12, 18)
+    small = config_from_dict({"augment": {"crop_size": 64}, "model": {"aspp_rule": "feature_map"}})
+    assert small.model.aspp_rates == (1, 2, 3)
+    assert config_from_dict(config_to_dict(small)) == small
+    explicit = config_from_dict({"model": {"aspp_rates": [2, 4]}})
+    assert explicit.model.aspp_rates == (2, 4)
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"mkd": {"threshold_average": "all"}}, "training.mkd.threshold_average"),
+    ({"mkd": {"target_mixing": "image"}}, "training.mkd.target_mixing"),
+    ({"mkd": {"label_sampling": "middle"}}, "training.mkd.label_sampling"),
+    ({"mkd": {"consistency_scale": 5}}, "training.mkd.consistency_scale"),
+    ({"model": {"aspp_rule": "clip"}}, "training.model.aspp_rule"),
+    ({"augment": {"blur_reference_crop": 0}}, "training.augment.blur_reference_crop"),
+])
+def test_issue_12_switches_are_validated(params, message):
+    with pytest.raises(ValueError, match=message):
+        config_from_dict(params)

@@ -1,6 +1,7 @@
 """Evaluation end to end on tiny files: a perfect model gets mIoU 1; names carry the mode."""
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -38,3 +39,24 @@ def test_metric_names_carry_the_mode():
     names = named_metrics(result, ["bg", "cat", "dog"], "sliding")
     assert names == {"val_mIoU_sliding": 0.5, "val_pixel_acc_sliding": 0.9,
                      "val_IoU_sliding.bg": 0.4, "val_IoU_sliding.dog": 0.6}
+
+
+def test_bf16_evaluation_runs_the_model_under_autocast_and_scores_in_fp32(tmp_path):
+    samples = write_tiny_dataset(tmp_path, 2)
+    seen = []
+
+    class Recorder(Oracle):
+        def forward(self, x):
+            seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+            return super().forward(x)
+
+    result = evaluate(Segmenter(Recorder()), samples, MaskEncoding(), 3, EvalSettings("whole", precision="bf16"))
+    assert seen == [torch.bfloat16, torch.bfloat16] and result.miou == 1.0
+    seen.clear()
+    evaluate(Segmenter(Recorder()), samples, MaskEncoding(), 3, EvalSettings("whole", precision="fp32"))
+    assert seen == [None, None]
+
+
+def test_an_unknown_evaluation_precision_is_an_error():
+    with pytest.raises(ValueError, match="evaluation.precision"):
+        EvalSettings(precision="fp8")

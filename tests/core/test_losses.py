@@ -67,3 +67,22 @@ def test_pseudo_label_ce_nothing_kept_and_errors() -> None:
         pseudo_label_ce(student, student, None, None, 0.9)
     with pytest.raises(ValueError, match="both be"):
         pseudo_label_ce(student, student[:, :2], None, None, None)
+
+
+def test_pseudo_label_ce_valid_average_counts_dropped_pixels_as_zero() -> None:
+    student = torch.randn(2, 4, 3, 3, generator=_gen(5))
+    teacher = torch.randn(2, 4, 3, 3, generator=_gen(6))
+    ignore = torch.zeros(2, 3, 3, dtype=torch.bool)
+    ignore[1] = True  # 9 valid pixels
+    conf = torch.rand(2, 3, 3, generator=_gen(7))
+    kept, _ = pseudo_label_ce(student, teacher, ignore, conf, 0.5, average="kept")
+    valid, share = pseudo_label_ce(student, teacher, ignore, conf, 0.5, average="valid")
+    keep = ~ignore & (conf >= 0.5)
+    target = teacher.argmax(1)
+    total = sum(_pixel_ce(student[b, :, i, j], int(target[b, i, j]))
+                for b in range(2) for i in range(3) for j in range(3) if keep[b, i, j])
+    torch.testing.assert_close(kept, total / keep.sum())
+    torch.testing.assert_close(valid, total / 9)
+    assert 0 < keep.sum() < 9  # the two averages differ exactly by the kept share of the valid pixels
+    with pytest.raises(ValueError, match="average"):
+        pseudo_label_ce(student, teacher, ignore, conf, 0.5, average="all")

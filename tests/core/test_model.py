@@ -179,3 +179,33 @@ def test_narrow_model_learns_on_cpu() -> None:
         optimiser.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+
+
+def test_aspp_rate_rules() -> None:
+    from mkdseg.core.model import aspp_rates_for
+
+    assert aspp_rates_for("fixed", 64, 16) == (6, 12, 18) and aspp_rates_for("fixed", 64, 8) == (12, 24, 36)
+    assert aspp_rates_for("feature_map", 512, 16) == (6, 12, 18)  # the release's crop: the release's rates
+    assert aspp_rates_for("feature_map", 512, 8) == (12, 24, 36)
+    assert aspp_rates_for("feature_map", 64, 16) == (1, 2, 3)  # 4 x 4 map
+    assert aspp_rates_for("feature_map", 64, 8) == (2, 3, 5)  # 8 x 8 map
+    with pytest.raises(ValueError, match="aspp rule"):
+        aspp_rates_for("clip", 64, 16)
+
+
+def _equals_its_centre_tap(branch: nn.Sequential, x: torch.Tensor) -> bool:
+    """Whether a dilated 3x3 conv branch gives what a 1x1 conv with its centre weights gives."""
+    conv = branch[0]
+    centre = torch.nn.functional.conv2d(x, conv.weight[:, :, 1:2, 1:2])
+    return torch.allclose(conv(x), centre, atol=1e-6)
+
+
+def test_fixed_rates_degenerate_on_a_small_map_and_feature_map_rates_do_not() -> None:
+    from mkdseg.core.model import ASPP, aspp_rates_for
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 4, 4)  # the feature map at stride 16 of a 64 px crop
+    for rule, degenerate in (("fixed", True), ("feature_map", False)):
+        aspp = ASPP(8, 4, aspp_rates_for(rule, 64, 16))
+        for branch in aspp.branches[1:]:
+            assert _equals_its_centre_tap(branch, x) is degenerate, (rule, branch[0].dilation)

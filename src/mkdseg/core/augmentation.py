@@ -16,8 +16,10 @@ Hue is an HSV rotation by a continuous U(-hue_degrees, hue_degrees). Note: mmseg
 ±18 degrees, which is the default here — pass ``hue_degrees=36`` to mimic mmseg literally.
 
 Strong view (``strong_augment``) applies exactly one op per sample, with torchvision semantics:
-ColorJitter (factors per sample, random op order per sample), Gaussian blur (kernel
-``2*ceil(3*sigma)+1``, reflect padding), equalize (uint8 histogram semantics), solarize
+ColorJitter (factors per sample, random op order per sample), Gaussian blur (reflect padding;
+``BlurRange``: either the release's albumentations ``GaussianBlur`` — kernel drawn from 3, 5, 7
+and sigma from 0.1-2.0 px independently, both scaled with the crop against the release's 512 px —
+or kernel ``2*ceil(3*sigma)+1`` with sigma in pixels at any crop), equalize (uint8 histogram semantics), solarize
 (invert pixels >= 0.5, identical to uint8 threshold 128 on images that came from uint8) and
 grayscale (ITU-R 601 weights 0.2989/0.587/0.114, three equal channels).
 """
@@ -53,13 +55,38 @@ JITTER_CONTRAST = 0.5
 JITTER_SATURATION = 0.5
 JITTER_HUE = 0.25
 JITTER_OPS = 4  # brightness, contrast, saturation, hue, applied in a random order per sample
-BLUR_SIGMA = (0.1, 2.0)
-BLUR_TRUNCATE = 3.0  # kernel radius ceil(3 * sigma), i.e. kernel size 2*ceil(3*sigma)+1
+BLUR_SIGMA = (0.1, 2.0)  # px at the release's 512 px crops (albumentations sigma_limit)
+BLUR_RADIUS = (1, 3)  # px: the release's kernel 3-7 (albumentations blur_limit=(3, 7), odd sizes)
+BLUR_TRUNCATE = 3.0  # without a drawn radius: kernel radius ceil(3 * sigma), i.e. size 2*ceil(3*sigma)+1
+MIN_BLUR_RADIUS = 1  # a scaled kernel never shrinks below 3 x 3
 SOLARIZE_THRESHOLD = 0.5  # on [0, 1]; equals uint8 threshold 128 for images that came from uint8
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision rgb_to_grayscale
 UINT8_MAX = 255
 HIST_BINS = 256
 HUE_SECTORS = 6
+
+
+@dataclass(frozen=True)
+class BlurRange:
+    """Per-sample Gaussian blur draws: sigma uniform in ``sigma``; the kernel radius uniform over
+    the integers of ``radius``, or ``ceil(3 sigma)`` when ``radius`` is None."""
+
+    sigma: tuple[float, float] = BLUR_SIGMA
+    radius: tuple[int, int] | None = None
+
+    @classmethod
+    def for_crop(cls, crop_size: int, reference_crop: int | None) -> BlurRange:
+        """The release's blur scaled by ``crop_size / reference_crop`` (its values at the reference
+        crop); ``reference_crop`` None: sigma in pixels at any crop, kernel from sigma."""
+        if reference_crop is None:
+            return cls()
+        scale = crop_size / reference_crop
+        low, high = (max(MIN_BLUR_RADIUS, round(r * scale)) for r in BLUR_RADIUS)
+        return cls(sigma=(BLUR_SIGMA[0] * scale, BLUR_SIGMA[1] * scale), radius=(low, high))
+
+    @property
+    def max_radius(self) -> int:
+        return self.radius[1] if self.radius is not None else int(math.ceil(BLUR_TRUNCATE * self.sigma[1]))
 
 
 # --- colour helpers -------------------------------------------------------------------------
@@ -155,15 +182,19 @@ def adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
     return hsv_to_rgb(torch.stack((h, s, v), 1))
 
 
-def gaussian_blur(x: Tensor, sigma: Tensor) -> Tensor:
-    """Per-sample Gaussian blur, kernel size ``2*ceil(3*sigma)+1``, reflect padding.
+def gaussian_blur(x: Tensor, sigma: Tensor, radius: Tensor | None = None,
+                  max_radius: int | None = None) -> Tensor:
+    """Per-sample Gaussian blur with reflect padding; kernel radius ``radius`` (B,), or
+    ``ceil(3*sigma)`` (kernel size ``2*ceil(3*sigma)+1``) when None.
 
-    One shared padded width (the largest radius, capped by the image size) with each sample's
-    kernel zero beyond its own radius, so the result equals a blur with that sample's kernel.
+    One shared padded width (``max_radius``, default the largest the sigma range allows, capped by
+    the image size) with each sample's kernel zero beyond its own radius, so the result equals a
+    blur with that sample's kernel.
     """
     n, c, h, w = x.shape
-    radii = torch.ceil(BLUR_TRUNCATE * sigma)
-    big = min(int(math.ceil(BLUR_TRUNCATE * BLUR_SIGMA[1])), h - 1, w - 1)
+    radii = torch.ceil(BLUR_TRUNCATE * sigma) if radius is None else radius.to(sigma.dtype)
+    widest = max_radius if max_radius is not None else int(math.ceil(BLUR_TRUNCATE * BLUR_SIGMA[1]))
+    big = min(widest, h - 1, w - 1)
     if big < 1:
         return x
     offsets = torch.arange(-big, big + 1, device=x.device, dtype=x.dtype)
@@ -282,11 +313,18 @@ class StrongParams:
     jitter: Tensor  # (B, 4) brightness, contrast, saturation factors and hue shift
     jitter_order: Tensor  # (B, 4) a permutation of 0..3 per sample
     sigma: Tensor  # (B,)
+    blur: BlurRange = BlurRange()
+    radius: Tensor | None = None  # (B,) kernel radius when the blur range draws one
 
 
 def sample_strong_params(batch: int, generator: torch.Generator, device: torch.device,
-                         weights: tuple[float, ...] = STRONG_WEIGHTS) -> StrongParams:
-    """Pick one op per sample with probabilities proportional to ``weights``."""
+                         weights: tuple[float, ...] = STRONG_WEIGHTS,
+                         blur: BlurRange = BlurRange()) -> StrongParams:
+    """Pick one op per sample with probabilities proportional to ``weights``.
+
+    The draws come in a fixed order; the kernel radius, when ``blur`` draws one, comes last, so
+    the other draws are those of a pixel-sigma blur.
+    """
     if len(weights) != len(STRONG_OPS) or min(weights) < 0 or sum(weights) <= 0:
         raise ValueError(f"strong_augment: weights must be {len(STRONG_OPS)} non-negative numbers "
                          f"(for {', '.join(STRONG_OPS)}) with a positive sum, got {weights}")
@@ -299,8 +337,12 @@ def sample_strong_params(batch: int, generator: torch.Generator, device: torch.d
         _uniform(batch, -JITTER_HUE, JITTER_HUE, generator, device),
     ], 1)
     order = _rand((batch, JITTER_OPS), generator, device).argsort(1)
-    sigma = _uniform(batch, *BLUR_SIGMA, generator, device)
-    return StrongParams(op=op, jitter=jitter, jitter_order=order, sigma=sigma)
+    sigma = _uniform(batch, *blur.sigma, generator, device)
+    radius = None
+    if blur.radius is not None:
+        low, high = blur.radius
+        radius = torch.randint(low, high + 1, (batch,), generator=generator, device=generator.device).to(device)
+    return StrongParams(op=op, jitter=jitter, jitter_order=order, sigma=sigma, blur=blur, radius=radius)
 
 
 _JITTER_FNS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
@@ -318,7 +360,8 @@ def _run_op(name: str, x: Tensor, prm: StrongParams, idx: Tensor) -> Tensor:
     if name == "color_jitter":
         return color_jitter(x, prm.jitter[idx], prm.jitter_order[idx])
     if name == "blur":
-        return gaussian_blur(x, prm.sigma[idx])
+        radius = prm.radius[idx] if prm.radius is not None else None
+        return gaussian_blur(x, prm.sigma[idx], radius, prm.blur.max_radius)
     if name == "equalize":
         return equalize(x)
     if name == "solarize":
@@ -337,10 +380,10 @@ def apply_strong(x: Tensor, prm: StrongParams) -> Tensor:
 
 
 def strong_augment(x: Tensor, generator: torch.Generator,
-                   weights: tuple[float, ...] = STRONG_WEIGHTS) -> Tensor:
+                   weights: tuple[float, ...] = STRONG_WEIGHTS, blur: BlurRange = BlurRange()) -> Tensor:
     """The strong view: exactly one op per sample from ``STRONG_OPS``."""
     _check_images(x, "strong_augment")
-    return apply_strong(x, sample_strong_params(x.shape[0], generator, x.device, weights))
+    return apply_strong(x, sample_strong_params(x.shape[0], generator, x.device, weights, blur))
 
 
 def normalize(x: Tensor, mean: tuple[float, ...] = IMAGENET_MEAN,

@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from mkdseg.core.config import PRECISIONS
 from mkdseg.core.data import EvalDataset, make_eval_loader
 from mkdseg.core.export import Segmenter
 from mkdseg.core.image_io import MaskEncoding
 from mkdseg.core.inference import predict_sliding, predict_whole
 from mkdseg.core.metrics import ConfusionMatrix
+from mkdseg.core.runtime import autocast, resolve_precision
 
 log = logging.getLogger(__name__)
 MODES = ("whole", "sliding")
@@ -35,10 +37,13 @@ class EvalSettings:
     stride: int = 341  # sliding mode only (2/3 of the window, as mmseg's Cityscapes configs)
     batch_windows: int = 4
     keep_predictions: int = 8  # how many predictions to return for the report grid
+    precision: str = "auto"  # as training.precision: bf16 where the device has it natively, else fp32
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"evaluation.mode must be one of {MODES}, got {self.mode!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"evaluation.precision must be one of {PRECISIONS}, got {self.precision!r}")
 
 
 @dataclass
@@ -56,6 +61,7 @@ def evaluate(segmenter: Segmenter, samples: Sequence[tuple[str, str]], mask_enco
     if not samples:
         raise ValueError("evaluation needs at least one validation image; the val split is empty")
     device = torch.device(device)
+    amp_dtype = resolve_precision(settings.precision, device)
     segmenter = segmenter.to(device).eval()
     net = segmenter.normalised()
     confusion = ConfusionMatrix(num_classes, device=device)
@@ -65,12 +71,14 @@ def evaluate(segmenter: Segmenter, samples: Sequence[tuple[str, str]], mask_enco
     for n, (image, mask, index) in enumerate(loader, start=1):
         x = segmenter.normalise(image.to(device).float() / 255)
         mask = mask.to(device)
-        if settings.mode == "whole":
-            logits = predict_whole(net, x, tuple(mask.shape[-2:]))
-        else:
-            logits = predict_sliding(net, x, num_classes, settings.window, settings.stride, settings.batch_windows)
-            logits = torch.nn.functional.interpolate(logits, size=mask.shape[-2:], mode="bilinear",
-                                                     align_corners=False)
+        with autocast(device, amp_dtype):
+            if settings.mode == "whole":
+                logits = predict_whole(net, x, tuple(mask.shape[-2:])).float()
+            else:
+                logits = predict_sliding(net, x, num_classes, settings.window, settings.stride,
+                                         settings.batch_windows)
+                logits = torch.nn.functional.interpolate(logits, size=mask.shape[-2:], mode="bilinear",
+                                                         align_corners=False)
         pred = logits.argmax(1)
         confusion.update(pred, mask)
         if len(kept) < settings.keep_predictions:

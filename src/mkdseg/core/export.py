@@ -23,6 +23,7 @@ from mkdseg.core.config import ModelConfig
 from mkdseg.core.model import DeepLabV3Plus
 
 BUNDLE_FORMAT = "mkdseg-segmenter/1"
+TRAINING_ONLY_KEYS = ("pretrained", "aspp_rule")  # ModelConfig keys that are not architecture arguments
 
 
 class Segmenter(nn.Module):
@@ -59,7 +60,8 @@ def segmenter_from_bundle(bundle: dict[str, Any]) -> Segmenter:
     if bundle.get("format") != BUNDLE_FORMAT:
         raise ValueError(f"not an mkdseg model bundle (format {bundle.get('format')!r}, expected {BUNDLE_FORMAT})")
     cfg = dict(bundle["model"])
-    cfg.pop("pretrained", None)  # the weights below already hold the trained backbone
+    for key in TRAINING_ONLY_KEYS:  # the weights below hold the trained backbone; the rule's rates are stored
+        cfg.pop(key, None)
     model = DeepLabV3Plus(len(bundle["class_names"]), **cfg)
     model.load_state_dict(bundle["state_dict"])
     return Segmenter(model).eval()

@@ -22,19 +22,28 @@ def supervised_ce(logits: Tensor, labels: Tensor, ignore_index: int = IGNORE_IND
     return loss / (target != ignore_index).sum().clamp(min=1)
 
 
+AVERAGES = ("kept", "valid")
+
+
 def pseudo_label_ce(
     student_logits: Tensor,
     teacher_logits: Tensor,
     ignore: Tensor | None,
     confidence: Tensor | None,
     threshold: float | None,
+    average: str = "kept",
 ) -> tuple[Tensor, Tensor]:
     """CE of the student against the hard argmax of the (detached) teacher logits.
 
     Pixels where ``ignore`` is True, or (with a threshold) ``confidence < threshold``, are left
-    out. Returns (mean loss over kept pixels, 0 if none; share of pixels kept as a detached
-    0-d tensor, so logging costs no device sync here).
+    out. ``average``: "kept" divides by the pixels left in (the MKD release: thresholded pixels
+    become ignore_index of a mean CE), "valid" by the pixels not ignored, thresholded ones
+    counting 0 (FixMatch, UniMatch), so the loss's weight does not grow as fewer pixels pass.
+    Returns (the loss, 0 if nothing is kept; share of pixels kept as a detached 0-d tensor, so
+    logging costs no device sync here).
     """
+    if average not in AVERAGES:
+        raise ValueError(f"pseudo_label_ce: average must be one of {AVERAGES}, got {average!r}")
     if student_logits.shape != teacher_logits.shape or student_logits.dim() != 4:
         raise ValueError(f"pseudo_label_ce: student and teacher logits must both be (B, C, h, w), "
                          f"got {tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}")
@@ -43,10 +52,12 @@ def pseudo_label_ce(
     keep = torch.ones(pixels, dtype=torch.bool, device=student_logits.device)
     if ignore is not None:
         keep = keep & ~ignore.reshape(pixels).bool()
+    valid = keep
     if threshold is not None:
         if confidence is None:
             raise ValueError("pseudo_label_ce: a confidence threshold needs the teacher confidence map")
         keep = keep & (confidence.reshape(pixels) >= threshold)
     ce = F.cross_entropy(student_logits.float(), target, reduction="none")
-    loss = torch.where(keep, ce, torch.zeros_like(ce)).sum() / keep.sum().clamp(min=1)
+    denominator = keep.sum() if average == "kept" else valid.sum()
+    loss = torch.where(keep, ce, torch.zeros_like(ce)).sum() / denominator.clamp(min=1)
     return loss, keep.float().mean().detach()

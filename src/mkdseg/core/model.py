@@ -8,6 +8,7 @@ hence ``build_model`` initialises everything non-pretrained from an explicit ``h
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -21,6 +22,9 @@ from torch import Tensor, nn
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 OUTPUT_STRIDES = (8, 16)
 ASPP_RATES = (6, 12, 18)  # DeepLabv3+ at output stride 16 (spec §6); doubled at stride 8
+ASPP_RATE_STRIDE = 16  # the stride ASPP_RATES are given for
+ASPP_REFERENCE_MAP = 512 // ASPP_RATE_STRIDE  # the release's feature map side: 512 px crops at stride 16
+ASPP_RULES = ("fixed", "feature_map")
 LOW_LEVEL_STRIDE = 4  # layer1 of a ResNet: the decoder's (and the outputs') resolution
 CLASSIFIER_INIT_STD = 0.01  # mmseg decode-head ``conv_seg`` init used by the release
 CHECKPOINT_WRAPPER_KEYS = ("state_dict", "model")
@@ -120,6 +124,27 @@ class ASPP(nn.Module):
         return self.project(torch.cat(outs, dim=1))
 
 
+def aspp_rates_for(rule: str, crop_size: int, output_stride: int,
+                   rates: Sequence[int] = ASPP_RATES) -> tuple[int, ...]:
+    """The ASPP dilations for a training crop.
+
+    ``fixed``: ``rates`` at stride 16, doubled at stride 8, whatever the crop (the release).
+    ``feature_map``: the same rates scaled by the feature map's side (``ceil(crop / stride)``)
+    against the release's 32 (512 px at stride 16), rounded up so they stay distinct, and kept
+    below the map's side. A 3x3 convolution dilated by at least the map's side only ever sees
+    padding off its centre tap, i.e. it is a 1x1 convolution: at 64 px and stride 16 the map is
+    4x4 and the fixed rates 6/12/18 are all such. Both rules give 6/12/18 at 512 px, stride 16.
+    """
+    if rule not in ASPP_RULES:
+        raise ValueError(f"aspp rule must be one of {ASPP_RULES}, got {rule!r}")
+    if output_stride not in OUTPUT_STRIDES:
+        raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}")
+    if rule == "fixed":
+        return tuple(r * ASPP_RATE_STRIDE // output_stride for r in rates)
+    side = math.ceil(crop_size / output_stride)
+    return tuple(max(1, min(math.ceil(r * side / ASPP_REFERENCE_MAP), side - 1)) for r in rates)
+
+
 class DeepLabV3Plus(nn.Module):
     """DeepLabv3+ whose ``forward`` returns ``SegOutput`` at output stride 4."""
 
@@ -131,16 +156,17 @@ class DeepLabV3Plus(nn.Module):
         aspp_channels: int = 256,
         decoder_channels: int = 256,
         low_level_channels: int = 48,
-        aspp_rates: Sequence[int] = ASPP_RATES,
+        aspp_rates: Sequence[int] | None = None,
     ) -> None:
+        """``aspp_rates``: the dilations at this output stride; None: the release's (``aspp_rates_for``
+        with the fixed rule), which is also what bundles saved before the rates were stored used."""
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.backbone = ResNetBackbone(backbone, output_stride)
-        rate_scale = 16 // output_stride  # rates are defined for output stride 16
-        self.aspp = ASPP(
-            self.backbone.out_channels, aspp_channels, [r * rate_scale for r in aspp_rates]
-        )
+        if aspp_rates is None:
+            aspp_rates = aspp_rates_for("fixed", 0, output_stride)
+        self.aspp = ASPP(self.backbone.out_channels, aspp_channels, list(aspp_rates))
         self.low_level = _conv_bn_relu(self.backbone.low_level_channels, low_level_channels, 1)
         self.decoder = nn.Sequential(
             _conv_bn_relu(aspp_channels + low_level_channels, decoder_channels, 3),
@@ -186,6 +212,7 @@ def build_model(
     low_level_channels: int = 48,
     pretrained: str | None = None,
     head_seed: int = 0,
+    aspp_rates: Sequence[int] | None = None,
 ) -> DeepLabV3Plus:
     """Build a DeepLabv3+ whose non-pretrained parts come from ``head_seed`` only.
 
@@ -200,6 +227,7 @@ def build_model(
             aspp_channels=aspp_channels,
             decoder_channels=decoder_channels,
             low_level_channels=low_level_channels,
+            aspp_rates=aspp_rates,
         )
     generator = torch.Generator().manual_seed(int(head_seed))
     random_parts: list[nn.Module] = model.head_modules()

@@ -26,7 +26,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from mkdseg.core import consistency as cons
-from mkdseg.core.augmentation import normalize, photometric_distortion, strong_augment
+from mkdseg.core.augmentation import BlurRange, normalize, photometric_distortion, strong_augment
 from mkdseg.core.checkpoint import (
     checkpoint_name,
     load_latest_readable,
@@ -36,7 +36,7 @@ from mkdseg.core.checkpoint import (
     set_rng_state,
 )
 from mkdseg.core.config import TrainConfig, config_to_dict
-from mkdseg.core.cutmix import box_mask, mix, resize_mask
+from mkdseg.core.cutmix import box_mask, mix
 from mkdseg.core.data import LabeledDataset, UnlabeledDataset, make_train_loader
 from mkdseg.core.ema import ema_momentum, ema_update_
 from mkdseg.core.feature_augmentation import ClassFeatureStatistics
@@ -113,6 +113,8 @@ class Trainer:
         self.rank, self.world_size = rank, world_size
         self.device = device or resolve_device(cfg.device)
         self.amp_dtype = resolve_precision(cfg.precision, self.device)
+        self.memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        self.blur = BlurRange.for_crop(cfg.augment.crop_size, cfg.augment.blur_reference_crop)
         seed_everything(cfg.seed)
         self.student_pair = NetworkPair([self._build(k) for k in range(cfg.num_students)])
         self.teacher_pair = copy.deepcopy(self.student_pair) if cfg.uses_teachers else None
@@ -136,13 +138,12 @@ class Trainer:
         return build_model(self.num_classes, backbone=m.backbone, output_stride=m.output_stride,
                            decoder_channels=m.decoder_channels, aspp_channels=m.aspp_channels,
                            low_level_channels=m.low_level_channels, pretrained=m.pretrained,
-                           head_seed=self.cfg.seed * HEAD_SEED_STRIDE + k)
+                           head_seed=self.cfg.seed * HEAD_SEED_STRIDE + k, aspp_rates=m.aspp_rates)
 
     def _place_networks(self) -> None:
-        fmt = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
         pairs = [p for p in (self.student_pair, self.teacher_pair) if p is not None]
         for pair in pairs:
-            pair.to(self.device, memory_format=fmt)
+            pair.to(self.device, memory_format=self.memory_format)
         if self.world_size > 1 and self.device.type == "cuda":  # SyncBN is CUDA-only; gloo keeps per-rank BN
             self.student_pair = nn.SyncBatchNorm.convert_sync_batchnorm(self.student_pair)
             if self.teacher_pair is not None:
@@ -184,8 +185,9 @@ class Trainer:
         batch = self._augment(labeled, unlabeled, generator)
         with autocast(self.device, self.amp_dtype):
             loss, parts = self._loss(batch, t)
+        finite, parts = self._host_values(loss, parts)
         metrics.update(parts)
-        if self._all_finite(loss):
+        if finite:
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -210,79 +212,111 @@ class Trainer:
     def _augment(self, labeled: tuple[Tensor, Tensor], unlabeled: tuple[Tensor, Tensor] | None,
                  generator: torch.Generator) -> dict[str, Tensor]:
         """Photometric, strong and CutMix augmentation, batched on the training device."""
-        fmt = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        fmt = self.memory_format
         x_l, y_l = (v.to(self.device, non_blocking=True) for v in labeled)
         out = {"x_l": normalize(photometric_distortion(x_l.float() / 255, generator)), "y_l": y_l}
         if unlabeled is not None and self.cfg.uses_unlabeled:
             x_u, valid = (v.to(self.device, non_blocking=True) for v in unlabeled)
             x_u = x_u.float() / 255
             mask = box_mask(x_u.shape[0], x_u.shape[-2], x_u.shape[-1], generator, device=self.device)
-            out.update(x_w=normalize(photometric_distortion(x_u, generator)),
-                       x_mix=normalize(mix(strong_augment(x_u, generator, self.cfg.augment.strong_weights), mask)),
-                       valid_w=valid.bool(), valid_mix=mix(valid.bool(), mask), mask=mask)
+            weak = photometric_distortion(x_u, generator)
+            mixed = weak if self.cfg.method.mixed_view == "weak" else strong_augment(
+                x_u, generator, self.cfg.augment.strong_weights, self.blur)
+            out.update(x_w=normalize(weak), x_mix=normalize(mix(mixed, mask)), valid_w=valid.bool(), mask=mask)
         return {k: v.contiguous(memory_format=fmt) if v.dim() == 4 and k.startswith("x") else v
                 for k, v in out.items()}
 
-    def _loss(self, b: dict[str, Tensor], t: int) -> tuple[Tensor, dict[str, float]]:
+    @property
+    def _cps_from_unmixed(self) -> bool:
+        """CPS+CutMix targets: the students' no-grad predictions on the unmixed images."""
+        m = self.cfg.method
+        return m.student_term and self.cfg.num_students == 2 and m.cps_targets == "unmixed"
+
+    def _loss(self, b: dict[str, Tensor], t: int) -> tuple[Tensor, dict[str, Tensor | float]]:
         n_l = b["x_l"].shape[0]
+        s_unmixed = []
+        if "x_mix" in b and self._cps_from_unmixed:
+            with torch.no_grad():  # TorchSemiSeg: the networks in train mode, before the mixed pass
+                pair = self.student_pair.module if self.world_size > 1 else self.student_pair
+                s_unmixed = pair(b["x_w"])
         s_out = self.student_pair(*self._passes([b["x_l"], b["x_mix"]] if "x_mix" in b else [b["x_l"]]))
         loss_sup = sum(supervised_ce(o.logits[:n_l], b["y_l"]) for o in s_out)
         if "x_mix" not in b:
-            return loss_sup, {"loss": float(loss_sup.detach()), "loss_sup": float(loss_sup.detach())}
+            return loss_sup, {"loss": loss_sup, "loss_sup": loss_sup}
         t_out = []
         if self.teacher_pair is not None:
             with torch.no_grad():
                 t_out = self.teacher_pair(*self._passes([b["x_l"], b["x_w"]]))
         with torch.autocast(self.device.type, enabled=False):
-            result, diag = self._consistency(b, s_out, t_out, t, n_l)
+            result, diag = self._consistency(b, s_out, t_out, s_unmixed, t, n_l)
         m = self.cfg.method
         ramp = consistency_rampup(t - 1, m.consistency_rampup)
         loss = loss_sup + ramp * (m.weight_teacher * result.loss_st + m.weight_student * result.loss_ss)
-        parts = {"consistency_ramp": ramp, "loss": float(loss.detach()), "loss_sup": float(loss_sup.detach()),
-                 "loss_st": float(result.loss_st.detach()), "loss_ss": float(result.loss_ss.detach()),
-                 **result.metrics, **diag}
+        parts = {"consistency_ramp": ramp, "loss": loss, "loss_sup": loss_sup,
+                 "loss_st": result.loss_st, "loss_ss": result.loss_ss, **result.metrics, **diag}
         return loss, parts
 
     def _passes(self, views: list[Tensor]) -> list[Tensor]:
         """The forward passes over [labeled; unlabeled]: one per view, or one joint batch."""
         return views if self.cfg.separate_view_passes or len(views) == 1 else [torch.cat(views)]
 
-    def _consistency(self, b: dict[str, Tensor], s_out: list, t_out: list, t: int,
+    def _consistency(self, b: dict[str, Tensor], s_out: list, t_out: list, s_unmixed: list, t: int,
                      n_l: int) -> tuple[cons.ConsistencyResult, dict[str, float]]:
         m = self.cfg.method
-        h, w = s_out[0].logits.shape[-2:]
+        h, w = decoder = tuple(s_out[0].logits.shape[-2:])
         size = (max(1, round(h * m.consistency_scale)), max(1, round(w * m.consistency_scale)))
-        y_small = cons.labels_to_resolution(b["y_l"], size)
-        valid_w = cons.labels_to_resolution(b["valid_w"], size)
-        valid_mix = cons.labels_to_resolution(b["valid_mix"], size)
-        mask_small = resize_mask(b["mask"], size)
+        y_small = cons.labels_to_resolution(b["y_l"], size, m.label_sampling)
+        valid_w = cons.labels_to_resolution(b["valid_w"], size, m.label_sampling)
+        mixer = cons.TargetMixer(b["mask"], decoder, size, m.target_mixing, m.label_sampling)
+        valid_mix = mixer.valid(b["valid_w"])
         lam = feature_aug_lambda(t, self.cfg.iterations, m.lambda_end, m.lambda_schedule)
         views_s = [cons.make_view(o.logits, o.features, y_small, valid_mix) for o in s_out]
-        conf_s = ([v.logits.detach().softmax(1).max(1).values for v in views_s]
-                  if m.student_confidence_threshold is not None else None)
         z_s = [cons.feature_augment(v, stats, net.classifier.weight, lam, m.feature_aug_students)
                for v, stats, net in zip(views_s, self.student_stats, self.students, strict=True)]
         z_t, conf_t, conf_raw, pred_raw = [], [], [], []
+        s_targets, s_ignore = None, None
         with torch.no_grad():
             for o, stats, net in zip(t_out, self.teacher_stats, self.teachers, strict=True):
-                view = cons.make_view(o.logits, o.features, y_small, valid_w)
-                conf = view.logits.softmax(1).max(1).values
-                z = cons.feature_augment(view, stats, net.classifier.weight, lam, m.feature_aug_teachers)
-                z_t.append(cons.mix_teacher(z, n_l, mask_small))
-                conf_t.append(cons.mix_teacher(conf[:, None], n_l, mask_small)[:, 0])
-                conf_raw.append(conf)
-                pred_raw.append(view.labels)  # own argmax on unlabeled rows: what agreement compares
+                if m.target_mixing == "grid":  # augment the unmixed view, then mix at the grid
+                    view = cons.make_view(o.logits, o.features, y_small, valid_w)
+                    conf = view.logits.softmax(1).max(1).values
+                    z = cons.feature_augment(view, stats, net.classifier.weight, lam, m.feature_aug_teachers)
+                    z_t.append(cons.mix_teacher(z, n_l, mixer.mix_mask))
+                    conf_t.append(cons.mix_teacher(conf[:, None], n_l, mixer.mix_mask)[:, 0])
+                    conf_raw.append(conf)
+                    pred_raw.append(view.labels)  # own argmax on unlabeled rows: what agreement compares
+                else:  # the release: mix logits and features at decoder resolution, then resize and augment
+                    view = mixer.view(o.logits, o.features, n_l, y_small, valid_mix)
+                    conf_t.append(view.logits.softmax(1).max(1).values)
+                    z_t.append(cons.feature_augment(view, stats, net.classifier.weight, lam, m.feature_aug_teachers))
+                    unmixed = cons.to_resolution(o.logits, size)
+                    conf_raw.append(unmixed.softmax(1).max(1).values)
+                    pred_raw.append(unmixed.argmax(1))
+            if s_unmixed:  # CPS+CutMix: the other student's prediction on the unmixed images, mixed
+                s_targets = [torch.cat([torch.zeros_like(z[:n_l]), mixer.mix(o.logits)]) for z, o in
+                             zip(z_s, s_unmixed, strict=True)]
+                s_ignore = torch.cat([torch.ones_like(y_small, dtype=torch.bool), ~valid_mix])
+        conf_s = None
+        if m.student_confidence_threshold is not None:
+            conf_s = [v.detach().softmax(1).max(1).values for v in (s_targets or [v.logits for v in views_s])]
         ignore = torch.cat([y_small == IGNORE_INDEX, ~valid_mix])
         result = cons.consistency_losses(z_s, z_t, conf_t, ignore, m.confidence_threshold, m.student_term,
-                                         conf_s, m.student_confidence_threshold)
+                                         conf_s, m.student_confidence_threshold, m.threshold_average,
+                                         s_targets, s_ignore)
+        if z_t or s_targets:  # some target was CutMix-ed from the unmixed images
+            result.metrics["target_alignment"] = mixer.alignment(valid_mix)
         diag = cons.teacher_diagnostics(conf_raw, pred_raw, valid_w, m.confidence_report_threshold, n_l)
         return result, {"lambda": lam, **diag}
 
-    def _all_finite(self, loss: Tensor) -> bool:
+    def _host_values(self, loss: Tensor, parts: dict[str, Any]) -> tuple[bool, dict[str, float]]:
+        """Whether the loss is finite on every rank, and the step's metrics as floats, in one
+        device-to-host transfer: one sync per step instead of one per metric."""
         finite = torch.isfinite(loss.detach()).float()
         if self.world_size > 1:  # every rank must skip together, or DDP's all-reduce would hang
             dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-        return bool(finite.item())
+        keys = [k for k, v in parts.items() if isinstance(v, Tensor)]
+        values = torch.stack([finite] + [parts[k].detach().float().reshape(()) for k in keys]).tolist()
+        return bool(values[0]), {**parts, **dict(zip(keys, values[1:], strict=True))}
 
     def _skip_step(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)

@@ -52,6 +52,9 @@ CURVE_TITLES = {
     "teacher_confidence": "teacher confidence",
     "confident_share": "confident pixel share",
     "teacher_agreement": "teacher agreement",
+    "target_alignment": "CutMix target alignment on the grid",
+    "kept_share_st_background": "kept share, background targets",
+    "kept_share_st_objects": "kept share, object targets",
     "images_per_s": "images / s",
     # also logged by the trainer (beyond the brief's list): cheap to show, useful when debugging
     "peak_memory_mb": "peak accelerator memory (MB)",
