@@ -141,7 +141,9 @@ class MkdsegTrackingHook:
             return  # named in mlflow.yml (tracking.run.name): the user's choice
         groups = run_naming.consumed_groups(pipeline.all_inputs())
         params = catalog.load(ALL_PARAMETERS_DATASET)
-        self._client.update_run(self._parent_id, name=run_naming.run_name(names, groups, params))
+        name = run_naming.run_name(names, groups, params)
+        self._client.update_run(self._parent_id, name=name)
+        logger.info("MLflow run %s is named %r (experiment %s)", self._parent_id, name, self._experiment_id)
         self._describe = (names, groups, params)
         self._client.set_tag(self._parent_id, DESCRIPTION_TAG, run_naming.run_description(names, groups, params))
 
