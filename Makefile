@@ -31,7 +31,8 @@ bench: $(STAMP)  ## MKD step benchmark (prints overhead_ratio last)
 viz: $(STAMP)
 	$(BIN)/kedro viz run
 
-mlflow-ui: $(STAMP)
+mlflow-ui: $(STAMP)  ## MLflow UI; prints the address of the mkdseg runs on the training view
+	@$(BIN)/python -m mkdseg.mlflow_ui
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
 
 clean-data:  ## remove generated data, checkpoints and the tracking store

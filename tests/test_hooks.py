@@ -18,7 +18,15 @@ from kedro.runner import SequentialRunner
 from mlflow.tracking import MlflowClient
 
 from mkdseg.catalog import JSONDataset, TableDataset
-from mkdseg.hooks import ERROR_TAG, NAMESPACE_TAG, NODE_SECONDS_METRIC, MkdsegTrackingHook
+from mkdseg.hooks import (
+    DESCRIPTION_TAG,
+    ERROR_TAG,
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    NAMESPACE_TAG,
+    NODE_SECONDS_METRIC,
+    MkdsegTrackingHook,
+)
 
 
 class _FolderDataset(MemoryDataset):
@@ -59,13 +67,14 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[MlflowClient, str]:
     mlflow.set_tracking_uri(None)
 
 
-def _run(pipeline: Pipeline, catalog: DataCatalog, experiment: str) -> str:
+def _run(pipeline: Pipeline, catalog: DataCatalog, experiment: str, run_name: str = "parent",
+         pipeline_names: list[str] | None = None) -> str:
     """Run like a session does: parent run open, pipeline hooks around the runner."""
     hook = MkdsegTrackingHook()
     manager = _create_hook_manager()
     manager.register(hook)
-    run = mlflow.start_run(experiment_id=experiment, run_name="parent")
-    params = {"runner": "SequentialRunner"}
+    run = mlflow.start_run(experiment_id=experiment, run_name=run_name)
+    params = {"runner": "SequentialRunner", "pipeline_names": pipeline_names}
     hook.before_pipeline_run(run_params=params, pipeline=pipeline, catalog=catalog)
     try:
         SequentialRunner().run(pipeline, catalog, manager)
@@ -180,3 +189,41 @@ def test_failed_save_after_the_node_ran_marks_child_failed(store, tmp_path: Path
     assert child.info.status == "FAILED" and "disk full" in child.data.tags[ERROR_TAG]
     assert child.data.metrics["score"] == 2.0  # what the node computed is still recorded
     assert client.get_run(parent_id).info.status == "FAILED"
+
+
+def _evaluate(training: dict) -> dict:
+    return {"val_mIoU_whole": 0.4321, "n_labeled": 125.0, "n_unlabeled": 1875.0}
+
+
+def _named_run_catalog(tmp_path: Path) -> DataCatalog:
+    params = {"training": {"method": "mkd", "seed": 3, "iterations": 600, "batch_size": 8,
+                           "unlabeled_batch_size": 8, "model": {"backbone": "resnet18"}},
+              "splits": {"labeled": 0.0625, "seed": 3}, "dataset": {"source": "synthetic", "root": "data/x"},
+              "evaluation": {"mode": "whole"}}
+    return DataCatalog({"parameters": MemoryDataset(params), "params:training": MemoryDataset(params["training"])})
+
+
+def test_parent_run_is_named_and_described_and_the_experiment_opens_on_training(store, tmp_path: Path) -> None:
+    client, experiment = store
+    pipeline = Pipeline([node(_evaluate, "params:training", "run_metrics", name="evaluate")])
+    parent_id = _run(pipeline, _named_run_catalog(tmp_path), experiment, run_name="__default__")
+    parent = client.get_run(parent_id)
+    assert parent.info.run_name == "mkd 1/16 seed 3"
+    description = parent.data.tags[DESCRIPTION_TAG]
+    assert description.startswith("**MKD (Mutual Knowledge Distillation")
+    for part in ("1/16 of the labels (125 of 2000 training images)", "`synthetic` dataset", "seed 3",
+                 "resnet18 DeepLabv3+", "600 iterations", "val_mIoU_whole **0.432**"):
+        assert part in description, part
+    assert client.get_experiment(experiment).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+
+
+def test_a_run_name_from_mlflow_yml_and_a_chosen_experiment_kind_are_kept(store, tmp_path: Path) -> None:
+    client, experiment = store
+    client.set_experiment_tag(experiment, EXPERIMENT_KIND_TAG, "forecasting")
+    pipeline = Pipeline([node(_evaluate, "params:training", "run_metrics", name="evaluate")])
+    parent_id = _run(pipeline, _named_run_catalog(tmp_path), experiment, run_name="my sweep",
+                     pipeline_names=["training"])
+    parent = client.get_run(parent_id)
+    assert parent.info.run_name == "my sweep" and DESCRIPTION_TAG not in parent.data.tags
+    assert client.get_experiment(experiment).tags[EXPERIMENT_KIND_TAG] == "forecasting"
+    client.set_experiment_tag(experiment, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)

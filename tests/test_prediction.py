@@ -24,3 +24,25 @@ def test_segment_returns_the_image_size_with_and_without_resize():
         mask = segment(Segmenter(LeftRight()), image, torch.device("cpu"), long_side)
         assert mask.shape == (40, 80)
         assert (mask[:, :38] == 1).all() and (mask[:, 42:] == 0).all()
+
+
+def test_a_read_only_image_is_segmented_without_a_warning():
+    import warnings
+
+    image = np.zeros((16, 24, 3), np.uint8)
+    image.flags.writeable = False  # as PIL-decoded arrays are
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mask = segment(Segmenter(LeftRight()), image, torch.device("cpu"))
+    assert mask.shape == (16, 24)
+
+
+def test_an_exported_graph_runs_where_its_weights_are_and_stays_as_loaded():
+    from mkdseg.prediction import place
+
+    graph = torch.nn.Conv2d(3, 2, 1)  # stands for the module MLflow's pt2 loader returns
+    placed, device = place(graph, torch.device("cpu"))
+    assert placed is graph and device == torch.device("cpu")
+    segmenter = Segmenter(LeftRight()).train()
+    placed, _ = place(segmenter, torch.device("cpu"))
+    assert placed is segmenter and not placed.training

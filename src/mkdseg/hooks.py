@@ -18,6 +18,17 @@ for a ``kedro run``, logs every consumed parameter on it (flattened, see
 - status FINISHED once its outputs are saved, or FAILED with tag ``error`` (truncated).
   On a pipeline error the parent also gets the ``error`` tag and is closed FAILED.
 
+It also makes the experiment and the parent run say what they are:
+
+- the experiment gets tag ``mlflow.experimentKind = custom_model_development`` unless it
+  has a kind already: MLflow's UI picks the model-training view instead of the GenAI overview
+  by this tag where its *GenAI / Model training* switch is off; 3.17.2 builds the switch in
+  and follows it (``mkdseg.mlflow_ui`` prints the address of the training view);
+- the parent run is renamed from kedro-mlflow's default (the pipeline name, ``__default__``)
+  to what it trained, ``mkd 1/16 seed 0`` (``mkdseg.run_naming``), and gets a one-paragraph
+  description (``mlflow.note.content``), completed with the headline metric at the end. A
+  name set in ``mlflow.yml`` (``tracking.run.name``) and a run the caller started are kept.
+
 The hook is ignorant of specific pipelines: it only knows these naming conventions.
 It logs through ``MlflowClient`` by run id and never touches the active-run stack,
 which stays kedro-mlflow's. Supported runner: SequentialRunner (the default). With
@@ -42,7 +53,7 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from mkdseg import tracking
+from mkdseg import run_naming, tracking
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +62,10 @@ ERROR_TAG = "error"
 NODE_TAG = "kedro.node"
 NAMESPACE_TAG = "kedro.namespace"
 PARALLEL_RUNNER = "ParallelRunner"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"  # the model-training view, not GenAI's
+DESCRIPTION_TAG = "mlflow.note.content"
+ALL_PARAMETERS_DATASET = "parameters"
 FINISHED = RunStatus.to_string(RunStatus.FINISHED)
 FAILED = RunStatus.to_string(RunStatus.FAILED)
 RUNNING = RunStatus.to_string(RunStatus.RUNNING)
@@ -75,6 +90,7 @@ class MkdsegTrackingHook:
         self._catalog: CatalogProtocol | None = None
         self._children: dict[str, _ChildRun] = {}
         self._parent_was_active = False
+        self._describe: tuple[list[str] | None, set[str], dict[str, Any]] | None = None
 
     # ---------------------------------------------------------------- pipeline
     @hook_impl(tryfirst=True)  # before kedro-mlflow may start or adopt a run
@@ -96,13 +112,40 @@ class MkdsegTrackingHook:
         self._parent_id = parent.info.run_id
         self._experiment_id = parent.info.experiment_id
         self._catalog = catalog
+        self._mark_experiment_kind()
+        self._name_parent(run_params, pipeline, catalog)
 
     @hook_impl(trylast=True)  # after kedro-mlflow has ended the parent run
     def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol) -> None:
         for name in list(self._children):
             self._finish(name, FINISHED)
+        if self._describe is not None and self._client is not None:  # now with the headline metric
+            metrics = self._client.get_run(self._parent_id).data.metrics
+            self._client.set_tag(self._parent_id, DESCRIPTION_TAG, run_naming.run_description(*self._describe, metrics))
         self._drop_stale_parent_entries()
         self._reset()
+
+    def _mark_experiment_kind(self) -> None:
+        """Open the experiment on MLflow's model-training view (a kind set by the user is kept)."""
+        experiment = self._client.get_experiment(self._experiment_id)
+        if EXPERIMENT_KIND_TAG not in experiment.tags:
+            self._client.set_experiment_tag(self._experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+
+    def _name_parent(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol) -> None:
+        """Rename kedro-mlflow's parent run after what it does and describe it."""
+        if self._parent_was_active or ALL_PARAMETERS_DATASET not in catalog:
+            return  # a caller's own run keeps its name
+        names = run_naming.pipeline_names_of(run_params)
+        parent = self._client.get_run(self._parent_id)
+        if parent.info.run_name != run_naming.pipeline_label(names):
+            return  # named in mlflow.yml (tracking.run.name): the user's choice
+        groups = run_naming.consumed_groups(pipeline.all_inputs())
+        params = catalog.load(ALL_PARAMETERS_DATASET)
+        name = run_naming.run_name(names, groups, params)
+        self._client.update_run(self._parent_id, name=name)
+        logger.info("MLflow run %s is named %r (experiment %s)", self._parent_id, name, self._experiment_id)
+        self._describe = (names, groups, params)
+        self._client.set_tag(self._parent_id, DESCRIPTION_TAG, run_naming.run_description(names, groups, params))
 
     def _drop_stale_parent_entries(self) -> None:
         """Pop the parent run's leftover entries off MLflow's active-run stack.
@@ -199,6 +242,7 @@ class MkdsegTrackingHook:
     def _reset(self) -> None:
         self._client, self._parent_id, self._experiment_id, self._catalog = None, None, None, None
         self._children = {}
+        self._describe = None
 
     def _finish(self, node_name: str, status: str) -> None:
         child = self._children.pop(node_name)

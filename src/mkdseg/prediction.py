@@ -1,6 +1,8 @@
 """Segment a folder of new images with a trained model: palette masks and overlays.
 
-An unreadable image is reported and skipped; the others are still processed.
+An unreadable image is reported and skipped; the others are still processed. The model is a
+``Segmenter`` (bundle file, or an MLflow ``pickle`` model) or the exported graph an MLflow
+``pt2`` model loads as: both take RGB floats in [0, 1] and return logits at the input size.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
+from torch import nn
 
 from mkdseg.core.export import Segmenter
 from mkdseg.core.image_io import atomic_save, read_image, write_palette_mask
@@ -29,11 +32,26 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def place(model: nn.Module, device: torch.device) -> tuple[nn.Module, torch.device]:
+    """The model ready for inference, and the device it runs on.
+
+    A ``Segmenter`` moves to ``device``; an exported graph (MLflow ``pt2``) is already in
+    inference mode and cannot move across devices, so it runs where its weights are.
+    """
+    if isinstance(model, Segmenter):
+        return model.to(device).eval(), device
+    own = next(model.parameters()).device
+    if own != device:
+        log.warning("the MLflow model runs on %s, where it was exported (prediction.device asked for %s)", own, device)
+    return model, own
+
+
 @torch.no_grad()
-def segment(segmenter: Segmenter, image: np.ndarray, device: torch.device,
+def segment(segmenter: nn.Module, image: np.ndarray, device: torch.device,
             long_side: int | None = None) -> np.ndarray:
     """Class indices (H, W) for one uint8 RGB image, predicted at ``long_side`` as in evaluation."""
-    x = torch.from_numpy(image).permute(2, 0, 1)[None].to(device).float() / 255
+    # torch.tensor copies: images decoded by PIL are read-only arrays, which from_numpy would share.
+    x = torch.tensor(image).permute(2, 0, 1)[None].to(device).float() / 255
     size = tuple(x.shape[-2:])
     if long_side is not None:
         scale = long_side / max(size)
@@ -43,11 +61,10 @@ def segment(segmenter: Segmenter, image: np.ndarray, device: torch.device,
     return logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
 
 
-def predict_folder(segmenter: Segmenter, input_dir: str | Path, output_dir: str | Path,
+def predict_folder(segmenter: nn.Module, input_dir: str | Path, output_dir: str | Path,
                    colours: list[list[int]], device: str = "cpu", long_side: int | None = None) -> list[dict[str, str]]:
     """Write ``<stem>.png`` (palette mask) and ``<stem>_overlay.jpg`` per image; return one record each."""
-    device_ = torch.device(device)
-    segmenter = segmenter.to(device_).eval()
+    segmenter, device_ = place(segmenter, torch.device(device))
     output_dir = Path(output_dir)
     records = []
     images = list_images(input_dir)
@@ -60,6 +77,9 @@ def predict_folder(segmenter: Segmenter, input_dir: str | Path, output_dir: str 
                             "mask": "", "overlay": ""})
             continue
         mask = segment(segmenter, image, device_, long_side)
+        if int(mask.max()) >= len(colours):
+            raise ValueError(f"the model predicted class {int(mask.max())} for {path}, but class_metadata has "
+                             f"{len(colours)} classes: prediction_model_uri names a model trained on other data")
         mask_path, overlay_path = output_dir / f"{path.stem}.png", output_dir / f"{path.stem}_overlay.jpg"
         write_palette_mask(mask, colours, mask_path)
         atomic_save(Image.fromarray(overlay_mask(image, mask, colours)), overlay_path, format="JPEG", quality=90)

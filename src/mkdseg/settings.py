@@ -1,5 +1,8 @@
 """Project settings (https://docs.kedro.org/en/stable/kedro_project_setup/settings.html).
 
+Known third-party warnings that every run would print are silenced first, narrowly
+(``mkdseg.warning_filters``): Kedro imports this module before its plugins load.
+
 Hooks: ``MkdsegTrackingHook`` here; kedro-mlflow's ``MlflowHook`` is registered by Kedro
 from its ``kedro.hooks`` entry point (it must stay enabled: it opens the parent run that
 the per-node runs nest under). kedro-telemetry's project hooks are disabled: this project
@@ -12,6 +15,9 @@ from kedro.config import OmegaConfigLoader
 
 from mkdseg.catalog.paths import resolve_path, tracking_uri
 from mkdseg.hooks import MkdsegTrackingHook
+from mkdseg.warning_filters import silence_known_third_party_warnings
+
+silence_known_third_party_warnings()
 
 HOOKS = (MkdsegTrackingHook(),)
 

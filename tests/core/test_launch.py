@@ -45,3 +45,33 @@ def test_torchrun_entry_point_trains_from_a_job_file(tiny_data, tmp_path):
     result = load_checkpoint(out)
     assert result["iterations"] == 2
     assert len(result["rank_digests"]) == 2 and result["rank_digests"][0] == result["rank_digests"][1]
+
+
+def test_what_every_worker_would_fail_on_fails_once_before_spawning(tiny_data, tmp_path, monkeypatch):
+    from mkdseg.core import launch
+
+    def no_spawn(*_args, **_kwargs):
+        raise AssertionError("workers were started")
+
+    monkeypatch.setattr(launch.mp, "start_processes", no_spawn)
+    monkeypatch.setattr(launch.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(launch.torch.cuda, "device_count", lambda: 0)
+    weights = tmp_path / "pretrained" / "resnet50-0676ba61.pth"
+    cfg = tiny_config("mkd", device="auto", model={"backbone": "resnet18", "pretrained": str(weights)})
+    with pytest.raises(RuntimeError, match="no worker was started") as error:
+        train(cfg, tiny_data, world_size=8)
+    message = str(error.value)
+    assert f"training.model.pretrained: the backbone checkpoint {weights} does not exist" in message
+    assert "training.gpus=8 but no CUDA device is visible" in message and "training.gpus: 1" in message
+    assert message.count("\n  - ") == 2  # both problems, in one error
+
+
+def test_cpu_workers_asked_for_explicitly_pass_the_check(tmp_path):
+    from mkdseg.core.launch import check_before_spawn
+
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"")
+    cfg = tiny_config("mkd", device="cpu", model={"backbone": "resnet18", "pretrained": str(weights)})
+    assert check_before_spawn(cfg, 2) == "cpu"
+    named = tiny_config("mkd", device="cpu", model={"backbone": "resnet18", "pretrained": "IMAGENET1K_V1"})
+    assert check_before_spawn(named, 2) == "cpu"  # a torchvision weights name is not a local file

@@ -6,6 +6,9 @@ Everything goes under tmp_path (data_root, MLflow store and artifacts), so the r
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import mlflow
@@ -22,9 +25,21 @@ from tests.conftest import PROJECT_ROOT, TINY_IMAGE_SIZE
 
 DEFAULT_NODES = {"build_manifest", "draw_sample_grid", "make_split", "train_model", "log_model_to_mlflow",
                  "evaluate_model", "build_report"}
+REGISTERED = "mkdseg-test-student"
+# A process standing for an environment where mkdseg is not installed: importing it fails.
+WITHOUT_MKDSEG = textwrap.dedent("""
+    import importlib.abc, sys
+
+    class BlockMkdseg(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "mkdseg" or name.startswith("mkdseg."):
+                raise ImportError(f"{name}: not installed here")
+
+    sys.meta_path.insert(0, BlockMkdseg())
+""")
 
 
-def _params(tmp_path: Path, **training: object) -> dict:
+def _params(tmp_path: Path, registered_model_name: str | None = None, **training: object) -> dict:
     return {
         "data_root": str(tmp_path / "data"),
         "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
@@ -38,6 +53,7 @@ def _params(tmp_path: Path, **training: object) -> dict:
                      **training},
         "evaluation": {"keep_predictions": 2},
         "prediction": {"input_dir": str(tmp_path / "new_images"), "output_dir": str(tmp_path / "predicted")},
+        "mlflow": {"registered_model_name": registered_model_name},
     }
 
 
@@ -60,14 +76,15 @@ def _parents_and_children(tmp_path: Path) -> tuple[MlflowClient, list, dict]:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One default run, then a resumed run that extends training from 4 to 6 iterations."""
+    """One default run, then a resumed run that extends training from 4 to 6 iterations and
+    registers its model."""
     import mlflow.tracking.fluent as fluent
 
     tmp_path = tmp_path_factory.mktemp("default_run")
     try:
         _run(_params(tmp_path))
         (tmp_path / "first_history.csv").write_bytes((tmp_path / "data/07_model_output/training_history.csv").read_bytes())
-        _run(_params(tmp_path, iterations=6, resume=True))
+        _run(_params(tmp_path, REGISTERED, iterations=6, resume=True))
     finally:
         while mlflow.active_run():
             mlflow.end_run("FAILED")
@@ -86,17 +103,52 @@ def test_each_node_has_a_child_run_and_the_parent_has_comparable_metrics(trained
         assert parent.data.params["training.mkd.weight_teacher"] == "1.5"
 
 
+def test_runs_are_named_and_described_and_the_experiment_opens_on_training(trained: Path) -> None:
+    client, parents, _ = _parents_and_children(trained)
+    assert [p.info.run_name for p in parents] == ["mkd 4 labels seed 0"] * 2
+    metrics = json.loads((trained / "data/08_reporting/evaluation_metrics.json").read_text())
+    description = parents[-1].data.tags["mlflow.note.content"]
+    assert "trained with 4 labeled images (4 of 8 training images) of the `synthetic` dataset" in description
+    assert description.endswith(f"val_mIoU_whole **{metrics['val_mIoU_whole']:.3f}**.")
+    experiment = client.get_experiment_by_name("mkdseg")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
 def test_model_loads_back_from_mlflow_and_predicts_the_right_shape(trained: Path) -> None:
     mlflow.set_tracking_uri(f"sqlite:///{trained / 'mlflow.db'}")
     try:
         _, parents, _ = _parents_and_children(trained)
         uri = f"runs:/{parents[-1].info.run_id}/model"
         model = mlflow.pytorch.load_model(uri)
-        assert model(torch.rand(2, 3, 40, 56)).shape == (2, 9, 40, 56)  # 9 synthetic classes, any size
+        for shape in ((2, 3, 40, 56), (1, 3, 33, 97)):  # batch, height and width stay free in the pt2 graph
+            assert model(torch.rand(*shape)).shape == (shape[0], 9, *shape[2:])  # 9 synthetic classes
         pyfunc = mlflow.pyfunc.load_model(uri)
         assert np.asarray(pyfunc.predict(np.random.rand(1, 3, 32, 32).astype(np.float32))).shape == (1, 9, 32, 32)
     finally:
         mlflow.set_tracking_uri(None)
+
+
+def test_logged_model_loads_where_mkdseg_is_not_installed(trained: Path) -> None:
+    _, parents, _ = _parents_and_children(trained)
+    code = WITHOUT_MKDSEG + textwrap.dedent(f"""
+        import mlflow, numpy as np
+        mlflow.set_tracking_uri("sqlite:///{trained / 'mlflow.db'}")
+        model = mlflow.pyfunc.load_model("runs:/{parents[-1].info.run_id}/model")
+        out = np.asarray(model.predict(np.random.rand(2, 3, 24, 40).astype(np.float32)))
+        print("shape", out.shape, "mkdseg imported:", "mkdseg" in sys.modules)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], cwd=trained, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "shape (2, 9, 24, 40) mkdseg imported: False" in done.stdout
+
+
+def test_registration_is_off_by_default_and_names_the_version_when_asked(trained: Path) -> None:
+    client, parents, _ = _parents_and_children(trained)
+    (version,) = client.search_model_versions(f"name = '{REGISTERED}'")
+    assert int(version.version) == 1 and version.run_id == parents[-1].info.run_id  # the second run only
+    assert "mkdseg.registered_model" not in parents[0].data.tags
+    assert parents[-1].data.tags["mkdseg.registered_model"] == f"models:/{REGISTERED}/1"
+    assert len(client.search_registered_models()) == 1
 
 
 def test_training_curves_are_logged_per_iteration(trained: Path) -> None:
@@ -129,6 +181,48 @@ def test_a_resumed_run_continues_from_its_checkpoint(trained: Path) -> None:
     assert [p.data.metrics["train_resumed_from"] for p in parents] == [0.0, 4.0]  # picked up at 4
     checkpoints = list((trained / "data/06_models/checkpoints").glob("mkd-*/checkpoint_*.pt"))
     assert {p.name for p in checkpoints} == {"checkpoint_00000004.pt", "checkpoint_00000006.pt"}
+
+
+def _prediction_run(trained: Path, **runtime: object) -> pd.DataFrame:
+    import mlflow.tracking.fluent as fluent
+
+    try:
+        _run({**_params(trained), **runtime}, "prediction")
+    finally:
+        mlflow.set_tracking_uri(None)
+        fluent._active_experiment_id = None
+    return pd.read_csv(trained / "data/07_model_output/predictions.csv", keep_default_na=False)
+
+
+def test_prediction_takes_a_registered_model_uri(trained: Path) -> None:
+    folder = trained / "registered_images"
+    folder.mkdir(exist_ok=True)
+    val = sorted((trained / "data/01_raw/synthetic/JPEGImages").glob("*.jpg"))[:1]
+    (folder / val[0].name).write_bytes(val[0].read_bytes())
+    out = trained / "predicted_registered"
+    table = _prediction_run(trained, prediction_model_uri=f"models:/{REGISTERED}/1",
+                            prediction={"input_dir": str(folder), "output_dir": str(out)})
+    assert table["status"].tolist() == ["ok"]
+    mask = np.asarray(Image.open(out / f"{val[0].stem}.png"))
+    assert mask.shape == (TINY_IMAGE_SIZE, TINY_IMAGE_SIZE) and mask.max() < 9
+
+
+def test_prediction_refuses_a_model_that_is_not_a_segmenter(trained: Path) -> None:
+    from kedro.io import DatasetError
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    mlflow.set_tracking_uri(f"sqlite:///{trained / 'mlflow.db'}")
+    try:
+        signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 4))]))
+        other = MlflowClient().create_experiment("not-segmentation")  # keeps mkdseg's run list as it is
+        with mlflow.start_run(experiment_id=other) as run:
+            mlflow.pytorch.log_model(torch.nn.Linear(4, 2), name="other", signature=signature,
+                                     serialization_format="pickle", pip_requirements=[])
+    finally:
+        mlflow.set_tracking_uri(None)
+    with pytest.raises(DatasetError, match="is not an mkdseg segmentation model"):
+        _prediction_run(trained, prediction_model_uri=f"runs:/{run.info.run_id}/other")
 
 
 def test_prediction_skips_a_corrupt_image_and_segments_the_rest(trained: Path) -> None:

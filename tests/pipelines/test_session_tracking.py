@@ -75,6 +75,10 @@ def test_session_logs_parent_and_one_child_per_node_then_a_failure(
     assert len(parents) == 1
     parent = parents[0]
     assert parent.info.status == "FINISHED"
+    assert parent.info.run_name == f"ingestion+splits: {N_LABELED} labels seed 0"  # not kedro-mlflow's pipeline name
+    assert "Kedro pipeline `ingestion+splits` on the `synthetic` dataset" in parent.data.tags["mlflow.note.content"]
+    experiment = client.get_experiment_by_name("mkdseg")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert parent.data.params["dataset.source"] == "synthetic"
     assert parent.data.params["dataset.synthetic.n_train"] == str(TINY_N_TRAIN)
     assert parent.data.params["splits.labeled"] == str(N_LABELED)

@@ -27,9 +27,12 @@ from torch.multiprocessing.spawn import ProcessException
 
 from mkdseg.core.checkpoint import load_checkpoint, save_checkpoint
 from mkdseg.core.config import TrainConfig, config_from_dict, config_to_dict
+from mkdseg.core.image_io import MaskEncoding
+from mkdseg.core.model import missing_pretrained_file
 from mkdseg.core.runtime import resolve_device
 from mkdseg.core.trainer import Callback, TrainData, Trainer, TrainResult
 
+AUTO_DEVICE = "auto"
 PROCESS_GROUP_TIMEOUT = timedelta(minutes=30)  # a collective waiting longer than this fails the job
 POLL_SECONDS = 0.2
 
@@ -50,10 +53,7 @@ def train(cfg: TrainConfig, data: TrainData, world_size: int = 1, callback: Call
     """Train in this process (``world_size == 1``) or in ``world_size`` DDP workers."""
     if world_size <= 1:
         return Trainer(cfg, data.num_classes).fit(data, callback, checkpoint_dir, resume)
-    device_type = resolve_device(cfg.device).type
-    if device_type == "cuda" and torch.cuda.device_count() < world_size:
-        raise RuntimeError(f"training.gpus={world_size} but only {torch.cuda.device_count()} CUDA devices are "
-                           "visible; lower training.gpus")
+    device_type = check_before_spawn(cfg, world_size)
     job = Job(config_to_dict(cfg), data, str(checkpoint_dir) if checkpoint_dir else None, resume, device_type)
     ctx = mp.get_context("spawn")
     metrics_queue, error_queue = ctx.Queue(), ctx.Queue()
@@ -68,6 +68,35 @@ def train(cfg: TrainConfig, data: TrainData, world_size: int = 1, callback: Call
             raise _first_error(error_queue, exc) from exc
         _drain(metrics_queue, callback)
         return _result_from_file(result_path)
+
+
+def check_before_spawn(cfg: TrainConfig, world_size: int) -> str:
+    """The device type the workers will use, once what would fail in every worker is ruled out.
+
+    Each worker would otherwise find the same missing weights file or device on its own and
+    fail with it ``world_size`` times, after the spawn. Raises one error listing every problem
+    and the parameter to change.
+    """
+    problems = []
+    if (missing := missing_pretrained_file(cfg.model.pretrained)) is not None:
+        problems.append(f"training.model.pretrained: the backbone checkpoint {missing} does not exist; place the "
+                        "ImageNet weights file there, or set training.model.pretrained: null to train from scratch")
+    device_type = "cpu"
+    try:
+        device_type = resolve_device(cfg.device).type
+    except RuntimeError as exc:
+        problems.append(f"{exc} (with training.gpus={world_size})")
+    visible = torch.cuda.device_count() if device_type == "cuda" else 0
+    if device_type == "cuda" and visible < world_size:
+        problems.append(f"training.gpus={world_size} but only {visible} CUDA devices are visible; "
+                        f"set training.gpus to at most {visible}")
+    if cfg.device == AUTO_DEVICE and device_type == "cpu":
+        problems.append(f"training.gpus={world_size} but no CUDA device is visible (training.device=auto chose the "
+                        "CPU); set training.gpus: 1 to train in one process, or training.device: cpu to run "
+                        f"{world_size} CPU (gloo) workers on purpose")
+    if problems:
+        raise RuntimeError("training cannot start, no worker was started:\n  - " + "\n  - ".join(problems))
+    return device_type
 
 
 def _first_error(error_queue: mp.Queue, fallback: Exception) -> Exception:
@@ -130,7 +159,7 @@ def _worker(rank: int, world_size: int, port: int, job: Job, metrics_queue: mp.Q
         result, digests = _run_rank(rank, world_size, device, job, lambda i, m: metrics_queue.put((i, m)))
         if rank == 0:
             result.rank_digests = digests
-            save_checkpoint(vars(result), result_path)
+            save_checkpoint(result_to_dict(result), result_path)
         dist.barrier()
     except BaseException:
         error_queue.put((rank, traceback.format_exc()))
@@ -142,7 +171,32 @@ def _worker(rank: int, world_size: int, port: int, job: Job, metrics_queue: mp.Q
 def _result_from_file(path: Path) -> TrainResult:
     if not path.is_file():
         raise RuntimeError("DDP workers exited without a result; see the worker logs above")
-    return TrainResult(**load_checkpoint(path))
+    return result_from_dict(load_checkpoint(path))
+
+
+# Job and result files are read with the safe unpickler like any checkpoint, so they hold
+# plain values only: these convert the dataclasses (paths, mask encoding) to and from them.
+def result_to_dict(result: TrainResult) -> dict:
+    return {**vars(result), "checkpoint": None if result.checkpoint is None else str(result.checkpoint)}
+
+
+def result_from_dict(data: dict) -> TrainResult:
+    checkpoint = data.get("checkpoint")
+    return TrainResult(**{**data, "checkpoint": None if checkpoint is None else Path(checkpoint)})
+
+
+def job_to_dict(job: Job) -> dict:
+    data = job.data
+    return {**vars(job), "data": {"labeled": [list(pair) for pair in data.labeled], "unlabeled": list(data.unlabeled),
+                                  "mask_encoding": data.mask_encoding.to_dict(), "num_classes": data.num_classes}}
+
+
+def job_from_dict(raw: dict) -> Job:
+    data = raw["data"]
+    train_data = TrainData(labeled=[tuple(pair) for pair in data["labeled"]], unlabeled=list(data["unlabeled"]),
+                           mask_encoding=MaskEncoding.from_dict(data["mask_encoding"]),
+                           num_classes=int(data["num_classes"]))
+    return Job(**{**raw, "data": train_data})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -152,13 +206,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--result", required=True, help="where rank 0 writes the TrainResult")
     args = parser.parse_args(argv)
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    job = Job(**load_checkpoint(args.job))
+    job = job_from_dict(load_checkpoint(args.job))
     device = _init_process_group(rank, world_size, None, job.device_type)
     try:
         result, digests = _run_rank(rank, world_size, device, job, None)
         if rank == 0:
             result.rank_digests = digests
-            save_checkpoint(vars(result), args.result)
+            save_checkpoint(result_to_dict(result), args.result)
     finally:
         dist.destroy_process_group()
 
@@ -167,7 +221,7 @@ def write_job(path: str | Path, cfg: TrainConfig, data: TrainData, checkpoint_di
               resume: bool = False) -> Path:
     """Write a job file for ``torchrun ... -m mkdseg.core.launch --job PATH --result OUT``."""
     job = Job(config_to_dict(cfg), data, checkpoint_dir, resume, resolve_device(cfg.device).type)
-    return save_checkpoint(vars(job), path)
+    return save_checkpoint(job_to_dict(job), path)
 
 
 if __name__ == "__main__":

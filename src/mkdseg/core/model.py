@@ -256,6 +256,17 @@ def _looks_like_path(source: str) -> bool:
     )
 
 
+def missing_pretrained_file(source: str | os.PathLike | None) -> Path | None:
+    """The local checkpoint ``source`` names, when that file does not exist; None when it
+    exists, when ``source`` is None, or when it is a torchvision weights name."""
+    if source is None:
+        return None
+    source_str = os.fspath(source)
+    if not _looks_like_path(source_str) or Path(source_str).is_file():
+        return None
+    return Path(source_str)
+
+
 def _read_checkpoint(path: Path) -> dict[str, Tensor]:
     if not path.is_file():
         raise FileNotFoundError(

@@ -29,8 +29,7 @@ from mkdseg.core import consistency as cons
 from mkdseg.core.augmentation import BlurRange, normalize, photometric_distortion, strong_augment
 from mkdseg.core.checkpoint import (
     checkpoint_name,
-    latest_checkpoint,
-    load_checkpoint,
+    load_latest_readable,
     prune_checkpoints,
     rng_state,
     save_checkpoint,
@@ -381,8 +380,9 @@ class Trainer:
             checkpoint_dir: str | Path | None = None, resume: bool = False) -> TrainResult:
         """Train until ``cfg.iterations``; checkpoints every ``cfg.checkpoint_every``."""
         checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
-        if resume and checkpoint_dir and (found := latest_checkpoint(checkpoint_dir)):
-            self.load_state_dict(load_checkpoint(found, map_location=self.device))
+        if resume and checkpoint_dir and (latest := load_latest_readable(checkpoint_dir, self.device)):
+            found, state = latest
+            self.load_state_dict(state)
             log.info("resumed from %s at iteration %d", found, self.iteration)
             if self.iteration > self.cfg.iterations:
                 raise ValueError(f"the checkpoint {found} is at iteration {self.iteration}, past "

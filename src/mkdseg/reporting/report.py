@@ -11,6 +11,7 @@ import base64
 import html
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ FIGURE_FILES = {
     "comparison": "comparison.png",
 }
 FIGURE_CAPTIONS = {
-    "per_class_iou": "Per-class IoU chart (dashed: mIoU over present classes)",
+    "per_class_iou": "Per-class IoU (dashed: mIoU over present classes)",
     "confusion_matrix": "Confusion matrix (rows: ground truth, normalised per row)",
     "training_curves": "Training curves (faint: raw, solid: smoothed)",
     "predictions": "Predictions (image | ground truth | prediction)",
@@ -45,6 +46,7 @@ STYLE = (
     "th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}"
     "td.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#f2f2f2}"
     "img{max-width:100%;height:auto;border:1px solid #eee}"
+    "figure{margin:0.5em 0 1.5em}figcaption{color:#555;font-size:0.9em}"
 )
 
 
@@ -144,26 +146,43 @@ def _render_figures(
     return pngs
 
 
-def _tables(
+@dataclass(frozen=True)
+class Section:
+    """One heading of the report: a table, a figure (a ``FIGURE_FILES`` key), or a table and its chart."""
+
+    heading: str
+    table: pd.DataFrame | None = None
+    figure: str | None = None
+
+
+def _sections(
     summary: Mapping[str, object],
     metrics: Mapping[str, float],
     class_names: Sequence[str],
     iou: np.ndarray,
     comparison: pd.DataFrame | None,
-) -> dict[str, pd.DataFrame]:
-    tables = {
-        "Run summary": summary_frame(summary),
-        "Metrics": metrics_frame(metrics),
-        "Per-class IoU": per_class_frame(class_names, iou),
-    }
+    pngs: Mapping[str, bytes],
+) -> list[Section]:
+    """The report's order: what ran, the overall metrics, per-class IoU once (table, then its
+    chart), the other figures, and the comparison with other runs (table, then its chart)."""
+    sections = [
+        Section("Run summary", summary_frame(summary)),
+        Section("Metrics", metrics_frame(metrics)),
+        Section("Per-class IoU", per_class_frame(class_names, iou), "per_class_iou"),
+    ]
+    sections += [
+        Section(FIGURE_CAPTIONS[key], figure=key)
+        for key in ("confusion_matrix", "training_curves", "predictions")
+        if key in pngs
+    ]
     if comparison is not None and not comparison.empty:
-        tables["Comparison"] = comparison
-    return tables
+        sections.append(
+            Section("Comparison", comparison, "comparison" if "comparison" in pngs else None)
+        )
+    return sections
 
 
-def _render_html(
-    title: str, headline: str, tables: dict[str, pd.DataFrame], pngs: dict[str, bytes]
-) -> str:
+def _render_html(title: str, headline: str, sections: list[Section], pngs: Mapping[str, bytes]) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -171,32 +190,30 @@ def _render_html(
         f"<h1>{html.escape(title)}</h1>",
         f"<p><strong>{html.escape(headline)}</strong></p>",
     ]
-    for name, table in tables.items():
-        parts += [f"<h2>{html.escape(name)}</h2>", html_table(table)]
-    for key, data in pngs.items():
-        encoded = base64.b64encode(data).decode("ascii")
-        caption = html.escape(FIGURE_CAPTIONS[key])
-        parts += [
-            f"<h2>{caption}</h2>",
-            f'<img src="data:image/png;base64,{encoded}" alt="{caption}">',
-        ]
+    for section in sections:
+        parts.append(f"<h2>{html.escape(section.heading)}</h2>")
+        if section.table is not None:
+            parts.append(html_table(section.table))
+        if section.figure is not None:
+            encoded = base64.b64encode(pngs[section.figure]).decode("ascii")
+            caption = html.escape(FIGURE_CAPTIONS[section.figure])
+            parts.append(
+                f'<figure><img src="data:image/png;base64,{encoded}" alt="{caption}">'
+                f"<figcaption>{caption}</figcaption></figure>"
+            )
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
-def _render_markdown(
-    title: str, headline: str, tables: dict[str, pd.DataFrame], pngs: dict[str, bytes]
-) -> str:
+def _render_markdown(title: str, headline: str, sections: list[Section]) -> str:
     parts = [f"# {title}", "", f"**{headline}**", ""]
-    for name, table in tables.items():
-        parts += [f"## {name}", "", to_markdown_table(table)]
-    for key in pngs:
-        parts += [
-            f"## {FIGURE_CAPTIONS[key]}",
-            "",
-            f"![{FIGURE_CAPTIONS[key]}]({FIGURE_FILES[key]})",
-            "",
-        ]
+    for section in sections:
+        parts += [f"## {section.heading}", ""]
+        if section.table is not None:
+            parts.append(to_markdown_table(section.table))
+        if section.figure is not None:
+            caption = FIGURE_CAPTIONS[section.figure]
+            parts += [f"![{caption}]({FIGURE_FILES[section.figure]})", ""]
     return "\n".join(parts)
 
 
@@ -223,7 +240,7 @@ def write_report(
         raise NotADirectoryError(f"report out_dir {out_dir} exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     pngs = _render_figures(class_names, iou, matrix, history, prediction_grid, comparison)
-    tables = _tables(summary, metrics, class_names, iou, comparison)
+    sections = _sections(summary, metrics, class_names, iou, comparison, pngs)
     present = int(np.isfinite(np.asarray(iou, dtype=np.float64)).sum())
     headline = (
         f"mIoU {METRIC_FORMAT.format(mean_iou(iou))} over {present} of {len(class_names)} classes "
@@ -239,10 +256,10 @@ def write_report(
             path.unlink(missing_ok=True)
     written["summary"] = out_dir / SUMMARY_MD
     atomic_write_bytes(
-        written["summary"], _render_markdown(title, headline, tables, pngs).encode("utf-8")
+        written["summary"], _render_markdown(title, headline, sections).encode("utf-8")
     )
     written["report"] = out_dir / REPORT_HTML
     atomic_write_bytes(
-        written["report"], _render_html(title, headline, tables, pngs).encode("utf-8")
+        written["report"], _render_html(title, headline, sections, pngs).encode("utf-8")
     )
     return written

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+from torch import nn
 
-from mkdseg.core.export import Segmenter
 from mkdseg.core.runtime import resolve_device
 from mkdseg.prediction import predict_folder
 
 
-def segment_folder(prediction_model: Segmenter, class_metadata: dict, prediction: dict[str, Any]
+def segment_folder(prediction_model: nn.Module, class_metadata: dict, prediction: dict[str, Any]
                    ) -> tuple[pd.DataFrame, dict[str, float]]:
     """Masks and overlays under ``prediction.output_dir``; a table of what was done and skipped."""
     records = predict_folder(prediction_model, prediction["input_dir"], prediction["output_dir"],

@@ -10,6 +10,7 @@ import pandas as pd
 from mkdseg.reporting.comparison import comparison_table
 
 METRIC = "val_mIoU_{mode}"
+PER_CLASS_METRIC = "val_IoU_{mode}.{name}"  # evaluation's per-class keys: the report's per-class table
 SUMMARY_KEYS = ("method", "iterations", "batch_size", "unlabeled_batch_size", "seed")
 
 
@@ -20,12 +21,14 @@ def build_report(evaluation_metrics: dict[str, float], confusion_matrix: pd.Data
     """The arguments of ``write_report``: summary, metrics, per-class IoU, curves, grid, comparison."""
     names = class_metadata["names"]
     mode = evaluation.get("mode", "whole")
-    iou = np.array([evaluation_metrics.get(f"val_IoU_{mode}.{n}", np.nan) for n in names], dtype=float)
+    per_class = [PER_CLASS_METRIC.format(mode=mode, name=n) for n in names]
+    iou = np.array([evaluation_metrics.get(key, np.nan) for key in per_class], dtype=float)
+    overall = {k: v for k, v in evaluation_metrics.items() if k not in set(per_class)}  # per class: one table
     summary = {**{k: training.get(k) for k in SUMMARY_KEYS}, "labeled": splits.get("labeled"),
                "split_seed": splits.get("seed"), "dataset": class_metadata.get("source"),
                "model": training.get("model", {}), "evaluation_mode": mode}
     runs = with_current_run(experiment_runs, evaluation_metrics, training, splits)
-    return {"summary": summary, "metrics": evaluation_metrics, "class_names": names, "iou": iou,
+    return {"summary": summary, "metrics": overall, "class_names": names, "iou": iou,
             "matrix": confusion_matrix.to_numpy(), "history": training_history,
             "prediction_grid": prediction_examples, "comparison": comparison_table(runs, METRIC.format(mode=mode)),
             "title": f"mkdseg report: {training.get('method')} with {splits.get('labeled')} labels"}

@@ -32,6 +32,7 @@ def train_model(manifest: pd.DataFrame, class_metadata: dict, labeled_ids: list[
     return bundle, history, summary
 
 
-def export_model(student_model: dict) -> dict:
-    """Hand the bundle to the MLflow model dataset (a separate step, visible in kedro-viz)."""
-    return student_model
+def export_model(student_model: dict, mlflow: dict[str, Any]) -> dict:
+    """Hand the bundle to the MLflow model dataset (a separate step, visible in kedro-viz), with
+    the registry name when ``mlflow.registered_model_name`` asks for registration."""
+    return {"bundle": student_model, "registered_model_name": (mlflow or {}).get("registered_model_name")}

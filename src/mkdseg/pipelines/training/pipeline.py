@@ -16,7 +16,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                 outputs=["student_model", "training_history", "training_metrics"],
                 name="train_model",
             ),
-            node(export_model, inputs="student_model", outputs="mlflow_student_model",
+            node(export_model, inputs=["student_model", "params:mlflow"], outputs="mlflow_student_model",
                  name="log_model_to_mlflow"),
         ],
         tags="training",

@@ -1,0 +1,148 @@
+"""What a parent MLflow run is called and how it is described, from the parameters it used.
+
+kedro-mlflow names a run after its pipeline, so every default run is ``__default__`` and a
+table of ten runs shows ten identical names. The tracking hook renames the parent run with
+``run_name`` (``mkd 1/16 seed 0``) and writes ``run_description`` into its description
+(MLflow's ``mlflow.note.content``): method, labels, dataset, model and, once evaluation has
+run, the headline metric. Pure functions: no MLflow here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from fractions import Fraction
+from pathlib import PurePath
+from typing import Any
+
+PARAMS_PREFIX = "params:"
+DEFAULT_PIPELINE = "__default__"
+# Pipelines whose run *is* a training run: named by what was trained, without a prefix.
+TRAINING_PIPELINES = frozenset({DEFAULT_PIPELINE, "training"})
+# The parameter group that says most about a run, most specific first.
+SUBJECT_ORDER = ("comparison", "training", "prediction", "splits", "dataset", "evaluation")
+FRACTION_MAX_DENOMINATOR = 1000  # 0.0625 -> 1/16; a budget like 0.3 stays 0.3
+FRACTION_TOLERANCE = 1e-9
+_FRACTION_TEXT = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+_NUMBER_TEXT = re.compile(r"^\s*(\d+|\d*\.\d+)\s*$")
+HEADLINE_METRIC = "val_mIoU_{mode}"
+HEADLINE_FORMAT = "{:.3f}"
+METHOD_TITLES = {
+    "supervised": "Supervised baseline (labeled images only)",
+    "mean_teacher": "Mean teacher",
+    "cps": "Cross pseudo supervision (CPS)",
+    "mkd": "MKD (Mutual Knowledge Distillation: two students, two mean teachers)",
+}
+
+
+def consumed_groups(inputs: Iterable[str]) -> set[str]:
+    """Top-level parameter groups among a pipeline's inputs: ``params:training.seed`` -> ``training``."""
+    return {name[len(PARAMS_PREFIX):].split(".")[0] for name in inputs if name.startswith(PARAMS_PREFIX)}
+
+
+def labels_text(labeled: Any) -> str:
+    """``splits.labeled`` as a reader says it: ``1/16``, ``all labels``, ``92 labels``, ``split labeled.txt``."""
+    if isinstance(labeled, str):
+        if match := _FRACTION_TEXT.match(labeled):
+            numerator, denominator = (int(v) for v in match.groups())
+            return labels_text(numerator / denominator) if denominator else labeled.strip()
+        if _NUMBER_TEXT.match(labeled):
+            return labels_text(float(labeled) if "." in labeled else int(labeled))
+        return f"split {PurePath(labeled).name}"
+    if isinstance(labeled, bool) or labeled is None:
+        return str(labeled)
+    if isinstance(labeled, int):
+        return f"{labeled} labels"
+    value = float(labeled)
+    if value == 1:
+        return "all labels"
+    fraction = Fraction(value).limit_denominator(FRACTION_MAX_DENOMINATOR)
+    if math.isclose(float(fraction), value, abs_tol=FRACTION_TOLERANCE):
+        return f"{fraction.numerator}/{fraction.denominator}"
+    return f"{value:g}"
+
+
+def labels_phrase(labeled: Any) -> str:
+    """``splits.labeled`` in a sentence: ``1/16 of the labels``, ``92 labeled images``, ``all labels``."""
+    text = labels_text(labeled)
+    if text.endswith(" labels") and text != "all labels":
+        return text.replace(" labels", " labeled images")
+    if "/" in text or _NUMBER_TEXT.match(text):
+        return f"{text} of the labels"
+    return text
+
+
+def _training_subject(params: Mapping[str, Any]) -> str:
+    training, splits = params.get("training") or {}, params.get("splits") or {}
+    return f"{training.get('method')} {labels_text(splits.get('labeled'))} seed {training.get('seed')}"
+
+
+def _subject(group: str, params: Mapping[str, Any]) -> str:
+    if group == "comparison":
+        comparison = params.get("comparison") or {}
+        variants, seeds = comparison.get("variants") or {}, comparison.get("seeds") or []
+        return f"{len(variants)} variants x {len(seeds)} seeds"
+    if group == "training":
+        return _training_subject(params)
+    if group == "prediction":
+        folder = (params.get("prediction") or {}).get("input_dir")
+        return f"images in {PurePath(str(folder)).name}" if folder else "images"
+    if group == "splits":
+        splits = params.get("splits") or {}
+        return f"{labels_text(splits.get('labeled'))} seed {splits.get('seed')}"
+    if group == "dataset":
+        return str((params.get("dataset") or {}).get("source"))
+    return f"{(params.get('evaluation') or {}).get('mode')} images"
+
+
+def pipeline_names_of(run_params: Mapping[str, Any]) -> list[str]:
+    """The pipelines a ``kedro run`` ran, read from its ``run_params`` as kedro-mlflow reads them."""
+    names = run_params.get("pipeline_name") or run_params.get("pipeline_names") or [DEFAULT_PIPELINE]
+    return [names] if isinstance(names, str) else list(names)
+
+
+def pipeline_label(pipeline_names: Iterable[str] | None) -> str:
+    """What kedro-mlflow calls a run of these pipelines (its default run name)."""
+    names = list(pipeline_names or [DEFAULT_PIPELINE])
+    return "+".join(names)
+
+
+def run_name(pipeline_names: Iterable[str] | None, groups: set[str], params: Mapping[str, Any]) -> str:
+    """``mkd 1/16 seed 0`` for a training run; ``<pipeline>: <what it worked on>`` otherwise."""
+    names = list(pipeline_names or [DEFAULT_PIPELINE])
+    label = pipeline_label(names)
+    group = next((g for g in SUBJECT_ORDER if g in groups), None)
+    if group is None:
+        return label
+    subject = _subject(group, params)
+    if group == "training" and TRAINING_PIPELINES.intersection(names):
+        return subject
+    return f"{label}: {subject}"
+
+
+def run_description(pipeline_names: Iterable[str] | None, groups: set[str], params: Mapping[str, Any],
+                    metrics: Mapping[str, float] | None = None) -> str:
+    """One Markdown paragraph: what was trained on what, and the headline metric once it exists."""
+    metrics = metrics or {}
+    label = pipeline_label(pipeline_names)
+    dataset = params.get("dataset") or {}
+    data_text = f"the `{dataset.get('source')}` dataset (`{dataset.get('root')}`)" if dataset else "the data"
+    if "training" not in groups or "comparison" in groups:
+        return f"Kedro pipeline `{label}` on {data_text}: {run_name(pipeline_names, groups, params)}."
+    training, splits = params.get("training") or {}, params.get("splits") or {}
+    model = training.get("model") or {}
+    method = str(training.get("method"))
+    counts = ""
+    if "n_labeled" in metrics and "n_unlabeled" in metrics:
+        labeled, unlabeled = int(metrics["n_labeled"]), int(metrics["n_unlabeled"])
+        counts = f" ({labeled} of {labeled + unlabeled} training images)"
+    text = (f"**{METHOD_TITLES.get(method, method)}** trained with {labels_phrase(splits.get('labeled'))}"
+            f"{counts} of {data_text}, seed {training.get('seed')}: {model.get('backbone')} DeepLabv3+, "
+            f"{training.get('iterations')} iterations, batch {training.get('batch_size')} labeled + "
+            f"{training.get('unlabeled_batch_size')} unlabeled. ")
+    mode = (params.get("evaluation") or {}).get("mode", "whole")
+    headline = HEADLINE_METRIC.format(mode=mode)
+    if headline in metrics:
+        return text + f"Headline: {headline} **{HEADLINE_FORMAT.format(metrics[headline])}**."
+    return text + f"Headline metric: {headline} (not logged by this run so far)."
