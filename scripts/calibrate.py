@@ -71,7 +71,7 @@ def main(argv: list[str]) -> None:
     seconds = time.time() - start
     segmenter = segmenter_from_bundle(make_bundle(result.student, cfg.model, meta["names"], meta["colours"]))
     scores = evaluate(segmenter, training_inputs.samples_for(manifest, val, "val"), MaskEncoding(),
-                      len(meta["names"]), EvalSettings(keep_predictions=0))
+                      len(meta["names"]), EvalSettings(keep_predictions=0, precision=cfg.precision))
     line = {"name": name, "miou": round(scores.miou, 4), "iou": [round(float(x), 2) for x in scores.iou],
             "train_s": round(seconds), "iterations": iterations, "seed": cfg.seed}
     for key in DIAGNOSTICS:  # run means of the per-iteration diagnostics the method logs

@@ -2,9 +2,11 @@
 
 import pandas as pd
 import pytest
+from kedro.config import OmegaConfigLoader
 
-from mkdseg import training_inputs
+from mkdseg import settings, training_inputs
 from mkdseg.core.config import ModelConfig
+from tests.conftest import PROJECT_ROOT
 
 MANIFEST = pd.DataFrame({"id": ["a", "b", "c"], "subset": ["train", "train", "val"],
                          "image_path": ["/x/a.jpg", "/x/b.jpg", "/x/c.jpg"],
@@ -50,3 +52,16 @@ def test_run_key_ignores_length_and_device_but_not_method_data_or_labels():
     assert key(base) != key(base, metadata={**meta, "root": "/data/b"})
     path = training_inputs.checkpoint_dir(TRAINING, base, ["a", "b"], ["c"], meta)
     assert path.as_posix() == f"/ck/mkd-{key(base)}"
+
+
+@pytest.mark.parametrize("env", ["local", "voc", "cityscapes", "comparison_tiny"])
+def test_every_config_environment_builds_a_training_config(env: str) -> None:
+    """Each conf/<env> merged over conf/base must be a valid training configuration."""
+    args = {**settings.CONFIG_LOADER_ARGS, "default_run_env": env}
+    loader = OmegaConfigLoader(conf_source=str(PROJECT_ROOT / "conf"), runtime_params={}, **args)
+    cfg = training_inputs.trainer_config(loader["parameters"]["training"])
+    assert cfg.iterations > 0 and cfg.augment.crop_size > 0
+    if env in ("voc", "cityscapes"):  # the release's values where issue 12 changed conf/base
+        assert (cfg.method.label_sampling, cfg.method.threshold_average, cfg.model.aspp_rule) == (
+            "corner", "kept", "fixed")
+        assert cfg.augment.blur_reference_crop == cfg.augment.crop_size

@@ -96,3 +96,18 @@ def test_temporary_names_never_clash_with_an_existing_file(tmp_path: Path, monke
     atomic.atomic_write_text(tmp_path / "a.txt", "mine")
     assert (tmp_path / "a.txt").read_text() == "mine"
     assert (tmp_path / ".a.txt.aaaa.tmp").read_text() == "someone else's"
+
+
+def test_a_folder_that_refuses_fsync_does_not_fail_the_write(tmp_path, monkeypatch, caplog):
+    real_fsync = atomic.os.fsync
+
+    def fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(22, "Invalid argument")
+        real_fsync(fd)
+
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
+    target = tmp_path / "out.txt"
+    with atomic.atomic_path(target) as tmp:
+        tmp.write_text("done")
+    assert target.read_text() == "done" and "could not flush folder" in caplog.text

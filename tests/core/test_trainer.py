@@ -245,10 +245,11 @@ def test_mean_teacher_learns_its_teachers_prediction_on_the_unmixed_weak_view(ti
     seen = _capture_step(trainer, monkeypatch)
     history = trainer.fit(tiny_data).history
     b = seen["batch"]
-    students, teachers, confidence, _, threshold, student_term, _, _, average, *_ = seen["losses"]
+    students, teachers, confidence, ignore, threshold, student_term, _, _, average, *_ = seen["losses"]
     assert (len(students), len(teachers), threshold, average) == (1, 1, 0.95, "valid")
     assert trainer.cfg.method.ema_momentum_end == 0.99 and history[0]["ema_momentum"] == 0.0
     n_l = b["x_l"].shape[0]
+    assert ignore[:n_l].all() and not ignore[n_l:].all()  # loss_u: the unlabeled images only
     with torch.no_grad():  # at step 1 the teacher is the student's copy; one joint [x_l; x_w] pass
         logits = trainer.teachers[0](torch.cat([b["x_l"], b["x_w"]])).logits[n_l:]
     up = F.interpolate(logits, size=b["mask"].shape[-2:], mode="bilinear", align_corners=False)

@@ -17,6 +17,7 @@ Two details matter beyond the rename:
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 # Permission bits asked for when creating a file; the umask removes what the user denies.
+log = logging.getLogger(__name__)
 NEW_FILE_MODE = 0o666
 # How many random names to try before giving up (``tempfile``'s TMP_MAX).
 TEMP_NAME_ATTEMPTS = 10000
@@ -59,9 +61,15 @@ def fsync_folder(path: str | os.PathLike) -> None:
     """Flush a folder's entries (a rename into it) to the disk, where the OS allows it."""
     if not CAN_FSYNC_FOLDERS:
         return
-    fd = os.open(path, os.O_RDONLY)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        log.warning("could not open folder %s to flush it to disk: %s", path, exc)
+        return
     try:
         os.fsync(fd)
+    except OSError as exc:  # some network filesystems refuse fsync on a folder (EINVAL); the file is written
+        log.warning("could not flush folder %s to disk: %s", path, exc)
     finally:
         os.close(fd)
 

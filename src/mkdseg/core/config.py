@@ -27,6 +27,7 @@ LABEL_SAMPLINGS = ("corner", "centre")
 THRESHOLD_AVERAGES = ("kept", "valid")
 CPS_TARGETS = ("mixed", "unmixed")
 MIXED_VIEWS = ("strong", "weak")
+TEACHER_ROWS = ("all", "unlabeled")
 MAX_CONSISTENCY_SCALE = 4.0  # the decoder is at 1/4 of the input: 4 puts consistency at input resolution
 # Strong-view ops and their selection weights (spec §2; the order of augmentation.STRONG_OPS).
 STRONG_OP_WEIGHTS = {"color_jitter": 0.3, "blur": 0.5, "equalize": 0.1, "solarize": 0.1, "grayscale": 0.5}
@@ -79,6 +80,9 @@ class MethodConfig:
     # The images CutMix mixes for the students: "strong" views (MKD, mean teacher) or the "weak"
     # ones the targets were computed on (TorchSemiSeg CPS+CutMix has no strong view).
     mixed_view: str = "strong"
+    # The rows L_st covers: "all" = labeled and unlabeled images (MKD release); "unlabeled" = the
+    # unlabeled images only (FixMatch/UniMatch's loss_u, the mean-teacher baseline).
+    teacher_rows: str = "all"
     student_confidence_threshold: float | None = None  # not in the spec (L_ss never thresholded): off
     ema_momentum_end: float = 0.6  # release 0.6 (0.99/0.999 usual elsewhere)
     weight_teacher: float = 1.5  # w_st, release
@@ -179,7 +183,8 @@ NO_CONSISTENCY = {"teacher_term": False, "student_term": False,
 METHOD_PRESETS: dict[str, MethodPreset] = {
     "supervised": MethodPreset(fixed=NO_CONSISTENCY),
     # Mean teacher (Tarvainen & Valpola 2017) in the FixMatch form UniMatch's repository uses for
-    # segmentation (fixmatch.py): one student on the CutMix-ed strong view learns the argmax of its
+    # segmentation (fixmatch.py): one student on the CutMix-ed strong view learns, on the unlabeled
+    # images only (loss_u), the argmax of its
     # EMA teacher on the unmixed weak view, mixed with the same mask; pixels under 0.95 teacher
     # confidence count 0 and the loss is averaged over all valid pixels (loss_u * (conf >= 0.95) /
     # valid), on logits upsampled to the input; unsupervised weight 1, as the labeled term
@@ -187,7 +192,7 @@ METHOD_PRESETS: dict[str, MethodPreset] = {
     # (0.999 in long runs).
     "mean_teacher": MethodPreset(
         fixed={"teacher_term": True, "student_term": False, "feature_aug_students": False,
-               "feature_aug_teachers": False, "mixed_view": "strong"},
+               "feature_aug_teachers": False, "mixed_view": "strong", "teacher_rows": "unlabeled"},
         defaults={"ema_momentum_end": 0.99, "confidence_threshold": 0.95, "threshold_average": "valid",
                   "weight_teacher": 1.0, "consistency_scale": MAX_CONSISTENCY_SCALE}),
     # Cross pseudo supervision with CutMix (Chen et al. 2021, TorchSemiSeg
@@ -251,6 +256,7 @@ def validate(cfg: TrainConfig) -> None:
          f"training.mkd.label_sampling must be one of {LABEL_SAMPLINGS}"),
         (cfg.method.cps_targets in CPS_TARGETS, f"training.mkd.cps_targets must be one of {CPS_TARGETS}"),
         (cfg.method.mixed_view in MIXED_VIEWS, f"training.mkd.mixed_view must be one of {MIXED_VIEWS}"),
+        (cfg.method.teacher_rows in TEACHER_ROWS, f"training.mkd.teacher_rows must be one of {TEACHER_ROWS}"),
         (cfg.model.aspp_rule in ASPP_RULES, f"training.model.aspp_rule must be one of {ASPP_RULES}"),
         (cfg.model.aspp_rates is None or (len(cfg.model.aspp_rates) >= 1 and min(cfg.model.aspp_rates) >= 1),
          "training.model.aspp_rates must be null or a list of dilations >= 1"),

@@ -240,8 +240,9 @@ def consistency_losses(
 
 
 def teacher_diagnostics(confidence: list[Tensor], predictions: list[Tensor], valid: Tensor,
-                        report_threshold: float, n_labeled: int) -> dict[str, float]:
-    """Mean teacher confidence, share above the threshold, and agreement of the two teachers.
+                        report_threshold: float, n_labeled: int) -> dict[str, Tensor]:
+    """Mean teacher confidence, share above the threshold, and agreement of the two teachers,
+    as detached 0-d tensors (the trainer moves a step's metrics to the host in one transfer).
 
     Takes each teacher's max-softmax and argmax (B, h, w) on ``[x_l; x_w]``, before feature
     augmentation and CutMix, as the trainer already has them; measured on the unlabeled
@@ -253,11 +254,11 @@ def teacher_diagnostics(confidence: list[Tensor], predictions: list[Tensor], val
     count = valid.sum().clamp(min=1)
     conf = torch.stack([c[n_labeled:] for c in confidence])  # (T, B_u, h, w)
     out = {
-        "teacher_confidence": float((conf * valid).sum() / (count * len(confidence))),
-        "confident_share": float(((conf >= report_threshold) & valid).sum() / (count * len(confidence))),
+        "teacher_confidence": ((conf * valid).sum() / (count * len(confidence))).detach(),
+        "confident_share": (((conf >= report_threshold) & valid).sum() / (count * len(confidence))).detach(),
     }
     if len(predictions) == 2:
         agree = (predictions[0][n_labeled:] == predictions[1][n_labeled:]) & valid
-        out["teacher_agreement"] = float(agree.sum() / count)
+        out["teacher_agreement"] = (agree.sum() / count).detach()
     return out
 

@@ -14,9 +14,12 @@ from collections.abc import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from mkdseg.core.runtime import cpu_has_native_bf16
+
 # Matmul sizes for the peak: large enough to be compute-bound, small enough to take ~1 s.
 PEAK_SIZE = {"cpu": 2048, "cuda": 8192}
 PEAK_REPS = {"cpu": 4, "cuda": 20}
+EMULATED_PEAK_SIZE = 256
 
 
 def count_flops(fn: Callable[[], object]) -> float:
@@ -30,6 +33,8 @@ def count_flops(fn: Callable[[], object]) -> float:
 def matmul_peak(device: torch.device, dtype: torch.dtype | None, size: int | None = None,
                 reps: int | None = None) -> float:
     """Measured FLOP/s of a square matmul in ``dtype`` (None: fp32), median of ``reps``."""
+    if size is None and device.type == "cpu" and dtype == torch.bfloat16 and not cpu_has_native_bf16():
+        size = EMULATED_PEAK_SIZE  # emulated bf16 runs at well under 1 GFLOP/s: a 2048 matmul takes a minute
     size = size or PEAK_SIZE.get(device.type, PEAK_SIZE["cpu"])
     reps = reps or PEAK_REPS.get(device.type, PEAK_REPS["cpu"])
     g = torch.Generator(device=device).manual_seed(0)

@@ -299,7 +299,9 @@ class Trainer:
         conf_s = None
         if m.student_confidence_threshold is not None:
             conf_s = [v.detach().softmax(1).max(1).values for v in (s_targets or [v.logits for v in views_s])]
-        ignore = torch.cat([y_small == IGNORE_INDEX, ~valid_mix])
+        labeled_ignore = (y_small == IGNORE_INDEX if m.teacher_rows == "all"
+                          else torch.ones_like(y_small, dtype=torch.bool))
+        ignore = torch.cat([labeled_ignore, ~valid_mix])
         result = cons.consistency_losses(z_s, z_t, conf_t, ignore, m.confidence_threshold, m.student_term,
                                          conf_s, m.student_confidence_threshold, m.threshold_average,
                                          s_targets, s_ignore)
