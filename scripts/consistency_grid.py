@@ -59,7 +59,7 @@ FIXES = {
 }
 OUTPUT_STRIDE_8 = {"model": {"aspp_rule": "feature_map", "output_stride": 8}}  # finding 5 with stride 8
 NO_TEACHERS_NO_FA = {"teacher_term": False, "feature_aug_students": False, "feature_aug_teachers": False}
-OLD_MEAN_TEACHER = {"ema_momentum_end": 0.6, "weight_teacher": 1.5, "threshold_average": "kept",
+OLD_MEAN_TEACHER = {"ema_momentum_end": 0.6, "weight_teacher": 1.5, "threshold_average": "kept", "teacher_rows": "all",
                     "confidence_threshold": THRESHOLD, "consistency_scale": 0.5}
 
 

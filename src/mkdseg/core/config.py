@@ -192,8 +192,8 @@ METHOD_PRESETS: dict[str, MethodPreset] = {
     # (0.999 in long runs).
     "mean_teacher": MethodPreset(
         fixed={"teacher_term": True, "student_term": False, "feature_aug_students": False,
-               "feature_aug_teachers": False, "mixed_view": "strong", "teacher_rows": "unlabeled"},
-        defaults={"ema_momentum_end": 0.99, "confidence_threshold": 0.95, "threshold_average": "valid",
+               "feature_aug_teachers": False, "mixed_view": "strong"},
+        defaults={"teacher_rows": "unlabeled", "ema_momentum_end": 0.99, "confidence_threshold": 0.95, "threshold_average": "valid",
                   "weight_teacher": 1.0, "consistency_scale": MAX_CONSISTENCY_SCALE}),
     # Cross pseudo supervision with CutMix (Chen et al. 2021, TorchSemiSeg
     # exp.voc/voc8.res50v3+.CPS+CutMix/train.py): each network's no-grad prediction on the unmixed
