@@ -37,4 +37,5 @@ mlflow-ui: $(STAMP)  ## MLflow UI; prints the address of the mkdseg runs on the 
 
 clean-data:  ## remove generated data, checkpoints and the tracking store
 	find data -type f ! -name .gitkeep -delete
+	find data -mindepth 1 -type d -empty -delete  # generated folders; tracked ones keep their .gitkeep
 	rm -rf mlflow.db mlartifacts
