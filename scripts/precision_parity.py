@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import statistics
 import subprocess
 import sys
@@ -69,9 +70,19 @@ def main() -> None:
     calibrate.dataset(SYNTHETIC)  # generated once, before parallel runs read it
     runs = [(s, prec) for s in args.seeds for prec in ("bf16", "fp32")]
     allowed = sorted(os.sched_getaffinity(0))  # under taskset: the cores it allows
-    cores = [allowed[i * args.threads:(i + 1) * args.threads] if args.pin else None for i in range(args.jobs)]
+    free: queue.Queue = queue.Queue()  # core sets not in use: a run takes one and gives it back
+    for i in range(args.jobs):
+        free.put(allowed[i * args.threads:(i + 1) * args.threads] if args.pin else None)
+
+    def pinned(seed_precision: tuple[int, str]) -> dict:
+        cores = free.get()
+        try:
+            return run(*seed_precision, args, cores)
+        finally:
+            free.put(cores)
+
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(lambda i_run: run(*i_run[1], args, cores[i_run[0] % args.jobs]), enumerate(runs)))
+        results = list(pool.map(pinned, runs))
     by = {(r["seed"], r["precision"]): r for r in results}
     diffs = [by[(s, "bf16")]["miou"] - by[(s, "fp32")]["miou"] for s in args.seeds]
     for s, d in zip(args.seeds, diffs, strict=True):
