@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,6 +44,25 @@ BASE = {"batch_size": 8, "unlabeled_batch_size": 8, "device": "cpu", "num_worker
         "model": {"backbone": "resnet18", "decoder_channels": 64, "aspp_channels": 64, "low_level_channels": 24},
         "optim": {"lr": 0.02}}
 DIAGNOSTICS = ("target_alignment", "kept_share_st", "kept_share_st_background", "kept_share_st_objects")
+
+
+def run_in_subprocess(synth: dict, name: str, method: str, labels: str, iterations: int, threads: int,
+                      training: dict, cores: list[int] | None = None) -> dict:
+    """This script in a child process (one run of a parallel grid): its JSON line as a dict.
+
+    The child reads the synthetic set under ``ROOT`` and uses ``threads`` torch/OpenMP threads,
+    pinned to ``cores`` when given; a failed run raises with the end of its stderr.
+    """
+    command = [sys.executable, str(Path(__file__).resolve()), json.dumps(synth), name, method, labels,
+               str(iterations), str(threads), json.dumps(training)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT / "src"), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), ROOT_VARIABLE: str(ROOT)}
+    pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, preexec_fn=pin)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"{name} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1])
 
 
 def dataset(synth: dict) -> tuple[pd.DataFrame, dict]:

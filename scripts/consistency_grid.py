@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -110,17 +108,10 @@ def run_one(name: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """One calibrate.py subprocess; its JSON line plus the grid's fields."""
     variant = VARIANTS[name]
     training = merge(SETTING, variant.training, {"seed": seed, "device": args.device, "precision": args.precision})
-    command = [sys.executable, str(SCRIPTS / "calibrate.py"), json.dumps(SYNTHETIC), name, variant.method, LABELS,
-               str(args.iterations), str(args.threads), json.dumps(training)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT / "src"), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
-           calibrate.ROOT_VARIABLE: str(calibrate.ROOT)}
     start = time.time()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        raise RuntimeError(f"{name} seed {seed} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    return {**json.loads(lines[-1]), "variant": name, "method": variant.method, "reference": variant.reference,
+    run = calibrate.run_in_subprocess(SYNTHETIC, f"{name} seed {seed}", variant.method, LABELS, args.iterations,
+                                      args.threads, training)
+    return {**run, "name": name, "variant": name, "method": variant.method, "reference": variant.reference,
             "seed": seed, "wall_s": round(time.time() - start, 1), "training": training}
 
 

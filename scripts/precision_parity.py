@@ -16,7 +16,6 @@ import json
 import os
 import queue
 import statistics
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +23,11 @@ from pathlib import Path
 import yaml
 
 PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT / "src"))
+sys.path.insert(0, str(PROJECT / "scripts"))
+
+import calibrate  # noqa: E402  (needs the path above)
+
 SYNTHETIC = {"image_size": 64, "class_hue_jitter": 45}  # conf/base/parameters_ingestion.yml
 LABELS = "1/16"  # conf/base/parameters_splits.yml: 0.0625
 # Settings of a Kedro run that are not training settings of one process, or are paths.
@@ -41,16 +45,9 @@ def run(seed: int, precision: str, args: argparse.Namespace, cores: list[int] | 
                 "num_workers": 1, "checkpoint_every": 10**9}
     if args.iterations:
         training["iterations"] = args.iterations
-    command = [sys.executable, str(PROJECT / "scripts/calibrate.py"), json.dumps(SYNTHETIC),
-               f"{precision}_s{seed}", training["method"], LABELS, str(training["iterations"]), str(args.threads),
-               json.dumps(training)]
-    env = {**os.environ, "PYTHONPATH": str(PROJECT / "src")}
-    pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, preexec_fn=pin)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        raise RuntimeError(f"{precision} seed {seed} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    result = {**json.loads(lines[-1]), "precision": precision}
+    run = calibrate.run_in_subprocess(SYNTHETIC, f"{precision}_s{seed}", training["method"], LABELS,
+                                      training["iterations"], args.threads, training, cores)
+    result = {**run, "precision": precision}
     print(json.dumps(result), flush=True)
     return result
 
@@ -64,9 +61,6 @@ def main() -> None:
     p.add_argument("--pin", action="store_true", help="give each job its own --threads of the allowed cores")
     p.add_argument("--iterations", type=int, default=None, help="default: the default run's (a smoke test: fewer)")
     args = p.parse_args()
-    sys.path.insert(0, str(PROJECT / "scripts"))
-    import calibrate
-
     calibrate.dataset(SYNTHETIC)  # generated once, before parallel runs read it
     runs = [(s, prec) for s in args.seeds for prec in ("bf16", "fp32")]
     allowed = sorted(os.sched_getaffinity(0))  # under taskset: the cores it allows
