@@ -261,7 +261,7 @@ class Trainer:
         return views if self.cfg.separate_view_passes or len(views) == 1 else [torch.cat(views)]
 
     def _consistency(self, b: dict[str, Tensor], s_out: list, t_out: list, s_unmixed: list, t: int,
-                     n_l: int) -> tuple[cons.ConsistencyResult, dict[str, float]]:
+                     n_l: int) -> tuple[cons.ConsistencyResult, dict[str, Tensor | float]]:
         m = self.cfg.method
         h, w = decoder = tuple(s_out[0].logits.shape[-2:])
         size = (max(1, round(h * m.consistency_scale)), max(1, round(w * m.consistency_scale)))
