@@ -46,8 +46,11 @@ DEFAULT_ITERATIONS = 600
 DEFAULT_SEEDS = (0, 1, 2)
 
 # Today's behaviour (before issue 12) and the fixes, one switch per finding.
-BEFORE = {"mkd": {"target_mixing": "grid", "label_sampling": "corner", "threshold_average": "kept"},
-          "augment": {"blur_reference_crop": None}, "model": {"aspp_rule": "fixed", "output_stride": 16}}
+BEFORE = {
+    "mkd": {"target_mixing": "grid", "label_sampling": "corner", "threshold_average": "kept"},
+    "augment": {"blur_reference_crop": None},
+    "model": {"aspp_rule": "fixed", "output_stride": 16},
+}
 FIXES = {
     "f1_target_mixing": {"mkd": {"target_mixing": "decoder"}},
     "f2_label_sampling": {"mkd": {"label_sampling": "centre"}},
@@ -55,10 +58,22 @@ FIXES = {
     "f4_blur_relative": {"augment": {"blur_reference_crop": 512}},
     "f5_aspp_feature_map": {"model": {"aspp_rule": "feature_map"}},
 }
-OUTPUT_STRIDE_8 = {"model": {"aspp_rule": "feature_map", "output_stride": 8}}  # finding 5 with stride 8
-NO_TEACHERS_NO_FA = {"teacher_term": False, "feature_aug_students": False, "feature_aug_teachers": False}
-OLD_MEAN_TEACHER = {"ema_momentum_end": 0.6, "weight_teacher": 1.5, "threshold_average": "kept", "teacher_rows": "all",
-                    "confidence_threshold": THRESHOLD, "consistency_scale": 0.5}
+OUTPUT_STRIDE_8 = {
+    "model": {"aspp_rule": "feature_map", "output_stride": 8}
+}  # finding 5 with stride 8
+NO_TEACHERS_NO_FA = {
+    "teacher_term": False,
+    "feature_aug_students": False,
+    "feature_aug_teachers": False,
+}
+OLD_MEAN_TEACHER = {
+    "ema_momentum_end": 0.6,
+    "weight_teacher": 1.5,
+    "threshold_average": "kept",
+    "teacher_rows": "all",
+    "confidence_threshold": THRESHOLD,
+    "consistency_scale": 0.5,
+}
 
 
 def merge(*blocks: dict[str, Any]) -> dict[str, Any]:
@@ -86,14 +101,18 @@ def _variants() -> dict[str, Variant]:
     variants = {"mkd_before": Variant("mkd", merge(mkd, BEFORE), "mkd_before")}
     for name, fix in FIXES.items():
         variants[f"mkd_{name}"] = Variant("mkd", merge(mkd, BEFORE, fix), "mkd_before")
-    variants["mkd_f5_output_stride_8"] = Variant("mkd", merge(mkd, BEFORE, OUTPUT_STRIDE_8), "mkd_before")
+    variants["mkd_f5_output_stride_8"] = Variant(
+        "mkd", merge(mkd, BEFORE, OUTPUT_STRIDE_8), "mkd_before"
+    )
     variants["mkd_after"] = Variant("mkd", merge(mkd, AFTER), "mkd_before")
     # CPS: before = MKD's L_ss alone (the old "cps" preset); after = TorchSemiSeg's CPS+CutMix preset.
     variants["cps_before"] = Variant("mkd", merge(BEFORE, {"mkd": NO_TEACHERS_NO_FA}), "cps_before")
     variants["cps_after"] = Variant("cps", AFTER, "cps_before")
     # Mean teacher: before = EMA 0.6, weight 1.5, kept average, 1/8 grid; after = the preset (0.99, 1,
     # valid, input resolution).
-    variants["mt_before"] = Variant("mean_teacher", merge(BEFORE, {"mean_teacher": OLD_MEAN_TEACHER}), "mt_before")
+    variants["mt_before"] = Variant(
+        "mean_teacher", merge(BEFORE, {"mean_teacher": OLD_MEAN_TEACHER}), "mt_before"
+    )
     variants["mt_after"] = Variant("mean_teacher", AFTER, "mt_before")
     # Not in the default grid: the new baselines with today's findings 1-5, to separate 6 and 7 from them.
     variants["cps_after_form_only"] = Variant("cps", BEFORE, "cps_before", default=False)
@@ -107,12 +126,31 @@ VARIANTS = _variants()
 def run_one(name: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """One calibrate.py subprocess; its JSON line plus the grid's fields."""
     variant = VARIANTS[name]
-    training = merge(SETTING, variant.training, {"seed": seed, "device": args.device, "precision": args.precision})
+    training = merge(
+        SETTING,
+        variant.training,
+        {"seed": seed, "device": args.device, "precision": args.precision},
+    )
     start = time.time()
-    run = calibrate.run_in_subprocess(SYNTHETIC, f"{name} seed {seed}", variant.method, LABELS, args.iterations,
-                                      args.threads, training)
-    return {**run, "name": name, "variant": name, "method": variant.method, "reference": variant.reference,
-            "seed": seed, "wall_s": round(time.time() - start, 1), "training": training}
+    run = calibrate.run_in_subprocess(
+        SYNTHETIC,
+        f"{name} seed {seed}",
+        variant.method,
+        LABELS,
+        args.iterations,
+        args.threads,
+        training,
+    )
+    return {
+        **run,
+        "name": name,
+        "variant": name,
+        "method": variant.method,
+        "reference": variant.reference,
+        "seed": seed,
+        "wall_s": round(time.time() - start, 1),
+        "training": training,
+    }
 
 
 def read_runs(path: Path) -> list[dict[str, Any]]:
@@ -133,23 +171,31 @@ def table(runs: list[dict[str, Any]], names: list[str]) -> str:
     """Markdown: per variant mean ± std of val mIoU, per-seed values, paired difference to its reference."""
     by = {(r["variant"], r["seed"]): r for r in runs}
     seeds = sorted({r["seed"] for r in runs})
-    rows = ["| variant | reference | runs | mIoU mean ± std | per seed | paired diff mean | paired diff std "
-            "| target_alignment |",
-            "|---|---|---:|---:|---|---:|---:|---:|"]
+    rows = [
+        "| variant | reference | runs | mIoU mean ± std | per seed | paired diff mean | paired diff std "
+        "| target_alignment |",
+        "|---|---|---:|---:|---|---:|---:|---:|",
+    ]
     for name in names:
         mine = [by[(name, s)] for s in seeds if (name, s) in by]
         if not mine:
             continue
         ref = VARIANTS[name].reference
-        diffs = [by[(name, s)]["miou"] - by[(ref, s)]["miou"] for s in seeds if (name, s) in by and (ref, s) in by]
+        diffs = [
+            by[(name, s)]["miou"] - by[(ref, s)]["miou"]
+            for s in seeds
+            if (name, s) in by and (ref, s) in by
+        ]
         paired = name != ref and diffs
         diff_mean = f"{statistics.mean(diffs):+.4f}" if paired else "-"
         diff_std = f"{statistics.stdev(diffs):.4f}" if paired and len(diffs) > 1 else "-"
         alignment = [r["target_alignment"] for r in mine if "target_alignment" in r]
         alignment_text = f"{statistics.mean(alignment):.3f}" if alignment else "-"
         per_seed = " / ".join(f"{r['miou']:.3f}" for r in mine)
-        rows.append(f"| {name} | {ref} | {len(mine)} | {_mean_std([r['miou'] for r in mine])} | {per_seed} | "
-                    f"{diff_mean} | {diff_std} | {alignment_text} |")
+        rows.append(
+            f"| {name} | {ref} | {len(mine)} | {_mean_std([r['miou'] for r in mine])} | {per_seed} | "
+            f"{diff_mean} | {diff_std} | {alignment_text} |"
+        )
     return "\n".join(rows)
 
 
@@ -160,30 +206,51 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads per run (default 2)")
     parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS)
     parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS))
-    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=None,
-                        help="default: the grid (" + ", ".join(n for n, v in VARIANTS.items() if v.default) + ")")
-    parser.add_argument("--precision", default="fp32", help="training.precision of every run (default fp32)")
-    parser.add_argument("--out", type=Path, default=PROJECT / "data" / "08_reporting" / "consistency_grid.jsonl")
-    parser.add_argument("--data-root", type=Path, default=calibrate.ROOT,
-                        help=f"where the synthetic set is generated or found (default {calibrate.ROOT}); a copy "
-                             "made elsewhere is reused when its stamp matches")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=sorted(VARIANTS),
+        default=None,
+        help="default: the grid (" + ", ".join(n for n, v in VARIANTS.items() if v.default) + ")",
+    )
+    parser.add_argument(
+        "--precision", default="fp32", help="training.precision of every run (default fp32)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=PROJECT / "data" / "08_reporting" / "consistency_grid.jsonl"
+    )
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=calibrate.ROOT,
+        help=f"where the synthetic set is generated or found (default {calibrate.ROOT}); a copy "
+        "made elsewhere is reused when its stamp matches",
+    )
     parser.add_argument("--prepare-only", action="store_true", help="generate the dataset and stop")
     parser.add_argument("--dry-run", action="store_true", help="print the runs' settings and stop")
     args = parser.parse_args(argv)
     calibrate.ROOT = args.data_root.resolve()
     names = args.variants or [n for n, v in VARIANTS.items() if v.default]
-    names += sorted({VARIANTS[n].reference for n in names} - set(names))  # a difference needs its reference
+    names += sorted(
+        {VARIANTS[n].reference for n in names} - set(names)
+    )  # a difference needs its reference
     if args.dry_run:
         for name in names:
             print(name, VARIANTS[name].method, json.dumps(merge(SETTING, VARIANTS[name].training)))
         return
     start = time.time()
-    calibrate.dataset(SYNTHETIC)  # before any run starts: parallel runs must not race to generate it
+    calibrate.dataset(
+        SYNTHETIC
+    )  # before any run starts: parallel runs must not race to generate it
     print(f"dataset ready under {calibrate.ROOT} ({time.time() - start:.0f} s)", flush=True)
     if args.prepare_only:
         return
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    done = {(r["variant"], r["seed"]) for r in read_runs(args.out) if r.get("iterations") == args.iterations}
+    done = {
+        (r["variant"], r["seed"])
+        for r in read_runs(args.out)
+        if r.get("iterations") == args.iterations
+    }
     todo = [(n, s) for s in args.seeds for n in names if (n, s) not in done]
     print(f"{len(todo)} runs to do ({len(done)} already in {args.out})", flush=True)
     failures = 0
@@ -199,9 +266,15 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             with args.out.open("a") as f:
                 f.write(json.dumps(run) + "\n")
-            print(f"{name} seed {seed}: mIoU {run['miou']:.4f}, {run['train_s']} s training, {run['wall_s']} s",
-                  flush=True)
-    runs = [r for r in read_runs(args.out) if r.get("iterations") == args.iterations and r["seed"] in args.seeds]
+            print(
+                f"{name} seed {seed}: mIoU {run['miou']:.4f}, {run['train_s']} s training, {run['wall_s']} s",
+                flush=True,
+            )
+    runs = [
+        r
+        for r in read_runs(args.out)
+        if r.get("iterations") == args.iterations and r["seed"] in args.seeds
+    ]
     markdown = table(runs, names)
     args.out.with_suffix(".md").write_text(markdown + "\n")
     print(markdown)

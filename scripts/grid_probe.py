@@ -35,15 +35,21 @@ def target_misalignment(crop: int) -> dict[str, float]:
     mask = box_mask(MASKS, crop, crop, torch.Generator().manual_seed(0))
     grid, decoder = (crop // GRID_STRIDE,) * 2, (crop // DECODER_STRIDE,) * 2
     valid = torch.ones(MASKS, *grid, dtype=torch.bool)
-    return {mixing: 1 - float(TargetMixer(mask, decoder, grid, mixing).alignment(valid))
-            for mixing in ("grid", "decoder")}
+    return {
+        mixing: 1 - float(TargetMixer(mask, decoder, grid, mixing).alignment(valid))
+        for mixing in ("grid", "decoder")
+    }
 
 
 def label_mismatch(labels: torch.Tensor, sampling: str) -> float:
     classes = len(SYNTHETIC_CLASSES)
     grid = (labels.shape[-2] // GRID_STRIDE, labels.shape[-1] // GRID_STRIDE)
-    onehot = F.one_hot(torch.where(labels == IGNORE_INDEX, classes, labels), classes + 1).permute(0, 3, 1, 2)
-    counts = F.adaptive_avg_pool2d(onehot.float(), grid)[:, :classes]  # per-class share of each cell
+    onehot = F.one_hot(torch.where(labels == IGNORE_INDEX, classes, labels), classes + 1).permute(
+        0, 3, 1, 2
+    )
+    counts = F.adaptive_avg_pool2d(onehot.float(), grid)[
+        :, :classes
+    ]  # per-class share of each cell
     majority = counts.argmax(1)
     sampled = labels_to_resolution(labels, grid, sampling)
     counted = (majority != 0) & (counts.amax(1) > 0) & (sampled != IGNORE_INDEX)
@@ -54,17 +60,23 @@ def label_mismatch(labels: torch.Tensor, sampling: str) -> float:
 def main(argv: list[str]) -> None:
     crop = int(argv[0]) if argv else 64
     misaligned = target_misalignment(crop)
-    print(f"finding 1, {crop} px: misaligned unlabeled cells: grid {misaligned['grid']:.2%}, "
-          f"decoder {misaligned['decoder']:.2%}")
+    print(
+        f"finding 1, {crop} px: misaligned unlabeled cells: grid {misaligned['grid']:.2%}, "
+        f"decoder {misaligned['decoder']:.2%}"
+    )
     params = SyntheticParams(image_size=crop, class_hue_jitter=45)
     raw = [render_sample(params, "train", i)[1] for i in range(IMAGES)]
     geometry = Geometry(crop)
-    crops = [geometry.apply(np.zeros((*m.shape, 3), np.uint8), m, np.random.default_rng(i))[1]
-             for i, m in enumerate(raw)]
+    crops = [
+        geometry.apply(np.zeros((*m.shape, 3), np.uint8), m, np.random.default_rng(i))[1]
+        for i, m in enumerate(raw)
+    ]
     for name, maps in (("as generated", raw), ("training crops", crops)):
         labels = torch.from_numpy(np.stack(maps).astype(np.int64))
-        print(f"finding 2, {crop} px, {name}: object cells labelled off their majority: "
-              f"corner {label_mismatch(labels, 'corner'):.2%}, centre {label_mismatch(labels, 'centre'):.2%}")
+        print(
+            f"finding 2, {crop} px, {name}: object cells labelled off their majority: "
+            f"corner {label_mismatch(labels, 'corner'):.2%}, centre {label_mismatch(labels, 'centre'):.2%}"
+        )
 
 
 if __name__ == "__main__":

@@ -41,32 +41,55 @@ def default_training() -> dict:
 
 
 def run(seed: int, precision: str, args: argparse.Namespace, cores: list[int] | None) -> dict:
-    training = {**default_training(), "seed": seed, "precision": precision, "device": args.device,
-                "num_workers": 1, "checkpoint_every": 10**9}
+    training = {
+        **default_training(),
+        "seed": seed,
+        "precision": precision,
+        "device": args.device,
+        "num_workers": 1,
+        "checkpoint_every": 10**9,
+    }
     if args.iterations:
         training["iterations"] = args.iterations
-    run = calibrate.run_in_subprocess(SYNTHETIC, f"{precision}_s{seed}", training["method"], LABELS,
-                                      training["iterations"], args.threads, training, cores)
+    run = calibrate.run_in_subprocess(
+        SYNTHETIC,
+        f"{precision}_s{seed}",
+        training["method"],
+        LABELS,
+        training["iterations"],
+        args.threads,
+        training,
+        cores,
+    )
     result = {**run, "precision": precision}
     print(json.dumps(result), flush=True)
     return result
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--pin", action="store_true", help="give each job its own --threads of the allowed cores")
-    p.add_argument("--iterations", type=int, default=None, help="default: the default run's (a smoke test: fewer)")
+    p.add_argument(
+        "--pin", action="store_true", help="give each job its own --threads of the allowed cores"
+    )
+    p.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="default: the default run's (a smoke test: fewer)",
+    )
     args = p.parse_args()
     calibrate.dataset(SYNTHETIC)  # generated once, before parallel runs read it
     runs = [(s, prec) for s in args.seeds for prec in ("bf16", "fp32")]
     allowed = sorted(os.sched_getaffinity(0))  # under taskset: the cores it allows
     free: queue.Queue = queue.Queue()  # core sets not in use: a run takes one and gives it back
     for i in range(args.jobs):
-        free.put(allowed[i * args.threads:(i + 1) * args.threads] if args.pin else None)
+        free.put(allowed[i * args.threads : (i + 1) * args.threads] if args.pin else None)
 
     def pinned(seed_precision: tuple[int, str]) -> dict:
         cores = free.get()
@@ -80,9 +103,13 @@ def main() -> None:
     by = {(r["seed"], r["precision"]): r for r in results}
     diffs = [by[(s, "bf16")]["miou"] - by[(s, "fp32")]["miou"] for s in args.seeds]
     for s, d in zip(args.seeds, diffs, strict=True):
-        print(f"seed {s}: bf16 {by[(s, 'bf16')]['miou']:.4f} fp32 {by[(s, 'fp32')]['miou']:.4f} diff {d:+.4f}")
+        print(
+            f"seed {s}: bf16 {by[(s, 'bf16')]['miou']:.4f} fp32 {by[(s, 'fp32')]['miou']:.4f} diff {d:+.4f}"
+        )
     for prec in ("bf16", "fp32"):
-        print(f"{prec}_train_s_mean={statistics.mean(by[(s, prec)]['train_s'] for s in args.seeds):.0f}")
+        print(
+            f"{prec}_train_s_mean={statistics.mean(by[(s, prec)]['train_s'] for s in args.seeds):.0f}"
+        )
     print(f"mean_diff={statistics.mean(diffs):+.4f}")
     print(f"diff_std={statistics.stdev(diffs) if len(diffs) > 1 else float('nan'):.4f}")
 

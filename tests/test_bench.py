@@ -13,17 +13,22 @@ from mkdseg.core import runtime
 TINY = {"backbone": "resnet18", "channels": 8, "crop": 32, "batch": 2, "classes": 3}
 
 
-@pytest.mark.parametrize(("native", "expected"), [(True, ("bf16", ["bf16", "fp32"])), (False, ("fp32", ["fp32"]))])
-def test_auto_precision_is_timed_first_then_fp32(monkeypatch: pytest.MonkeyPatch, native: bool,
-                                                 expected: tuple) -> None:
+@pytest.mark.parametrize(
+    ("native", "expected"), [(True, ("bf16", ["bf16", "fp32"])), (False, ("fp32", ["fp32"]))]
+)
+def test_auto_precision_is_timed_first_then_fp32(
+    monkeypatch: pytest.MonkeyPatch, native: bool, expected: tuple
+) -> None:
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native)
     assert bench.precisions_to_run(None, torch.device("cpu")) == expected
     assert bench.precisions_to_run(["auto", "fp32", "bf16"], torch.device("cpu"))[1] == list(
-        dict.fromkeys([expected[0], "fp32", "bf16"]))
+        dict.fromkeys([expected[0], "fp32", "bf16"])
+    )
 
 
-def test_the_last_lines_say_precision_speedup_mfu_and_overhead(monkeypatch: pytest.MonkeyPatch,
-                                                               capsys: pytest.CaptureFixture) -> None:
+def test_the_last_lines_say_precision_speedup_mfu_and_overhead(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     monkeypatch.setitem(bench.PRESETS, "cpu", TINY)
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
     bench.main(["--device", "cpu", "--reps", "1", "--warmup", "0", "--workers", "0"])

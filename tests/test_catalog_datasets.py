@@ -19,7 +19,9 @@ def test_text_dataset_round_trip_and_preview(tmp_path: Path) -> None:
     dataset.save("replaced\n")
     assert dataset.load() == "replaced\n"
     assert json.loads(dataset.preview()) == "replaced\n"
-    assert [p.name for p in (tmp_path / "out").iterdir()] == ["table.md"]  # no temporary left behind
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [
+        "table.md"
+    ]  # no temporary left behind
 
 
 def test_text_dataset_errors_name_the_file(tmp_path: Path) -> None:

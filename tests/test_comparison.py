@@ -8,7 +8,12 @@ import pytest
 from mkdseg import comparison
 from mkdseg.pipelines.comparison.pipeline import create_pipeline, read_grid
 
-TRAINING = {"method": "mkd", "iterations": 480, "seed": 0, "mkd": {"teacher_term": True, "weight_teacher": 1.5}}
+TRAINING = {
+    "method": "mkd",
+    "iterations": 480,
+    "seed": 0,
+    "mkd": {"teacher_term": True, "weight_teacher": 1.5},
+}
 GRID = {
     "seeds": [0, 1],
     "training": {"iterations": 300},
@@ -21,8 +26,12 @@ GRID = {
 
 def test_variant_training_layers_base_shared_variant_and_seed() -> None:
     settings = comparison.variant_training(TRAINING, GRID, "mkd_noteacher_1_16", 1)
-    assert settings == {"method": "mkd", "iterations": 300, "seed": 1,
-                        "mkd": {"teacher_term": False, "weight_teacher": 1.5}}
+    assert settings == {
+        "method": "mkd",
+        "iterations": 300,
+        "seed": 1,
+        "mkd": {"teacher_term": False, "weight_teacher": 1.5},
+    }
     assert TRAINING["mkd"]["teacher_term"] is True  # inputs are not modified
     assert comparison.variant_training(TRAINING, GRID, "sup_1_16", 0)["method"] == "supervised"
 
@@ -30,7 +39,10 @@ def test_variant_training_layers_base_shared_variant_and_seed() -> None:
 def test_variant_params_name_the_run_like_a_plain_kedro_run() -> None:
     settings = comparison.variant_training(TRAINING, GRID, "sup_1_16", 1)
     assert comparison.variant_params(GRID, settings, "sup_1_16") == {
-        "variant": "sup_1_16", "training": {"method": "supervised", "seed": 1}, "splits": {"labeled": 0.0625}}
+        "variant": "sup_1_16",
+        "training": {"method": "supervised", "seed": 1},
+        "splits": {"labeled": 0.0625},
+    }
 
 
 def test_unknown_or_malformed_variants_are_named_in_the_error() -> None:
@@ -42,9 +54,14 @@ def test_unknown_or_malformed_variants_are_named_in_the_error() -> None:
 
 
 def test_results_frame_and_per_run_table() -> None:
-    runs = [(comparison.variant_params(GRID, comparison.variant_training(TRAINING, GRID, v, s), v),
-             {"val_mIoU_whole": 0.1 * (s + 1)})
-            for v in GRID["variants"] for s in GRID["seeds"]]
+    runs = [
+        (
+            comparison.variant_params(GRID, comparison.variant_training(TRAINING, GRID, v, s), v),
+            {"val_mIoU_whole": 0.1 * (s + 1)},
+        )
+        for v in GRID["variants"]
+        for s in GRID["seeds"]
+    ]
     results = comparison.results_frame(runs)
     assert len(results) == 4 and set(results["status"]) == {"FINISHED"}
     table = comparison.per_run_table(results, "val_mIoU_whole")
@@ -55,18 +72,32 @@ def test_results_frame_and_per_run_table() -> None:
 def test_pipeline_has_one_namespace_per_variant_and_seed() -> None:
     pipe = create_pipeline(list(GRID["variants"]), GRID["seeds"])
     namespaces = {n.namespace for n in pipe.nodes}
-    assert namespaces == {"comparison"} | {comparison.namespace(v, s) for v in GRID["variants"] for s in (0, 1)}
+    assert namespaces == {"comparison"} | {
+        comparison.namespace(v, s) for v in GRID["variants"] for s in (0, 1)
+    }
     summary = next(n for n in pipe.nodes if n.name == "comparison.summarise")
     assert len(summary.inputs) == 1 + 2 * 4  # params:evaluation, then (metrics, params) per run
     train = next(n for n in pipe.nodes if n.name == "comparison.sup_1_16.seed_1.train")
-    assert not [i for i in train.inputs if i.startswith("params:")]  # logs its real settings instead
+    assert not [
+        i for i in train.inputs if i.startswith("params:")
+    ]  # logs its real settings instead
 
 
 def test_base_grid_is_the_issue_grid() -> None:
     variants, seeds = read_grid()
     assert len(seeds) >= 3
-    assert {"sup_1_16", "sup_all", "mt_1_16", "cps_1_16", "mkd_1_16", "mkd_nofa_1_16", "mkd_noteacher_1_16",
-            "mkd_nostudent_1_16", "sup_1_8", "mkd_1_8"} <= set(variants)
+    assert {
+        "sup_1_16",
+        "sup_all",
+        "mt_1_16",
+        "cps_1_16",
+        "mkd_1_16",
+        "mkd_nofa_1_16",
+        "mkd_noteacher_1_16",
+        "mkd_nostudent_1_16",
+        "sup_1_8",
+        "mkd_1_8",
+    } <= set(variants)
 
 
 def test_read_grid_error_names_the_file(tmp_path) -> None:
@@ -77,12 +108,24 @@ def test_read_grid_error_names_the_file(tmp_path) -> None:
 
 
 def test_results_frame_of_nothing_is_empty() -> None:
-    assert comparison.results_frame([]).empty and isinstance(comparison.results_frame([]), pd.DataFrame)
+    assert comparison.results_frame([]).empty and isinstance(
+        comparison.results_frame([]), pd.DataFrame
+    )
 
 
 def test_headline_metrics_skip_missing_spread() -> None:
-    table = pd.DataFrame({"variant": ["sup_1_16", "mkd_1_16"], "mIoU_mean": [0.2, 0.25],
-                          "mIoU_std": [float("nan"), 0.01], "gain_over_supervised": [0.0, 0.05]})
+    table = pd.DataFrame(
+        {
+            "variant": ["sup_1_16", "mkd_1_16"],
+            "mIoU_mean": [0.2, 0.25],
+            "mIoU_std": [float("nan"), 0.01],
+            "gain_over_supervised": [0.0, 0.05],
+        }
+    )
     assert comparison.headline_metrics(table) == {
-        "sup_1_16.mIoU_mean": 0.2, "sup_1_16.gain": 0.0,
-        "mkd_1_16.mIoU_mean": 0.25, "mkd_1_16.mIoU_std": 0.01, "mkd_1_16.gain": pytest.approx(0.05)}
+        "sup_1_16.mIoU_mean": 0.2,
+        "sup_1_16.gain": 0.0,
+        "mkd_1_16.mIoU_mean": 0.25,
+        "mkd_1_16.mIoU_std": 0.01,
+        "mkd_1_16.gain": pytest.approx(0.05),
+    }

@@ -67,8 +67,13 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[MlflowClient, str]:
     mlflow.set_tracking_uri(None)
 
 
-def _run(pipeline: Pipeline, catalog: DataCatalog, experiment: str, run_name: str = "parent",
-         pipeline_names: list[str] | None = None) -> str:
+def _run(
+    pipeline: Pipeline,
+    catalog: DataCatalog,
+    experiment: str,
+    run_name: str = "parent",
+    pipeline_names: list[str] | None = None,
+) -> str:
     """Run like a session does: parent run open, pipeline hooks around the runner."""
     hook = MkdsegTrackingHook()
     manager = _create_hook_manager()
@@ -104,7 +109,12 @@ def test_child_runs_params_metrics_history_artifacts(store, tmp_path: Path) -> N
     )
     pipeline = Pipeline(
         [
-            node(_prepare, "params:train.rate", ["table", "fit_metrics", "fit_history"], name="prepare"),
+            node(
+                _prepare,
+                "params:train.rate",
+                ["table", "fit_metrics", "fit_history"],
+                name="prepare",
+            ),
             node(_report, "table", ["report_metrics", "plots"], name="report", namespace=None),
         ]
     )
@@ -126,7 +136,10 @@ def test_child_runs_params_metrics_history_artifacts(store, tmp_path: Path) -> N
     assert [a.path for a in client.list_artifacts(prepare.info.run_id)] == ["table.csv"]
     logged = {a.path for a in client.list_artifacts(report.info.run_id)}
     assert logged == {"report.json", "plots"}
-    assert {a.path for a in client.list_artifacts(report.info.run_id, "plots")} == {"plots/a.txt", "plots/b.txt"}
+    assert {a.path for a in client.list_artifacts(report.info.run_id, "plots")} == {
+        "plots/a.txt",
+        "plots/b.txt",
+    }
     local = client.download_artifacts(prepare.info.run_id, "table.csv", str(tmp_path / "dl"))
     assert pd.read_csv(local)["x"].tolist() == [1, 2]
 
@@ -164,8 +177,12 @@ def test_no_active_run_means_no_tracking(store, tmp_path: Path) -> None:
     hook = MkdsegTrackingHook()
     manager = _create_hook_manager()
     manager.register(hook)
-    pipeline = Pipeline([node(_prepare, "params:r", ["table", "x_metrics", "x_history"], name="alone")])
-    catalog = DataCatalog({"table": TableDataset(str(tmp_path / "t.csv")), "params:r": MemoryDataset(1.0)})
+    pipeline = Pipeline(
+        [node(_prepare, "params:r", ["table", "x_metrics", "x_history"], name="alone")]
+    )
+    catalog = DataCatalog(
+        {"table": TableDataset(str(tmp_path / "t.csv")), "params:r": MemoryDataset(1.0)}
+    )
     before = len(client.search_runs([experiment]))
     hook.before_pipeline_run(run_params={}, pipeline=pipeline, catalog=catalog)
     SequentialRunner().run(pipeline, catalog, manager)
@@ -183,7 +200,9 @@ def test_failed_save_after_the_node_ran_marks_child_failed(store, tmp_path: Path
     catalog = DataCatalog(
         {"table": _BrokenDataset(str(tmp_path / "t.csv")), "params:rate": MemoryDataset(1.0)}
     )
-    pipeline = Pipeline([node(_prepare, "params:rate", ["table", "p_metrics", "p_history"], name="unsaved")])
+    pipeline = Pipeline(
+        [node(_prepare, "params:rate", ["table", "p_metrics", "p_history"], name="unsaved")]
+    )
     parent_id = _run(pipeline, catalog, experiment)
     (child,) = _children(client, experiment, parent_id).values()
     assert child.info.status == "FAILED" and "disk full" in child.data.tags[ERROR_TAG]
@@ -196,14 +215,27 @@ def _evaluate(training: dict) -> dict:
 
 
 def _named_run_catalog(tmp_path: Path) -> DataCatalog:
-    params = {"training": {"method": "mkd", "seed": 3, "iterations": 600, "batch_size": 8,
-                           "unlabeled_batch_size": 8, "model": {"backbone": "resnet18"}},
-              "splits": {"labeled": 0.0625, "seed": 3}, "dataset": {"source": "synthetic", "root": "data/x"},
-              "evaluation": {"mode": "whole"}}
-    return DataCatalog({"parameters": MemoryDataset(params), "params:training": MemoryDataset(params["training"])})
+    params = {
+        "training": {
+            "method": "mkd",
+            "seed": 3,
+            "iterations": 600,
+            "batch_size": 8,
+            "unlabeled_batch_size": 8,
+            "model": {"backbone": "resnet18"},
+        },
+        "splits": {"labeled": 0.0625, "seed": 3},
+        "dataset": {"source": "synthetic", "root": "data/x"},
+        "evaluation": {"mode": "whole"},
+    }
+    return DataCatalog(
+        {"parameters": MemoryDataset(params), "params:training": MemoryDataset(params["training"])}
+    )
 
 
-def test_parent_run_is_named_and_described_and_the_experiment_opens_on_training(store, tmp_path: Path) -> None:
+def test_parent_run_is_named_and_described_and_the_experiment_opens_on_training(
+    store, tmp_path: Path
+) -> None:
     client, experiment = store
     pipeline = Pipeline([node(_evaluate, "params:training", "run_metrics", name="evaluate")])
     parent_id = _run(pipeline, _named_run_catalog(tmp_path), experiment, run_name="__default__")
@@ -211,18 +243,31 @@ def test_parent_run_is_named_and_described_and_the_experiment_opens_on_training(
     assert parent.info.run_name == "mkd 1/16 seed 3"
     description = parent.data.tags[DESCRIPTION_TAG]
     assert description.startswith("**MKD (Mutual Knowledge Distillation")
-    for part in ("1/16 of the labels (125 of 2000 training images)", "`synthetic` dataset", "seed 3",
-                 "resnet18 DeepLabv3+", "600 iterations", "val_mIoU_whole **0.432**"):
+    for part in (
+        "1/16 of the labels (125 of 2000 training images)",
+        "`synthetic` dataset",
+        "seed 3",
+        "resnet18 DeepLabv3+",
+        "600 iterations",
+        "val_mIoU_whole **0.432**",
+    ):
         assert part in description, part
     assert client.get_experiment(experiment).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
 
 
-def test_a_run_name_from_mlflow_yml_and_a_chosen_experiment_kind_are_kept(store, tmp_path: Path) -> None:
+def test_a_run_name_from_mlflow_yml_and_a_chosen_experiment_kind_are_kept(
+    store, tmp_path: Path
+) -> None:
     client, experiment = store
     client.set_experiment_tag(experiment, EXPERIMENT_KIND_TAG, "forecasting")
     pipeline = Pipeline([node(_evaluate, "params:training", "run_metrics", name="evaluate")])
-    parent_id = _run(pipeline, _named_run_catalog(tmp_path), experiment, run_name="my sweep",
-                     pipeline_names=["training"])
+    parent_id = _run(
+        pipeline,
+        _named_run_catalog(tmp_path),
+        experiment,
+        run_name="my sweep",
+        pipeline_names=["training"],
+    )
     parent = client.get_run(parent_id)
     assert parent.info.run_name == "my sweep" and DESCRIPTION_TAG not in parent.data.tags
     assert client.get_experiment(experiment).tags[EXPERIMENT_KIND_TAG] == "forecasting"

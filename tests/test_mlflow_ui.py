@@ -11,18 +11,26 @@ from mkdseg.mlflow_ui import main, training_view_url
 
 
 def test_training_view_url_selects_the_model_training_workflow() -> None:
-    assert training_view_url("http://127.0.0.1:5000/", "7") == \
-        "http://127.0.0.1:5000/#/experiments/7?workflowType=machine_learning"
-    assert training_view_url("http://h:1", None) == "http://h:1/#/experiments?workflowType=machine_learning"
+    assert (
+        training_view_url("http://127.0.0.1:5000/", "7")
+        == "http://127.0.0.1:5000/#/experiments/7?workflowType=machine_learning"
+    )
+    assert (
+        training_view_url("http://h:1", None)
+        == "http://h:1/#/experiments?workflowType=machine_learning"
+    )
 
 
-def test_main_prints_the_experiment_address_or_says_how_to_create_it(tmp_path: Path,
-                                                                     capsys: pytest.CaptureFixture) -> None:
+def test_main_prints_the_experiment_address_or_says_how_to_create_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     main(["--tracking-uri", uri, "--experiment", "mkdseg"])
     assert "#/experiments?workflowType=machine_learning" in capsys.readouterr().out.splitlines()[0]
     experiment = MlflowClient(tracking_uri=uri).create_experiment("mkdseg")
     main(["--tracking-uri", uri, "--base-url", "http://127.0.0.1:5055"])
     lines = capsys.readouterr().out.splitlines()
-    assert lines == [f"MLflow UI, mkdseg runs on the training view: "
-                     f"http://127.0.0.1:5055/#/experiments/{experiment}?workflowType=machine_learning"]
+    assert lines == [
+        f"MLflow UI, mkdseg runs on the training view: "
+        f"http://127.0.0.1:5055/#/experiments/{experiment}?workflowType=machine_learning"
+    ]

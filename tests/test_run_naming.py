@@ -16,8 +16,14 @@ from mkdseg.run_naming import (
 PARAMS = {
     "dataset": {"source": "synthetic", "root": "data/01_raw/synthetic"},
     "splits": {"labeled": 0.0625, "seed": 0},
-    "training": {"method": "mkd", "seed": 0, "iterations": 600, "batch_size": 8, "unlabeled_batch_size": 8,
-                 "model": {"backbone": "resnet18"}},
+    "training": {
+        "method": "mkd",
+        "seed": 0,
+        "iterations": 600,
+        "batch_size": 8,
+        "unlabeled_batch_size": 8,
+        "model": {"backbone": "resnet18"},
+    },
     "evaluation": {"mode": "whole"},
     "prediction": {"input_dir": "/imgs/holiday"},
     "comparison": {"seeds": [0, 1, 2], "variants": {"a": {}, "b": {}}},
@@ -25,19 +31,35 @@ PARAMS = {
 DEFAULT_GROUPS = {"dataset", "sample_grid", "splits", "training", "evaluation"}
 
 
-@pytest.mark.parametrize(("labeled", "text"), [
-    (0.0625, "1/16"), (0.125, "1/8"), ("1/16", "1/16"), ("0.25", "1/4"), (1.0, "all labels"),
-    (92, "92 labels"), ("92", "92 labels"), (0.3, "3/10"), (0.12345, "0.12345"),
-    ("data/splits/u2pl_92.txt", "split u2pl_92.txt"),
-])
+@pytest.mark.parametrize(
+    ("labeled", "text"),
+    [
+        (0.0625, "1/16"),
+        (0.125, "1/8"),
+        ("1/16", "1/16"),
+        ("0.25", "1/4"),
+        (1.0, "all labels"),
+        (92, "92 labels"),
+        ("92", "92 labels"),
+        (0.3, "3/10"),
+        (0.12345, "0.12345"),
+        ("data/splits/u2pl_92.txt", "split u2pl_92.txt"),
+    ],
+)
 def test_labels_are_said_as_a_reader_says_them(labeled: object, text: str) -> None:
     assert labels_text(labeled) == text
 
 
-@pytest.mark.parametrize(("labeled", "phrase"), [
-    (0.0625, "1/16 of the labels"), (92, "92 labeled images"), (1.0, "all labels"), (0.12345, "0.12345 of the labels"),
-    ("splits/u2pl_92.txt", "split u2pl_92.txt"),
-])
+@pytest.mark.parametrize(
+    ("labeled", "phrase"),
+    [
+        (0.0625, "1/16 of the labels"),
+        (92, "92 labeled images"),
+        (1.0, "all labels"),
+        (0.12345, "0.12345 of the labels"),
+        ("splits/u2pl_92.txt", "split u2pl_92.txt"),
+    ],
+)
 def test_labels_in_a_sentence(labeled: object, phrase: str) -> None:
     assert labels_phrase(labeled) == phrase
 
@@ -45,19 +67,36 @@ def test_labels_in_a_sentence(labeled: object, phrase: str) -> None:
 def test_a_training_run_is_named_by_method_labels_and_seed() -> None:
     assert run_name(["__default__"], DEFAULT_GROUPS, PARAMS) == "mkd 1/16 seed 0"
     assert run_name(None, DEFAULT_GROUPS, PARAMS) == "mkd 1/16 seed 0"
-    assert run_name(["training"], {"training"}, {**PARAMS, "training": {**PARAMS["training"], "method": "cps",
-                                                                        "seed": 2}}) == "cps 1/16 seed 2"
+    assert (
+        run_name(
+            ["training"],
+            {"training"},
+            {**PARAMS, "training": {**PARAMS["training"], "method": "cps", "seed": 2}},
+        )
+        == "cps 1/16 seed 2"
+    )
 
 
-@pytest.mark.parametrize(("names", "groups", "expected"), [
-    (["ingestion"], {"dataset", "sample_grid"}, "ingestion: synthetic"),
-    (["ingestion", "splits"], {"dataset", "sample_grid", "splits"}, "ingestion+splits: 1/16 seed 0"),
-    (["reporting"], {"training", "splits", "evaluation"}, "reporting: mkd 1/16 seed 0"),
-    (["evaluation"], {"evaluation"}, "evaluation: whole images"),
-    (["prediction"], {"prediction"}, "prediction: images in holiday"),
-    (["comparison"], {"dataset", "comparison", "training", "evaluation"}, "comparison: 2 variants x 3 seeds"),
-    (["custom"], set(), "custom"),
-])
+@pytest.mark.parametrize(
+    ("names", "groups", "expected"),
+    [
+        (["ingestion"], {"dataset", "sample_grid"}, "ingestion: synthetic"),
+        (
+            ["ingestion", "splits"],
+            {"dataset", "sample_grid", "splits"},
+            "ingestion+splits: 1/16 seed 0",
+        ),
+        (["reporting"], {"training", "splits", "evaluation"}, "reporting: mkd 1/16 seed 0"),
+        (["evaluation"], {"evaluation"}, "evaluation: whole images"),
+        (["prediction"], {"prediction"}, "prediction: images in holiday"),
+        (
+            ["comparison"],
+            {"dataset", "comparison", "training", "evaluation"},
+            "comparison: 2 variants x 3 seeds",
+        ),
+        (["custom"], set(), "custom"),
+    ],
+)
 def test_other_runs_say_their_pipeline_and_what_it_worked_on(names, groups, expected) -> None:
     assert run_name(names, groups, PARAMS) == expected
 
@@ -65,17 +104,28 @@ def test_other_runs_say_their_pipeline_and_what_it_worked_on(names, groups, expe
 def test_description_names_method_labels_dataset_and_the_headline_metric_once_known() -> None:
     before = run_description(None, DEFAULT_GROUPS, PARAMS)
     assert before.startswith("**MKD (Mutual Knowledge Distillation")
-    assert "1/16 of the labels of the `synthetic` dataset (`data/01_raw/synthetic`), seed 0" in before
+    assert (
+        "1/16 of the labels of the `synthetic` dataset (`data/01_raw/synthetic`), seed 0" in before
+    )
     assert "val_mIoU_whole (not logged by this run so far)" in before
-    after = run_description(None, DEFAULT_GROUPS, PARAMS, {"val_mIoU_whole": 0.3384, "n_labeled": 125.0,
-                                                           "n_unlabeled": 1875.0})
+    after = run_description(
+        None,
+        DEFAULT_GROUPS,
+        PARAMS,
+        {"val_mIoU_whole": 0.3384, "n_labeled": 125.0, "n_unlabeled": 1875.0},
+    )
     assert "(125 of 2000 training images)" in after and after.endswith("val_mIoU_whole **0.338**.")
     other = run_description(["ingestion"], {"dataset"}, PARAMS)
-    assert other == "Kedro pipeline `ingestion` on the `synthetic` dataset (`data/01_raw/synthetic`): ingestion: synthetic."
+    assert (
+        other
+        == "Kedro pipeline `ingestion` on the `synthetic` dataset (`data/01_raw/synthetic`): ingestion: synthetic."
+    )
 
 
 def test_groups_and_pipeline_names_are_read_like_kedro_mlflow_reads_them() -> None:
-    assert consumed_groups(["params:training", "params:training.seed", "manifest", "parameters"]) == {"training"}
+    assert consumed_groups(
+        ["params:training", "params:training.seed", "manifest", "parameters"]
+    ) == {"training"}
     assert pipeline_names_of({"pipeline_names": None}) == ["__default__"]
     assert pipeline_names_of({"pipeline_names": ["a", "b"]}) == ["a", "b"]
     assert pipeline_names_of({"pipeline_name": "a"}) == ["a"]

@@ -13,7 +13,11 @@ from mkdseg.catalog.paths import tracking_uri
 
 
 def test_flatten_params_nested_and_empty() -> None:
-    params = {"training": {"method": "mkd", "optim": {"lr": 0.0025}}, "crop": [512, 512], "extra": {}}
+    params = {
+        "training": {"method": "mkd", "optim": {"lr": 0.0025}},
+        "crop": [512, 512],
+        "extra": {},
+    }
     assert tracking.flatten_params(params) == {
         "training.method": "mkd",
         "training.optim.lr": 0.0025,
@@ -40,7 +44,10 @@ def test_node_params_picks_params_inputs_only() -> None:
 def test_truncate_and_param_strings() -> None:
     assert tracking.truncate("abcdef", 10) == "abcdef"
     assert tracking.truncate("abcdefghijkl", 8) == "abcde..."
-    assert tracking.param_strings({"a": 1.5, "b": "x" * 20}, limit=10) == {"a": "1.5", "b": "xxxxxxx..."}
+    assert tracking.param_strings({"a": 1.5, "b": "x" * 20}, limit=10) == {
+        "a": "1.5",
+        "b": "xxxxxxx...",
+    }
 
 
 def test_sanitize_key() -> None:
@@ -81,16 +88,23 @@ class _Fake:
 
 
 def test_dataset_local_path_conventions() -> None:
-    assert tracking.dataset_local_path(_Fake(_filepath=PurePosixPath("/d/m.csv"))) == Path("/d/m.csv")
+    assert tracking.dataset_local_path(_Fake(_filepath=PurePosixPath("/d/m.csv"))) == Path(
+        "/d/m.csv"
+    )
     assert tracking.dataset_local_path(_Fake(filepath="/d/x")) == Path("/d/x")
     assert tracking.dataset_local_path(_Fake(_filepath="b/m.csv", _protocol="s3")) is None
     assert tracking.dataset_local_path(_Fake(data=1)) is None
-    versioned = _Fake(_filepath=PurePosixPath("/d/m.csv"), _version=object(), resolve_save_version=lambda: "v1")
+    versioned = _Fake(
+        _filepath=PurePosixPath("/d/m.csv"), _version=object(), resolve_save_version=lambda: "v1"
+    )
     assert tracking.dataset_local_path(versioned) == Path("/d/m.csv/v1/m.csv")
 
 
 def test_tracking_uri_anchors_relative_sqlite_paths(tmp_path: Path) -> None:
-    assert tracking_uri("sqlite:///mlflow.db", root=tmp_path) == f"sqlite:///{tmp_path.as_posix()}/mlflow.db"
+    assert (
+        tracking_uri("sqlite:///mlflow.db", root=tmp_path)
+        == f"sqlite:///{tmp_path.as_posix()}/mlflow.db"
+    )
     assert tracking_uri("runs.db", root=tmp_path) == f"sqlite:///{tmp_path.as_posix()}/runs.db"
     assert tracking_uri("sqlite:////abs/runs.db", root=tmp_path) == "sqlite:////abs/runs.db"
     assert tracking_uri("http://localhost:5000", root=tmp_path) == "http://localhost:5000"
@@ -99,9 +113,17 @@ def test_tracking_uri_anchors_relative_sqlite_paths(tmp_path: Path) -> None:
 
 
 def test_pick_params_flattens_params_outputs_only() -> None:
-    identity = {"variant": "mkd_1_16", "training": {"method": "mkd", "seed": 2}, "splits": {"labeled": 0.0625}}
+    identity = {
+        "variant": "mkd_1_16",
+        "training": {"method": "mkd", "seed": 2},
+        "splits": {"labeled": 0.0625},
+    }
     assert tracking.pick_params("comparison.mkd_1_16.seed_2.evaluation_params", identity) == {
-        "variant": "mkd_1_16", "training.method": "mkd", "training.seed": "2", "splits.labeled": "0.0625"}
+        "variant": "mkd_1_16",
+        "training.method": "mkd",
+        "training.seed": "2",
+        "splits.labeled": "0.0625",
+    }
     assert tracking.pick_params("run_identity", identity) == {}
     assert tracking.pick_params("x_params", ["not", "a", "dict"]) == {}
 
@@ -109,4 +131,5 @@ def test_pick_params_flattens_params_outputs_only() -> None:
 def test_parent_metric_keys_carry_the_namespace() -> None:
     assert tracking.parent_metric_keys({"val_mIoU_whole": 0.5}, None) == {"val_mIoU_whole": 0.5}
     assert tracking.parent_metric_keys({"val_mIoU_whole": 0.5}, "comparison.sup_1_16.seed_0") == {
-        "comparison.sup_1_16.seed_0.val_mIoU_whole": 0.5}
+        "comparison.sup_1_16.seed_0.val_mIoU_whole": 0.5
+    }

@@ -8,12 +8,27 @@ from mkdseg import settings, training_inputs
 from mkdseg.core.config import ModelConfig
 from tests.conftest import PROJECT_ROOT
 
-MANIFEST = pd.DataFrame({"id": ["a", "b", "c"], "subset": ["train", "train", "val"],
-                         "image_path": ["/x/a.jpg", "/x/b.jpg", "/x/c.jpg"],
-                         "mask_path": ["/x/a.png", "/x/b.png", "/x/c.png"]})
-META = {"names": ["bg", "fg"], "colours": [[0, 0, 0], [255, 0, 0]], "mask_encoding": {"kind": "index"}}
-TRAINING = {"method": "mkd", "iterations": 10, "gpus": 1, "resume": False, "checkpoint_root": "/ck",
-            "model": {"backbone": "resnet18"}}
+MANIFEST = pd.DataFrame(
+    {
+        "id": ["a", "b", "c"],
+        "subset": ["train", "train", "val"],
+        "image_path": ["/x/a.jpg", "/x/b.jpg", "/x/c.jpg"],
+        "mask_path": ["/x/a.png", "/x/b.png", "/x/c.png"],
+    }
+)
+META = {
+    "names": ["bg", "fg"],
+    "colours": [[0, 0, 0], [255, 0, 0]],
+    "mask_encoding": {"kind": "index"},
+}
+TRAINING = {
+    "method": "mkd",
+    "iterations": 10,
+    "gpus": 1,
+    "resume": False,
+    "checkpoint_root": "/ck",
+    "model": {"backbone": "resnet18"},
+}
 
 
 def test_train_data_keeps_the_split_order_and_mask_encoding():
@@ -31,14 +46,18 @@ def test_unknown_ids_are_named():
 
 def test_pipeline_keys_are_not_passed_to_the_trainer():
     cfg = training_inputs.trainer_config(TRAINING)
-    assert cfg.iterations == 10 and cfg.model == ModelConfig(backbone="resnet18", aspp_rates=(6, 12, 18))
+    assert cfg.iterations == 10 and cfg.model == ModelConfig(
+        backbone="resnet18", aspp_rates=(6, 12, 18)
+    )
     with pytest.raises(ValueError, match="training.itrations"):
         training_inputs.trainer_config({**TRAINING, "itrations": 3})
 
 
 def test_run_key_ignores_length_and_device_but_not_method_data_or_labels():
     base = training_inputs.trainer_config(TRAINING)
-    longer = training_inputs.trainer_config({**TRAINING, "iterations": 99, "device": "cpu", "num_workers": 0})
+    longer = training_inputs.trainer_config(
+        {**TRAINING, "iterations": 99, "device": "cpu", "num_workers": 0}
+    )
     other = training_inputs.trainer_config({**TRAINING, "method": "cps"})
     meta = {**META, "source": "synthetic", "root": "/data/a"}
 
@@ -63,5 +82,8 @@ def test_every_config_environment_builds_a_training_config(env: str) -> None:
     assert cfg.iterations > 0 and cfg.augment.crop_size > 0
     if env in ("voc", "cityscapes"):  # the release's values where issue 12 changed conf/base
         assert (cfg.method.label_sampling, cfg.method.threshold_average, cfg.model.aspp_rule) == (
-            "corner", "kept", "fixed")
+            "corner",
+            "kept",
+            "fixed",
+        )
         assert cfg.augment.blur_reference_crop == cfg.augment.crop_size

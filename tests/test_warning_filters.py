@@ -9,10 +9,14 @@ import pytest
 
 from mkdseg.warning_filters import KNOWN_THIRD_PARTY_WARNINGS, silence_known_third_party_warnings
 
-MLFLOW_NOTICE = ("\x1b[33mAdd type hints to the `predict` method to enable data validation and automatic "
-                 "signature inference during model logging.\x1b[0m")
+MLFLOW_NOTICE = (
+    "\x1b[33mAdd type hints to the `predict` method to enable data validation and automatic "
+    "signature inference during model logging.\x1b[0m"
+)
 OMEGACONF = "register_new_resolver() is deprecated and will be removed in a future release."
-FASTAPI = "ORJSONResponse is deprecated, FastAPI now serializes data directly to JSON bytes via Pydantic"
+FASTAPI = (
+    "ORJSONResponse is deprecated, FastAPI now serializes data directly to JSON bytes via Pydantic"
+)
 
 
 def _shown(message: str, module: str, category: type[Warning] = UserWarning) -> bool:
@@ -20,7 +24,9 @@ def _shown(message: str, module: str, category: type[Warning] = UserWarning) -> 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         silence_known_third_party_warnings()
-        warnings.warn_explicit(message, category, f"{module.replace('.', '/')}.py", 1, module=module)
+        warnings.warn_explicit(
+            message, category, f"{module.replace('.', '/')}.py", 1, module=module
+        )
     return bool(caught)
 
 
@@ -28,22 +34,33 @@ class _FastAPIDeprecationWarning(UserWarning):
     """Stands for fastapi.exceptions.FastAPIDeprecationWarning (a UserWarning)."""
 
 
-@pytest.mark.parametrize(("message", "module", "category"), [
-    (MLFLOW_NOTICE, "mlflow.pyfunc.utils.data_validation", UserWarning),
-    (OMEGACONF, "kedro.config.omegaconf_config", UserWarning),
-    (OMEGACONF, "kedro_mlflow.framework.hooks.mlflow_hook", UserWarning),
-    (FASTAPI, "kedro_viz.api.rest.responses.pipelines", _FastAPIDeprecationWarning),
-])
-def test_the_known_third_party_warnings_are_silenced(message: str, module: str, category: type[Warning]) -> None:
+@pytest.mark.parametrize(
+    ("message", "module", "category"),
+    [
+        (MLFLOW_NOTICE, "mlflow.pyfunc.utils.data_validation", UserWarning),
+        (OMEGACONF, "kedro.config.omegaconf_config", UserWarning),
+        (OMEGACONF, "kedro_mlflow.framework.hooks.mlflow_hook", UserWarning),
+        (FASTAPI, "kedro_viz.api.rest.responses.pipelines", _FastAPIDeprecationWarning),
+    ],
+)
+def test_the_known_third_party_warnings_are_silenced(
+    message: str, module: str, category: type[Warning]
+) -> None:
     assert not _shown(message, module, category)
 
 
-@pytest.mark.parametrize(("message", "module"), [
-    (OMEGACONF, "mkdseg.settings"),  # the same text from the project: shown
-    ("register_new_resolver() got a bad name", "kedro.config.omegaconf_config"),  # another message there: shown
-    ("The given NumPy array is not writable", "mkdseg.prediction"),
-    (MLFLOW_NOTICE, "mlflow.pytorch"),
-])
+@pytest.mark.parametrize(
+    ("message", "module"),
+    [
+        (OMEGACONF, "mkdseg.settings"),  # the same text from the project: shown
+        (
+            "register_new_resolver() got a bad name",
+            "kedro.config.omegaconf_config",
+        ),  # another message there: shown
+        ("The given NumPy array is not writable", "mkdseg.prediction"),
+        (MLFLOW_NOTICE, "mlflow.pytorch"),
+    ],
+)
 def test_anything_else_still_shows(message: str, module: str) -> None:
     assert _shown(message, module)
 
@@ -52,7 +69,9 @@ def test_every_filter_says_why() -> None:
     assert all(known.why and known.module and known.message for known in KNOWN_THIRD_PARTY_WARNINGS)
 
 
-def test_a_notice_shown_once_from_inside_a_library_context_is_dropped_on_import(tmp_path, monkeypatch) -> None:
+def test_a_notice_shown_once_from_inside_a_library_context_is_dropped_on_import(
+    tmp_path, monkeypatch
+) -> None:
     """MLflow shows its notice inside its own catch_warnings with a "once" filter, out of reach of
     any filter; importing the module that emits it through ``import_without`` drops just that one."""
     from mkdseg.warning_filters import import_without

@@ -56,34 +56,65 @@ PRESETS = {
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="default: gpu if CUDA, else cpu")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--preset", choices=sorted(PRESETS), default=None, help="default: gpu if CUDA, else cpu"
+    )
     p.add_argument("--device", default="auto")
-    p.add_argument("--precision", nargs="+", default=None,
-                   help="e.g. fp32 bf16 (default: what training.precision auto picks here, and fp32)")
+    p.add_argument(
+        "--precision",
+        nargs="+",
+        default=None,
+        help="e.g. fp32 bf16 (default: what training.precision auto picks here, and fp32)",
+    )
     p.add_argument("--reps", type=int, default=8, help="timed repetitions of each measurement")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--workers", type=int, default=2, help="data-loader workers for the loader benchmark")
-    p.add_argument("--compare", nargs="+", choices=sorted(VARIANTS), default=[],
-                   help="also time these step variants against the plain step, interleaved (auto precision)")
-    p.add_argument("--profile", type=int, default=0, metavar="N",
-                   help="print torch.profiler's top N ops (by self time) of one step in the auto precision")
+    p.add_argument(
+        "--workers", type=int, default=2, help="data-loader workers for the loader benchmark"
+    )
+    p.add_argument(
+        "--compare",
+        nargs="+",
+        choices=sorted(VARIANTS),
+        default=[],
+        help="also time these step variants against the plain step, interleaved (auto precision)",
+    )
+    p.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print torch.profiler's top N ops (by self time) of one step in the auto precision",
+    )
     return p.parse_args(argv)
 
 
 def make_trainer(preset: dict, device: str, precision: str) -> Trainer:
-    cfg = config_from_dict({
-        "method": "mkd", "iterations": 1000, "batch_size": preset["batch"],
-        "unlabeled_batch_size": preset["batch"], "device": device, "precision": precision,
-        "model": {"backbone": preset["backbone"], "decoder_channels": preset["channels"],
-                  "aspp_channels": preset["channels"]},
-        "augment": {"crop_size": preset["crop"]},
-    })
+    cfg = config_from_dict(
+        {
+            "method": "mkd",
+            "iterations": 1000,
+            "batch_size": preset["batch"],
+            "unlabeled_batch_size": preset["batch"],
+            "device": device,
+            "precision": precision,
+            "model": {
+                "backbone": preset["backbone"],
+                "decoder_channels": preset["channels"],
+                "aspp_channels": preset["channels"],
+            },
+            "augment": {"crop_size": preset["crop"]},
+        }
+    )
     return Trainer(cfg, preset["classes"])
 
 
-def random_batch(preset: dict, seed: int = 0) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+def random_batch(
+    preset: dict, seed: int = 0
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     g = torch.Generator().manual_seed(seed)
     b, c, n = preset["batch"], preset["crop"], preset["classes"]
     images = torch.randint(0, 256, (b, 3, c, c), generator=g, dtype=torch.uint8)
@@ -102,7 +133,9 @@ def timed(fn: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def bench_step(preset: dict, device: str, precision: str, reps: int, warmup: int) -> dict[str, float]:
+def bench_step(
+    preset: dict, device: str, precision: str, reps: int, warmup: int
+) -> dict[str, float]:
     """Median times of the step and of its passes, measured interleaved on the same networks;
     the step's FLOPs and the device's matmul peak in the same precision."""
     trainer = make_trainer(preset, device, precision)
@@ -112,7 +145,12 @@ def bench_step(preset: dict, device: str, precision: str, reps: int, warmup: int
     x_l = normalize(photometric_distortion(labeled[0].to(dev).float() / 255, g))
     x_u = unlabeled[0].to(dev).float() / 255
     x_w = normalize(photometric_distortion(x_u, g))
-    x_mix = normalize(mix(strong_augment(x_u, g), box_mask(x_u.shape[0], x_u.shape[-2], x_u.shape[-1], g, device=dev)))
+    x_mix = normalize(
+        mix(
+            strong_augment(x_u, g),
+            box_mask(x_u.shape[0], x_u.shape[-2], x_u.shape[-1], g, device=dev),
+        )
+    )
     student_in = torch.cat([x_l, x_mix]).contiguous(memory_format=trainer.memory_format)
     teacher_in = torch.cat([x_l, x_w]).contiguous(memory_format=trainer.memory_format)
 
@@ -143,10 +181,15 @@ def bench_step(preset: dict, device: str, precision: str, reps: int, warmup: int
     flops = count_flops(step)
     peak = matmul_peak(dev, trainer.amp_dtype)
     return {
-        "step_s": med["step"], "students_s": med["students"], "teachers_s": med["teachers"],
-        "images_per_s": 2 * preset["batch"] / med["step"], "peak_memory_mb": peak_memory_mb(dev),
+        "step_s": med["step"],
+        "students_s": med["students"],
+        "teachers_s": med["teachers"],
+        "images_per_s": 2 * preset["batch"] / med["step"],
+        "peak_memory_mb": peak_memory_mb(dev),
         "overhead_ratio": med["step"] / (med["students"] + med["teachers"]),
-        "step_flops": flops, "flops_per_s": flops / med["step"], "peak_flops_per_s": peak,
+        "step_flops": flops,
+        "flops_per_s": flops / med["step"],
+        "peak_flops_per_s": peak,
         "mfu": flops / med["step"] / peak,
     }
 
@@ -159,8 +202,13 @@ def _channels_last(trainer: Trainer) -> None:
 
 def _fused_sgd(trainer: Trainer) -> None:
     group = trainer.optimizer.param_groups[0]
-    trainer.optimizer = torch.optim.SGD(trainer.student_pair.parameters(), lr=group["lr"], momentum=group["momentum"],
-                                        weight_decay=group["weight_decay"], fused=True)
+    trainer.optimizer = torch.optim.SGD(
+        trainer.student_pair.parameters(),
+        lr=group["lr"],
+        momentum=group["momentum"],
+        weight_decay=group["weight_decay"],
+        fused=True,
+    )
 
 
 def _compile(trainer: Trainer) -> None:
@@ -171,11 +219,15 @@ def _compile(trainer: Trainer) -> None:
 
 # Candidate speed-ups, applied to a built trainer; kept in the training code only where they pay.
 VARIANTS: dict[str, Callable[[Trainer], None]] = {
-    "channels_last": _channels_last, "fused_sgd": _fused_sgd, "compile": _compile,
+    "channels_last": _channels_last,
+    "fused_sgd": _fused_sgd,
+    "compile": _compile,
 }
 
 
-def bench_variants(preset: dict, device: str, precision: str, names: list[str], reps: int) -> dict[str, dict]:
+def bench_variants(
+    preset: dict, device: str, precision: str, names: list[str], reps: int
+) -> dict[str, dict]:
     """Step time of each variant against the plain step, interleaved; set-up (compile) time apart."""
     labeled, unlabeled = random_batch(preset)
     trainers, setup = {}, {}
@@ -190,10 +242,18 @@ def bench_variants(preset: dict, device: str, precision: str, names: list[str], 
     times: dict[str, list[float]] = {name: [] for name in trainers}
     for _ in range(reps):
         for name, trainer in trainers.items():
-            times[name].append(timed(lambda t=trainer: t.train_step(labeled, unlabeled), trainer.device))
+            times[name].append(
+                timed(lambda t=trainer: t.train_step(labeled, unlabeled), trainer.device)
+            )
     plain = statistics.median(times["plain"])
-    return {name: {"step_s": statistics.median(t), "speedup": plain / statistics.median(t), "setup_s": setup[name]}
-            for name, t in times.items()}
+    return {
+        name: {
+            "step_s": statistics.median(t),
+            "speedup": plain / statistics.median(t),
+            "setup_s": setup[name],
+        }
+        for name, t in times.items()
+    }
 
 
 def profile_step(preset: dict, device: str, precision: str, top: int) -> str:
@@ -204,21 +264,29 @@ def profile_step(preset: dict, device: str, precision: str, top: int) -> str:
     labeled, unlabeled = random_batch(preset)
     for _ in range(2):
         trainer.train_step(labeled, unlabeled)
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if trainer.device.type == "cuda" else [])
+    activities = [ProfilerActivity.CPU] + (
+        [ProfilerActivity.CUDA] if trainer.device.type == "cuda" else []
+    )
     with profile(activities=activities) as prof:
         trainer.train_step(labeled, unlabeled)
     key = "self_device_time_total" if trainer.device.type == "cuda" else "self_cpu_time_total"
     return prof.key_averages().table(sort_by=key, row_limit=top)
 
 
-def write_images(root: Path, count: int, size: int, classes: int) -> tuple[list[tuple[str, str]], list[str]]:
+def write_images(
+    root: Path, count: int, size: int, classes: int
+) -> tuple[list[tuple[str, str]], list[str]]:
     """Random JPEG images and palette masks, larger than the crop as real images are."""
     rng = np.random.default_rng(0)
     samples = []
     for i in range(count):
         image, mask = root / f"{i:04d}.jpg", root / f"{i:04d}.png"
-        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(image, quality=90)
-        write_palette_mask(rng.integers(0, classes, (size, size)), [[i, i, i] for i in range(classes)], mask)
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
+            image, quality=90
+        )
+        write_palette_mask(
+            rng.integers(0, classes, (size, size)), [[i, i, i] for i in range(classes)], mask
+        )
         samples.append((str(image), str(mask)))
     return samples, [s[0] for s in samples]
 
@@ -228,8 +296,18 @@ def bench_loader(preset: dict, workers: int, batches: int = 20) -> float:
     crop, b = preset["crop"], preset["batch"]
     with tempfile.TemporaryDirectory() as tmp:
         samples, images = write_images(Path(tmp), 32, int(crop * 1.25), preset["classes"])
-        geometry = {"crop_size": crop, "base_size": None, "scale_range": (0.5, 2.0), "hflip_prob": 0.5}
-        args = {"batch_size": b, "start_iteration": 0, "total_iterations": batches, "num_workers": workers}
+        geometry = {
+            "crop_size": crop,
+            "base_size": None,
+            "scale_range": (0.5, 2.0),
+            "hflip_prob": 0.5,
+        }
+        args = {
+            "batch_size": b,
+            "start_iteration": 0,
+            "total_iterations": batches,
+            "num_workers": workers,
+        }
         lab = make_train_loader(LabeledDataset(samples, MaskEncoding(), **geometry), seed=0, **args)
         unl = make_train_loader(UnlabeledDataset(images, **geometry), seed=1, **args)
         it = zip(lab, unl, strict=False)
@@ -254,33 +332,47 @@ def main(argv: list[str] | None = None) -> None:
     name = args.preset or ("gpu" if cuda else "cpu")
     preset = PRESETS[name]
     auto, precisions = precisions_to_run(args.precision, resolve_device(args.device))
-    print(f"preset={name} backbone={preset['backbone']} crop={preset['crop']} batch={preset['batch']}+{preset['batch']} "
-          f"device={'cuda:' + torch.cuda.get_device_name() if cuda else 'cpu'} threads={torch.get_num_threads()} "
-          f"torch={torch.__version__} cpu_native_bf16={cpu_has_native_bf16()}")
+    print(
+        f"preset={name} backbone={preset['backbone']} crop={preset['crop']} batch={preset['batch']}+{preset['batch']} "
+        f"device={'cuda:' + torch.cuda.get_device_name() if cuda else 'cpu'} threads={torch.get_num_threads()} "
+        f"torch={torch.__version__} cpu_native_bf16={cpu_has_native_bf16()}"
+    )
     results = {}
     for precision in precisions:
         r = results[precision] = bench_step(preset, args.device, precision, args.reps, args.warmup)
-        print(f"[{precision}] step={r['step_s'] * 1e3:.1f}ms students_fwd_bwd={r['students_s'] * 1e3:.1f}ms "
-              f"teachers_fwd={r['teachers_s'] * 1e3:.1f}ms images/s={r['images_per_s']:.1f} "
-              f"step_GFLOP={r['step_flops'] / 1e9:.1f} achieved_GFLOP/s={r['flops_per_s'] / 1e9:.1f} "
-              f"matmul_peak_GFLOP/s={r['peak_flops_per_s'] / 1e9:.1f} mfu={r['mfu']:.3f} "
-              f"peak_memory={r['peak_memory_mb']:.0f}MB overhead_ratio={r['overhead_ratio']:.3f}", flush=True)
+        print(
+            f"[{precision}] step={r['step_s'] * 1e3:.1f}ms students_fwd_bwd={r['students_s'] * 1e3:.1f}ms "
+            f"teachers_fwd={r['teachers_s'] * 1e3:.1f}ms images/s={r['images_per_s']:.1f} "
+            f"step_GFLOP={r['step_flops'] / 1e9:.1f} achieved_GFLOP/s={r['flops_per_s'] / 1e9:.1f} "
+            f"matmul_peak_GFLOP/s={r['peak_flops_per_s'] / 1e9:.1f} mfu={r['mfu']:.3f} "
+            f"peak_memory={r['peak_memory_mb']:.0f}MB overhead_ratio={r['overhead_ratio']:.3f}",
+            flush=True,
+        )
     ref = auto if auto in results else precisions[0]  # what the closing lines describe
     if args.compare:
         for name, r in bench_variants(preset, args.device, ref, args.compare, args.reps).items():
-            print(f"[variant {name}] step={r['step_s'] * 1e3:.1f}ms speedup={r['speedup']:.2f}x "
-                  f"setup+2 steps={r['setup_s']:.1f}s", flush=True)
+            print(
+                f"[variant {name}] step={r['step_s'] * 1e3:.1f}ms speedup={r['speedup']:.2f}x "
+                f"setup+2 steps={r['setup_s']:.1f}s",
+                flush=True,
+            )
     if args.profile:
         print(f"profile of one step ({ref}), top {args.profile} ops by self time:")
         print(profile_step(preset, args.device, ref, args.profile), flush=True)
     delivered = bench_loader(preset, args.workers)
     consumed = results[ref]["images_per_s"]
-    print(f"data loader: {delivered:.1f} images/s with {args.workers} workers; a step consumes {consumed:.1f} "
-          f"images/s; loader_ratio={delivered / consumed:.2f} (goal >= 2)")
+    print(
+        f"data loader: {delivered:.1f} images/s with {args.workers} workers; a step consumes {consumed:.1f} "
+        f"images/s; loader_ratio={delivered / consumed:.2f} (goal >= 2)"
+    )
     if ref != auto:
         print(f"(auto would pick {auto}, which was not timed: the lines below describe {ref})")
     print(f"precision_auto={auto}")
-    speedup = f"{results[ref]['images_per_s'] / results['fp32']['images_per_s']:.2f}" if "fp32" in results else "n/a"
+    speedup = (
+        f"{results[ref]['images_per_s'] / results['fp32']['images_per_s']:.2f}"
+        if "fp32" in results
+        else "n/a"
+    )
     print(f"speedup_vs_fp32={speedup}")
     print(f"mfu={results[ref]['mfu']:.2f}")
     print(f"overhead_ratio={results[ref]['overhead_ratio']:.3f}")

@@ -50,30 +50,42 @@ def variant_spec(comparison: Mapping[str, Any], variant: str) -> Mapping[str, An
     """The ``comparison.variants.<variant>`` block, checked."""
     variants = comparison.get("variants") or {}
     if variant not in variants:
-        raise ValueError(f"comparison.variants has no {variant!r} (known: {sorted(variants)}); the comparison "
-                         "pipeline's namespaces come from conf/base/parameters_comparison.yml")
+        raise ValueError(
+            f"comparison.variants has no {variant!r} (known: {sorted(variants)}); the comparison "
+            "pipeline's namespaces come from conf/base/parameters_comparison.yml"
+        )
     spec = variants[variant] or {}
     unknown = sorted(set(spec) - VARIANT_KEYS)
     if unknown or "labeled" not in spec:
-        raise ValueError(f"comparison.variants.{variant} needs 'labeled' and may have 'training'; "
-                         f"unknown keys: {unknown}")
+        raise ValueError(
+            f"comparison.variants.{variant} needs 'labeled' and may have 'training'; "
+            f"unknown keys: {unknown}"
+        )
     return spec
 
 
-def variant_training(training: Mapping[str, Any], comparison: Mapping[str, Any], variant: str,
-                     seed: int) -> dict[str, Any]:
+def variant_training(
+    training: Mapping[str, Any], comparison: Mapping[str, Any], variant: str, seed: int
+) -> dict[str, Any]:
     """The ``training`` block one run uses: base, then the shared overrides, then the variant's."""
     shared = deep_merge(training, comparison.get("training") or {})
-    return deep_merge(shared, {**(variant_spec(comparison, variant).get("training") or {}), "seed": seed})
+    return deep_merge(
+        shared, {**(variant_spec(comparison, variant).get("training") or {}), "seed": seed}
+    )
 
 
-def variant_params(comparison: Mapping[str, Any], settings: Mapping[str, Any], variant: str) -> dict[str, Any]:
+def variant_params(
+    comparison: Mapping[str, Any], settings: Mapping[str, Any], variant: str
+) -> dict[str, Any]:
     """What identifies a run in MLflow: the same keys as a plain ``kedro run`` logs, plus ``variant``.
 
     ``settings`` is the run's ``variant_training`` block (method and seed are read from it).
     """
-    return {"variant": variant, "training": {"method": settings.get("method"), "seed": settings["seed"]},
-            "splits": {"labeled": variant_spec(comparison, variant)["labeled"]}}
+    return {
+        "variant": variant,
+        "training": {"method": settings.get("method"), "seed": settings["seed"]},
+        "splits": {"labeled": variant_spec(comparison, variant)["labeled"]},
+    }
 
 
 def results_frame(runs: Iterable[tuple[Mapping[str, Any], Mapping[str, float]]]) -> pd.DataFrame:
@@ -84,9 +96,13 @@ def results_frame(runs: Iterable[tuple[Mapping[str, Any], Mapping[str, float]]])
     """
     rows = []
     for params, metrics in runs:
-        row = {STATUS_COLUMN: FINISHED, VARIANT_COLUMN: params["variant"],
-               METHOD_COLUMN: params["training"]["method"], LABELED_COLUMN: str(params["splits"]["labeled"]),
-               SEED_COLUMN: str(params["training"]["seed"])}
+        row = {
+            STATUS_COLUMN: FINISHED,
+            VARIANT_COLUMN: params["variant"],
+            METHOD_COLUMN: params["training"]["method"],
+            LABELED_COLUMN: str(params["splits"]["labeled"]),
+            SEED_COLUMN: str(params["training"]["seed"]),
+        }
         row.update({f"metrics.{key}": value for key, value in metrics.items()})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -94,8 +110,13 @@ def results_frame(runs: Iterable[tuple[Mapping[str, Any], Mapping[str, float]]])
 
 def per_run_table(results: pd.DataFrame, metric: str) -> pd.DataFrame:
     """One row per run: variant, method, labeled, seed and the metric (the table's raw data)."""
-    columns = {VARIANT_COLUMN: "variant", METHOD_COLUMN: "method", LABELED_COLUMN: "labeled",
-               SEED_COLUMN: "seed", f"metrics.{metric}": metric}
+    columns = {
+        VARIANT_COLUMN: "variant",
+        METHOD_COLUMN: "method",
+        LABELED_COLUMN: "labeled",
+        SEED_COLUMN: "seed",
+        f"metrics.{metric}": metric,
+    }
     return results[list(columns)].rename(columns=columns).reset_index(drop=True)
 
 
@@ -104,8 +125,11 @@ def headline_metrics(table: pd.DataFrame) -> dict[str, float]:
     columns); NaN entries (one seed: no spread) are left out."""
     out: dict[str, float] = {}
     for row in table.itertuples():
-        for key, value in (("mIoU_mean", row.mIoU_mean), ("mIoU_std", row.mIoU_std),
-                           ("gain", row.gain_over_supervised)):
+        for key, value in (
+            ("mIoU_mean", row.mIoU_mean),
+            ("mIoU_std", row.mIoU_std),
+            ("gain", row.gain_over_supervised),
+        ):
             if np.isfinite(value):
                 out[f"{row.variant}.{key}"] = float(value)
     return out

@@ -107,7 +107,9 @@ class MkdsegTrackingHook:
             logger.info("No active MLflow run (tracking disabled): no per-node runs.")
             return
         if PARALLEL_RUNNER in str(run_params.get("runner", "")):
-            logger.warning("ParallelRunner: per-node MLflow runs are not recorded (use the default runner).")
+            logger.warning(
+                "ParallelRunner: per-node MLflow runs are not recorded (use the default runner)."
+            )
         self._client = MlflowClient(tracking_uri=mlflow.get_tracking_uri())
         self._parent_id = parent.info.run_id
         self._experiment_id = parent.info.experiment_id
@@ -116,12 +118,18 @@ class MkdsegTrackingHook:
         self._name_parent(run_params, pipeline, catalog)
 
     @hook_impl(trylast=True)  # after kedro-mlflow has ended the parent run
-    def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol) -> None:
+    def after_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
+    ) -> None:
         for name in list(self._children):
             self._finish(name, FINISHED)
         if self._describe is not None and self._client is not None:  # now with the headline metric
             metrics = self._client.get_run(self._parent_id).data.metrics
-            self._client.set_tag(self._parent_id, DESCRIPTION_TAG, run_naming.run_description(*self._describe, metrics))
+            self._client.set_tag(
+                self._parent_id,
+                DESCRIPTION_TAG,
+                run_naming.run_description(*self._describe, metrics),
+            )
         self._drop_stale_parent_entries()
         self._reset()
 
@@ -129,9 +137,13 @@ class MkdsegTrackingHook:
         """Open the experiment on MLflow's model-training view (a kind set by the user is kept)."""
         experiment = self._client.get_experiment(self._experiment_id)
         if EXPERIMENT_KIND_TAG not in experiment.tags:
-            self._client.set_experiment_tag(self._experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+            self._client.set_experiment_tag(
+                self._experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+            )
 
-    def _name_parent(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol) -> None:
+    def _name_parent(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
+    ) -> None:
         """Rename kedro-mlflow's parent run after what it does and describe it."""
         if self._parent_was_active or ALL_PARAMETERS_DATASET not in catalog:
             return  # a caller's own run keeps its name
@@ -143,9 +155,13 @@ class MkdsegTrackingHook:
         params = catalog.load(ALL_PARAMETERS_DATASET)
         name = run_naming.run_name(names, groups, params)
         self._client.update_run(self._parent_id, name=name)
-        logger.info("MLflow run %s is named %r (experiment %s)", self._parent_id, name, self._experiment_id)
+        logger.info(
+            "MLflow run %s is named %r (experiment %s)", self._parent_id, name, self._experiment_id
+        )
         self._describe = (names, groups, params)
-        self._client.set_tag(self._parent_id, DESCRIPTION_TAG, run_naming.run_description(names, groups, params))
+        self._client.set_tag(
+            self._parent_id, DESCRIPTION_TAG, run_naming.run_description(names, groups, params)
+        )
 
     def _drop_stale_parent_entries(self) -> None:
         """Pop the parent run's leftover entries off MLflow's active-run stack.
@@ -163,7 +179,11 @@ class MkdsegTrackingHook:
 
     @hook_impl(trylast=True)  # after kedro-mlflow has closed its runs FAILED
     def on_pipeline_error(
-        self, error: Exception, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
+        self,
+        error: Exception,
+        run_params: dict[str, Any],
+        pipeline: Pipeline,
+        catalog: CatalogProtocol,
     ) -> None:
         if self._client is None or self._parent_id is None:
             return
@@ -202,7 +222,9 @@ class MkdsegTrackingHook:
             metrics = tracking.pick_metrics(name, data)
             if metrics:
                 self._log_metrics(child.run_id, metrics)
-                self._log_metrics(self._parent_id, tracking.parent_metric_keys(metrics, node.namespace))
+                self._log_metrics(
+                    self._parent_id, tracking.parent_metric_keys(metrics, node.namespace)
+                )
             if params := tracking.pick_params(name, data):
                 self._log_params(child.run_id, params)
             if tracking.is_history(name, data):
@@ -223,7 +245,12 @@ class MkdsegTrackingHook:
         elif path is not None and path.is_file():
             self._client.log_artifact(child.run_id, str(path))
         else:
-            logger.warning("Output %r of node %r was not found at %s; not logged.", dataset_name, node.name, path)
+            logger.warning(
+                "Output %r of node %r was not found at %s; not logged.",
+                dataset_name,
+                node.name,
+                path,
+            )
         child.pending_artifacts.discard(dataset_name)
         if not child.pending_artifacts:
             self._finish(node.name, FINISHED)
@@ -265,6 +292,8 @@ class MkdsegTrackingHook:
 
     def _log_history(self, run_id: str, history: Any) -> None:
         now = int(time.time() * 1000)
-        points = [Metric(key, value, now, step) for key, value, step in tracking.history_points(history)]
+        points = [
+            Metric(key, value, now, step) for key, value, step in tracking.history_points(history)
+        ]
         for batch in tracking.chunked(points, tracking.METRICS_PER_BATCH):
             self._client.log_batch(run_id, metrics=batch)

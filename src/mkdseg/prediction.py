@@ -28,7 +28,9 @@ READ_ERRORS = (OSError, UnidentifiedImageError, ValueError, Image.DecompressionB
 def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"prediction.input_dir {folder} is not a directory; put the images to segment there")
+        raise FileNotFoundError(
+            f"prediction.input_dir {folder} is not a directory; put the images to segment there"
+        )
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
@@ -42,27 +44,43 @@ def place(model: nn.Module, device: torch.device) -> tuple[nn.Module, torch.devi
         return model.to(device).eval(), device
     own = next(model.parameters()).device
     if own != device:
-        log.warning("the MLflow model runs on %s, where it was exported (prediction.device asked for %s)", own, device)
+        log.warning(
+            "the MLflow model runs on %s, where it was exported (prediction.device asked for %s)",
+            own,
+            device,
+        )
     return model, own
 
 
 @torch.no_grad()
-def segment(segmenter: nn.Module, image: np.ndarray, device: torch.device,
-            long_side: int | None = None) -> np.ndarray:
+def segment(
+    segmenter: nn.Module, image: np.ndarray, device: torch.device, long_side: int | None = None
+) -> np.ndarray:
     """Class indices (H, W) for one uint8 RGB image, predicted at ``long_side`` as in evaluation."""
     # torch.tensor copies: images decoded by PIL are read-only arrays, which from_numpy would share.
     x = torch.tensor(image).permute(2, 0, 1)[None].to(device).float() / 255
     size = tuple(x.shape[-2:])
     if long_side is not None:
         scale = long_side / max(size)
-        x = F.interpolate(x, size=(max(1, round(size[0] * scale)), max(1, round(size[1] * scale))),
-                          mode="bilinear", align_corners=False, antialias=True)
+        x = F.interpolate(
+            x,
+            size=(max(1, round(size[0] * scale)), max(1, round(size[1] * scale))),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        )
     logits = F.interpolate(segmenter(x), size=size, mode="bilinear", align_corners=False)
     return logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
 
 
-def predict_folder(segmenter: nn.Module, input_dir: str | Path, output_dir: str | Path,
-                   colours: list[list[int]], device: str = "cpu", long_side: int | None = None) -> list[dict[str, str]]:
+def predict_folder(
+    segmenter: nn.Module,
+    input_dir: str | Path,
+    output_dir: str | Path,
+    colours: list[list[int]],
+    device: str = "cpu",
+    long_side: int | None = None,
+) -> list[dict[str, str]]:
     """Write ``<stem>.png`` (palette mask) and ``<stem>_overlay.jpg`` per image; return one record each."""
     segmenter, device_ = place(segmenter, torch.device(device))
     output_dir = Path(output_dir)
@@ -73,17 +91,41 @@ def predict_folder(segmenter: nn.Module, input_dir: str | Path, output_dir: str 
             image = read_image(path)
         except READ_ERRORS as exc:
             log.warning("skipping %s: %s", path, exc)
-            records.append({"image": str(path), "status": "skipped", "reason": f"unreadable: {exc}",
-                            "mask": "", "overlay": ""})
+            records.append(
+                {
+                    "image": str(path),
+                    "status": "skipped",
+                    "reason": f"unreadable: {exc}",
+                    "mask": "",
+                    "overlay": "",
+                }
+            )
             continue
         mask = segment(segmenter, image, device_, long_side)
         if int(mask.max()) >= len(colours):
-            raise ValueError(f"the model predicted class {int(mask.max())} for {path}, but class_metadata has "
-                             f"{len(colours)} classes: prediction_model_uri names a model trained on other data")
-        mask_path, overlay_path = output_dir / f"{path.stem}.png", output_dir / f"{path.stem}_overlay.jpg"
+            raise ValueError(
+                f"the model predicted class {int(mask.max())} for {path}, but class_metadata has "
+                f"{len(colours)} classes: prediction_model_uri names a model trained on other data"
+            )
+        mask_path, overlay_path = (
+            output_dir / f"{path.stem}.png",
+            output_dir / f"{path.stem}_overlay.jpg",
+        )
         write_palette_mask(mask, colours, mask_path)
-        atomic_save(Image.fromarray(overlay_mask(image, mask, colours)), overlay_path, format="JPEG", quality=90)
-        records.append({"image": str(path), "status": "ok", "reason": "", "mask": str(mask_path),
-                        "overlay": str(overlay_path)})
+        atomic_save(
+            Image.fromarray(overlay_mask(image, mask, colours)),
+            overlay_path,
+            format="JPEG",
+            quality=90,
+        )
+        records.append(
+            {
+                "image": str(path),
+                "status": "ok",
+                "reason": "",
+                "mask": str(mask_path),
+                "overlay": str(overlay_path),
+            }
+        )
         log.info("segmented %d/%d: %s", n, len(images), path.name)
     return records

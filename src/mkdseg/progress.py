@@ -22,21 +22,32 @@ class TrainingProgress:
     def __init__(self, total: int, description: str = "training") -> None:
         self.total = total
         self.every = max(1, math.ceil(total * LOG_SHARE))
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("loss {task.fields[loss]:.3f}  {task.fields[ips]:.1f} img/s"),
-                                 TimeRemainingColumn(), transient=False)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.3f}  {task.fields[ips]:.1f} img/s"),
+            TimeRemainingColumn(),
+            transient=False,
+        )
         self.task = self.progress.add_task(description, total=total, loss=math.nan, ips=0.0)
 
     def update(self, iteration: int, metrics: dict[str, float]) -> None:
         loss, ips = metrics.get("loss", math.nan), metrics.get("images_per_s", 0.0)
         self.progress.update(self.task, completed=iteration, loss=loss, ips=ips)
-        if not self.progress.console.is_terminal and (iteration % self.every == 0 or iteration == self.total):
+        if not self.progress.console.is_terminal and (
+            iteration % self.every == 0 or iteration == self.total
+        ):
             log.info("iteration %d/%d  loss %.4f  %.1f images/s", iteration, self.total, loss, ips)
 
     def __enter__(self) -> TrainingProgress:
         self.progress.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.progress.stop()

@@ -38,7 +38,11 @@ METHOD_TITLES = {
 
 def consumed_groups(inputs: Iterable[str]) -> set[str]:
     """Top-level parameter groups among a pipeline's inputs: ``params:training.seed`` -> ``training``."""
-    return {name[len(PARAMS_PREFIX):].split(".")[0] for name in inputs if name.startswith(PARAMS_PREFIX)}
+    return {
+        name[len(PARAMS_PREFIX) :].split(".")[0]
+        for name in inputs
+        if name.startswith(PARAMS_PREFIX)
+    }
 
 
 def labels_text(labeled: Any) -> str:
@@ -75,7 +79,9 @@ def labels_phrase(labeled: Any) -> str:
 
 def _training_subject(params: Mapping[str, Any]) -> str:
     training, splits = params.get("training") or {}, params.get("splits") or {}
-    return f"{training.get('method')} {labels_text(splits.get('labeled'))} seed {training.get('seed')}"
+    return (
+        f"{training.get('method')} {labels_text(splits.get('labeled'))} seed {training.get('seed')}"
+    )
 
 
 def _subject(group: str, params: Mapping[str, Any]) -> str:
@@ -98,7 +104,9 @@ def _subject(group: str, params: Mapping[str, Any]) -> str:
 
 def pipeline_names_of(run_params: Mapping[str, Any]) -> list[str]:
     """The pipelines a ``kedro run`` ran, read from its ``run_params`` as kedro-mlflow reads them."""
-    names = run_params.get("pipeline_name") or run_params.get("pipeline_names") or [DEFAULT_PIPELINE]
+    names = (
+        run_params.get("pipeline_name") or run_params.get("pipeline_names") or [DEFAULT_PIPELINE]
+    )
     return [names] if isinstance(names, str) else list(names)
 
 
@@ -108,7 +116,9 @@ def pipeline_label(pipeline_names: Iterable[str] | None) -> str:
     return "+".join(names)
 
 
-def run_name(pipeline_names: Iterable[str] | None, groups: set[str], params: Mapping[str, Any]) -> str:
+def run_name(
+    pipeline_names: Iterable[str] | None, groups: set[str], params: Mapping[str, Any]
+) -> str:
     """``mkd 1/16 seed 0`` for a training run; ``<pipeline>: <what it worked on>`` otherwise."""
     names = list(pipeline_names or [DEFAULT_PIPELINE])
     label = pipeline_label(names)
@@ -121,15 +131,25 @@ def run_name(pipeline_names: Iterable[str] | None, groups: set[str], params: Map
     return f"{label}: {subject}"
 
 
-def run_description(pipeline_names: Iterable[str] | None, groups: set[str], params: Mapping[str, Any],
-                    metrics: Mapping[str, float] | None = None) -> str:
+def run_description(
+    pipeline_names: Iterable[str] | None,
+    groups: set[str],
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float] | None = None,
+) -> str:
     """One Markdown paragraph: what was trained on what, and the headline metric once it exists."""
     metrics = metrics or {}
     label = pipeline_label(pipeline_names)
     dataset = params.get("dataset") or {}
-    data_text = f"the `{dataset.get('source')}` dataset (`{dataset.get('root')}`)" if dataset else "the data"
+    data_text = (
+        f"the `{dataset.get('source')}` dataset (`{dataset.get('root')}`)"
+        if dataset
+        else "the data"
+    )
     if "training" not in groups or "comparison" in groups:
-        return f"Kedro pipeline `{label}` on {data_text}: {run_name(pipeline_names, groups, params)}."
+        return (
+            f"Kedro pipeline `{label}` on {data_text}: {run_name(pipeline_names, groups, params)}."
+        )
     training, splits = params.get("training") or {}, params.get("splits") or {}
     model = training.get("model") or {}
     method = str(training.get("method"))
@@ -137,10 +157,12 @@ def run_description(pipeline_names: Iterable[str] | None, groups: set[str], para
     if "n_labeled" in metrics and "n_unlabeled" in metrics:
         labeled, unlabeled = int(metrics["n_labeled"]), int(metrics["n_unlabeled"])
         counts = f" ({labeled} of {labeled + unlabeled} training images)"
-    text = (f"**{METHOD_TITLES.get(method, method)}** trained with {labels_phrase(splits.get('labeled'))}"
-            f"{counts} of {data_text}, seed {training.get('seed')}: {model.get('backbone')} DeepLabv3+, "
-            f"{training.get('iterations')} iterations, batch {training.get('batch_size')} labeled + "
-            f"{training.get('unlabeled_batch_size')} unlabeled. ")
+    text = (
+        f"**{METHOD_TITLES.get(method, method)}** trained with {labels_phrase(splits.get('labeled'))}"
+        f"{counts} of {data_text}, seed {training.get('seed')}: {model.get('backbone')} DeepLabv3+, "
+        f"{training.get('iterations')} iterations, batch {training.get('batch_size')} labeled + "
+        f"{training.get('unlabeled_batch_size')} unlabeled. "
+    )
     mode = (params.get("evaluation") or {}).get("mode", "whole")
     headline = HEADLINE_METRIC.format(mode=mode)
     if headline in metrics:

@@ -42,7 +42,9 @@ LOCAL_PROTOCOLS = frozenset({"file", ""})
 _INVALID_KEY_CHARS = re.compile(r"[^/\w.\- :]")
 
 
-def flatten_params(params: Mapping[str, Any], sep: str = PARAM_SEP, prefix: str = "") -> dict[str, Any]:
+def flatten_params(
+    params: Mapping[str, Any], sep: str = PARAM_SEP, prefix: str = ""
+) -> dict[str, Any]:
     """Flatten nested dicts into ``{"a.b.c": value}``; lists and scalars stay values.
 
     An empty dict is kept as ``{}`` so that its key still shows up in the run.
@@ -127,7 +129,9 @@ def is_history(dataset_name: str, data: Any) -> bool:
 def history_points(history: pd.DataFrame) -> list[tuple[str, float, int]]:
     """``(key, value, step)`` for every finite value of every numeric non-step column."""
     if STEP_COLUMN not in history.columns:
-        raise ValueError(f"a history table needs a {STEP_COLUMN!r} column, got {list(history.columns)}")
+        raise ValueError(
+            f"a history table needs a {STEP_COLUMN!r} column, got {list(history.columns)}"
+        )
     numeric = history.drop(columns=[STEP_COLUMN]).select_dtypes(include="number")
     steps = history[STEP_COLUMN].astype("int64").tolist()
     points: list[tuple[str, float, int]] = []

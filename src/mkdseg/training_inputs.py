@@ -21,7 +21,14 @@ from mkdseg.core.trainer import TrainData
 # Keys of the `training` block used by the pipeline, not by the trainer.
 PIPELINE_KEYS = ("gpus", "resume", "checkpoint_root")
 # Keys that do not change what a run computes: a resumed run may differ in them.
-RESUME_INSENSITIVE = ("iterations", "device", "num_workers", "log_every", "threads", "checkpoint_every")
+RESUME_INSENSITIVE = (
+    "iterations",
+    "device",
+    "num_workers",
+    "log_every",
+    "threads",
+    "checkpoint_every",
+)
 RUN_KEY_LENGTH = 12
 
 
@@ -35,14 +42,20 @@ def samples_for(manifest: pd.DataFrame, ids: Sequence[str], what: str) -> list[t
     table = manifest.set_index("id")
     missing = [i for i in ids if i not in table.index]
     if missing:
-        raise ValueError(f"{len(missing)} {what} id(s) are not in the manifest (e.g. {missing[:5]}); "
-                         "re-run the splits pipeline after changing the dataset")
+        raise ValueError(
+            f"{len(missing)} {what} id(s) are not in the manifest (e.g. {missing[:5]}); "
+            "re-run the splits pipeline after changing the dataset"
+        )
     rows = table.loc[list(ids)]
     return list(zip(rows["image_path"], rows["mask_path"], strict=True))
 
 
-def train_data(manifest: pd.DataFrame, class_metadata: dict[str, Any], labeled_ids: Sequence[str],
-               unlabeled_ids: Sequence[str]) -> TrainData:
+def train_data(
+    manifest: pd.DataFrame,
+    class_metadata: dict[str, Any],
+    labeled_ids: Sequence[str],
+    unlabeled_ids: Sequence[str],
+) -> TrainData:
     if not labeled_ids:
         raise ValueError("the labeled split is empty; check splits.labeled")
     return TrainData(
@@ -53,21 +66,37 @@ def train_data(manifest: pd.DataFrame, class_metadata: dict[str, Any], labeled_i
     )
 
 
-def run_key(cfg: TrainConfig, labeled_ids: Sequence[str], unlabeled_ids: Sequence[str],
-            class_metadata: dict[str, Any]) -> str:
+def run_key(
+    cfg: TrainConfig,
+    labeled_ids: Sequence[str],
+    unlabeled_ids: Sequence[str],
+    class_metadata: dict[str, Any],
+) -> str:
     """A short hash of everything that makes two runs compute the same thing (for resume):
     the configuration, both id lists and the dataset (source, root, classes)."""
     config = config_to_dict(cfg)
     for key in RESUME_INSENSITIVE:
         config.pop(key, None)
     dataset = {k: class_metadata.get(k) for k in ("source", "root", "names")}
-    payload = json.dumps({"config": config, "labeled": sorted(labeled_ids), "unlabeled": sorted(unlabeled_ids),
-                          "dataset": dataset}, sort_keys=True)
+    payload = json.dumps(
+        {
+            "config": config,
+            "labeled": sorted(labeled_ids),
+            "unlabeled": sorted(unlabeled_ids),
+            "dataset": dataset,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:RUN_KEY_LENGTH]
 
 
-def checkpoint_dir(training: dict[str, Any], cfg: TrainConfig, labeled_ids: Sequence[str],
-                   unlabeled_ids: Sequence[str], class_metadata: dict[str, Any]) -> Path:
+def checkpoint_dir(
+    training: dict[str, Any],
+    cfg: TrainConfig,
+    labeled_ids: Sequence[str],
+    unlabeled_ids: Sequence[str],
+    class_metadata: dict[str, Any],
+) -> Path:
     """``<checkpoint_root>/<method>-<run key>``: one folder per configuration and data."""
     key = run_key(cfg, labeled_ids, unlabeled_ids, class_metadata)
     return Path(training["checkpoint_root"]) / f"{cfg.method.name}-{key}"

@@ -105,7 +105,12 @@ def _palette(colours: Sequence[Sequence[int]], ignore_colour: Sequence[int]) -> 
     palette = np.zeros((UINT8_MAX + 1, 3), dtype=np.uint8)
     if colours:
         table = np.asarray(colours, dtype=np.int64).reshape(len(colours), -1)
-        if table.shape[1] != 3 or table.min() < 0 or table.max() > UINT8_MAX or len(table) > UINT8_MAX:
+        if (
+            table.shape[1] != 3
+            or table.min() < 0
+            or table.max() > UINT8_MAX
+            or len(table) > UINT8_MAX
+        ):
             raise ValueError("colours must be at most 255 RGB triples with values in 0..255")
         palette[: len(table)] = table
     palette[IGNORE_INDEX] = np.asarray(ignore_colour, dtype=np.uint8)

@@ -30,16 +30,31 @@ class KnownWarning:
 
 
 KNOWN_THIRD_PARTY_WARNINGS = (
-    KnownWarning(r"mlflow\.pyfunc\.utils\.data_validation$",
-                 r"(\x1b\[[0-9;]*m)?Add type hints to the `predict` method", UserWarning,
-                 "MLflow 3's notice for a PythonModel without type hints: kedro-mlflow's pipeline "
-                 "model, defined when the plugin is imported; this project logs no PythonModel"),
-    KnownWarning(r"kedro\.config\.omegaconf_config$", _OMEGACONF_RENAME, UserWarning,
-                 "OmegaConf renamed register_new_resolver; Kedro's config loader still calls the old name"),
-    KnownWarning(r"kedro_mlflow\.framework\.hooks\.mlflow_hook$", _OMEGACONF_RENAME, UserWarning,
-                 "the same rename, in kedro-mlflow's hook"),
-    KnownWarning(r"kedro_viz\.", r"ORJSONResponse is deprecated", UserWarning,
-                 "FastAPI's deprecation of a response class kedro-viz's API still imports"),
+    KnownWarning(
+        r"mlflow\.pyfunc\.utils\.data_validation$",
+        r"(\x1b\[[0-9;]*m)?Add type hints to the `predict` method",
+        UserWarning,
+        "MLflow 3's notice for a PythonModel without type hints: kedro-mlflow's pipeline "
+        "model, defined when the plugin is imported; this project logs no PythonModel",
+    ),
+    KnownWarning(
+        r"kedro\.config\.omegaconf_config$",
+        _OMEGACONF_RENAME,
+        UserWarning,
+        "OmegaConf renamed register_new_resolver; Kedro's config loader still calls the old name",
+    ),
+    KnownWarning(
+        r"kedro_mlflow\.framework\.hooks\.mlflow_hook$",
+        _OMEGACONF_RENAME,
+        UserWarning,
+        "the same rename, in kedro-mlflow's hook",
+    ),
+    KnownWarning(
+        r"kedro_viz\.",
+        r"ORJSONResponse is deprecated",
+        UserWarning,
+        "FastAPI's deprecation of a response class kedro-viz's API still imports",
+    ),
 )
 
 
@@ -65,6 +80,8 @@ def import_without(module: str, known: KnownWarning) -> None:
 def silence_known_third_party_warnings() -> None:
     """Ignore exactly the warnings of ``KNOWN_THIRD_PARTY_WARNINGS`` in this process."""
     for known in KNOWN_THIRD_PARTY_WARNINGS:
-        warnings.filterwarnings("ignore", message=known.message, category=known.category, module=known.module)
+        warnings.filterwarnings(
+            "ignore", message=known.message, category=known.category, module=known.module
+        )
     for module, known in QUIET_IMPORTS:
         import_without(module, known)

@@ -26,7 +26,7 @@ def write_tiny_dataset(root: Path, count: int, seed: int = 0) -> list[tuple[str,
         image = rng.integers(90, 160, (TINY_SIZE, TINY_SIZE, 3)).astype(np.uint8)
         mask = np.zeros((TINY_SIZE, TINY_SIZE), np.uint8)
         x0, y0 = rng.integers(0, TINY_SIZE // 2, 2)
-        mask[y0:y0 + 12, x0:x0 + 12] = 1
+        mask[y0 : y0 + 12, x0 : x0 + 12] = 1
         cx, cy = rng.integers(8, TINY_SIZE - 8, 2)
         mask[(xx - cx) ** 2 + (yy - cy) ** 2 < 36] = 2
         image[mask == 1] = 230
@@ -40,15 +40,31 @@ def write_tiny_dataset(root: Path, count: int, seed: int = 0) -> list[tuple[str,
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> TrainData:
     samples = write_tiny_dataset(tmp_path_factory.mktemp("tiny"), 8)
-    return TrainData(labeled=samples[:4], unlabeled=[s[0] for s in samples[4:]],
-                     mask_encoding=MaskEncoding(), num_classes=TINY_CLASSES)
+    return TrainData(
+        labeled=samples[:4],
+        unlabeled=[s[0] for s in samples[4:]],
+        mask_encoding=MaskEncoding(),
+        num_classes=TINY_CLASSES,
+    )
 
 
 def tiny_config(method: str = "mkd", **overrides: object):
     params = {
-        "method": method, "iterations": 3, "batch_size": 2, "unlabeled_batch_size": 2,
-        "device": "cpu", "precision": "fp32", "num_workers": 0, "checkpoint_every": 2, "seed": 0,
-        "model": {"backbone": "resnet18", "decoder_channels": 16, "aspp_channels": 16, "low_level_channels": 8},
+        "method": method,
+        "iterations": 3,
+        "batch_size": 2,
+        "unlabeled_batch_size": 2,
+        "device": "cpu",
+        "precision": "fp32",
+        "num_workers": 0,
+        "checkpoint_every": 2,
+        "seed": 0,
+        "model": {
+            "backbone": "resnet18",
+            "decoder_channels": 16,
+            "aspp_channels": 16,
+            "low_level_channels": 8,
+        },
         "optim": {"lr": 0.01},
         "augment": {"crop_size": TINY_SIZE},
     }

@@ -56,7 +56,9 @@ def test_replacing_a_file_takes_the_umask_mode_not_the_old_one(tmp_path: Path, u
 
 
 @posix_only
-def test_file_is_flushed_before_the_rename_and_the_folder_after(tmp_path: Path, monkeypatch) -> None:
+def test_file_is_flushed_before_the_rename_and_the_folder_after(
+    tmp_path: Path, monkeypatch
+) -> None:
     events: list[tuple[str, object]] = []
     real_fsync, real_replace = os.fsync, os.replace
     folder_inode = tmp_path.stat().st_ino
@@ -75,7 +77,11 @@ def test_file_is_flushed_before_the_rename_and_the_folder_after(tmp_path: Path, 
     atomic.atomic_write_bytes(tmp_path / "m.csv", b"id\n0\n")
 
     file_inode = (tmp_path / "m.csv").stat().st_ino
-    assert events == [("fsync file", file_inode), ("replace", file_inode), ("fsync folder", folder_inode)]
+    assert events == [
+        ("fsync file", file_inode),
+        ("replace", file_inode),
+        ("fsync folder", folder_inode),
+    ]
     assert (tmp_path / "m.csv").read_bytes() == b"id\n0\n"
 
 

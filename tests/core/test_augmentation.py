@@ -43,8 +43,14 @@ def _slow_photometric(img: torch.Tensor, prm: aug.PhotometricParams, b: int) -> 
         img = (img * prm.contrast[b]).clamp(0, 1)
     sat, hue = float(prm.saturation[b]), float(prm.hue[b])
     if do_s or do_h:
-        img = _hsv_pixelwise(img, lambda h, s, v: (
-            (h + hue) % 1.0 if do_h else h, min(max(s * sat, 0.0), 1.0) if do_s else s, v))
+        img = _hsv_pixelwise(
+            img,
+            lambda h, s, v: (
+                (h + hue) % 1.0 if do_h else h,
+                min(max(s * sat, 0.0), 1.0) if do_s else s,
+                v,
+            ),
+        )
     if do_c and not first:
         img = (img * prm.contrast[b]).clamp(0, 1)
     return img
@@ -71,8 +77,13 @@ def test_weak_hue_is_torchvision_adjust_hue_in_degrees() -> None:
     x = _images(b=2)
     degrees = torch.tensor([18.0, -7.5])
     prm = aug.PhotometricParams(
-        apply=torch.tensor([[False, False, False, True]] * 2), contrast_first=torch.tensor([True, True]),
-        brightness=torch.zeros(2), contrast=torch.ones(2), saturation=torch.ones(2), hue=degrees / 360)
+        apply=torch.tensor([[False, False, False, True]] * 2),
+        contrast_first=torch.tensor([True, True]),
+        brightness=torch.zeros(2),
+        contrast=torch.ones(2),
+        saturation=torch.ones(2),
+        hue=degrees / 360,
+    )
     y = aug.apply_photometric(x, prm)
     for b in range(2):
         ref = TF.adjust_hue(x[b], float(degrees[b]) / 360)
@@ -82,8 +93,9 @@ def test_weak_hue_is_torchvision_adjust_hue_in_degrees() -> None:
 def test_hsv_round_trip_and_colorsys() -> None:
     x = _images(b=1, h=6, w=6)
     hsv = aug.rgb_to_hsv(x)
-    ref = torch.tensor([[colorsys.rgb_to_hsv(*x[0, :, i, j].tolist()) for j in range(6)]
-                        for i in range(6)]).permute(2, 0, 1)
+    ref = torch.tensor(
+        [[colorsys.rgb_to_hsv(*x[0, :, i, j].tolist()) for j in range(6)] for i in range(6)]
+    ).permute(2, 0, 1)
     torch.testing.assert_close(hsv[0], ref.float(), atol=1e-6, rtol=0)
     torch.testing.assert_close(aug.hsv_to_rgb(hsv), x, atol=1e-6, rtol=0)
 
@@ -124,7 +136,9 @@ def test_gaussian_blur_matches_torchvision(sigma: float) -> None:
     x = _images(b=2, h=16, w=15)
     y = aug.gaussian_blur(x, torch.tensor([sigma, 1.0]))
     k = 2 * math.ceil(3 * sigma) + 1
-    torch.testing.assert_close(y[0], TF.gaussian_blur(x[0], [k, k], [sigma, sigma]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        y[0], TF.gaussian_blur(x[0], [k, k], [sigma, sigma]), atol=1e-5, rtol=0
+    )
     torch.testing.assert_close(y[1], TF.gaussian_blur(x[1], [7, 7], [1.0, 1.0]), atol=1e-5, rtol=0)
 
 
@@ -158,8 +172,9 @@ def test_strong_applies_exactly_the_chosen_op_per_sample() -> None:
     for b in range(10):
         one = torch.tensor([b])
         name = aug.STRONG_OPS[int(prm.op[b])]
-        torch.testing.assert_close(y[b:b + 1], aug._run_op(name, x[b:b + 1], prm, one), atol=1e-6,
-                                   rtol=0)
+        torch.testing.assert_close(
+            y[b : b + 1], aug._run_op(name, x[b : b + 1], prm, one), atol=1e-6, rtol=0
+        )
     out = aug.strong_augment(x, _gen(9))
     assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
 
@@ -203,7 +218,9 @@ def test_cuda_generator_and_cuda_images_match_cpu_application() -> None:
 
 
 def test_blur_range_is_the_releases_at_512_px_and_scales_with_the_crop() -> None:
-    assert aug.BlurRange.for_crop(512, 512) == aug.BlurRange(sigma=(0.1, 2.0), radius=(1, 3))  # kernel 3-7
+    assert aug.BlurRange.for_crop(512, 512) == aug.BlurRange(
+        sigma=(0.1, 2.0), radius=(1, 3)
+    )  # kernel 3-7
     assert aug.BlurRange.for_crop(64, 512) == aug.BlurRange(sigma=(0.0125, 0.25), radius=(1, 1))
     assert aug.BlurRange.for_crop(256, 512) == aug.BlurRange(sigma=(0.05, 1.0), radius=(1, 2))
     pixels = aug.BlurRange.for_crop(64, None)
@@ -224,4 +241,8 @@ def test_release_blur_draws_kernels_3_5_7_evenly_and_leaves_other_draws_alone() 
     assert counts.sub(1 / 3).abs().max() < 0.04 and prm.radius.min() == 1 and prm.radius.max() == 3
     assert 0.1 <= float(prm.sigma.min()) and float(prm.sigma.max()) <= 2.0
     pixels = aug.sample_strong_params(3000, _gen(8), torch.device("cpu"))
-    assert pixels.radius is None and torch.equal(pixels.op, prm.op) and torch.equal(pixels.jitter, prm.jitter)
+    assert (
+        pixels.radius is None
+        and torch.equal(pixels.op, prm.op)
+        and torch.equal(pixels.jitter, prm.jitter)
+    )

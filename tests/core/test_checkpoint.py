@@ -51,12 +51,16 @@ def test_rng_state_survives_a_safe_round_trip(tmp_path: Path) -> None:
     assert torch.equal(got[2], expected[2])
 
 
-def test_trainer_checkpoint_and_model_bundle_load_with_weights_only(tiny_data, tmp_path: Path) -> None:
+def test_trainer_checkpoint_and_model_bundle_load_with_weights_only(
+    tiny_data, tmp_path: Path
+) -> None:
     trainer = Trainer(tiny_config("mkd", iterations=2, checkpoint_every=2), TINY_CLASSES)
     result = trainer.fit(tiny_data, checkpoint_dir=tmp_path)
     state = torch.load(result.checkpoint, weights_only=True)
     assert state["iteration"] == 2 and [h["step"] for h in state["history"]] == [1.0, 2.0]
-    bundle = make_bundle(result.student, ModelConfig(), ["a", "b", "c"], [[0, 0, 0], [1, 1, 1], [2, 2, 2]])
+    bundle = make_bundle(
+        result.student, ModelConfig(), ["a", "b", "c"], [[0, 0, 0], [1, 1, 1], [2, 2, 2]]
+    )
     save_bundle(bundle, tmp_path / "student.pt")
     assert torch.load(tmp_path / "student.pt", weights_only=True)["class_names"] == ["a", "b", "c"]
     assert load_bundle(tmp_path / "student.pt")["format"] == bundle["format"]
@@ -82,20 +86,25 @@ def test_launch_job_and_result_files_hold_plain_values(tiny_data, tmp_path: Path
 
 def _two_checkpoints(tiny_data, folder: Path) -> None:
     """Checkpoints at iterations 2 and 4 of a 4-iteration run."""
-    Trainer(tiny_config("mkd", iterations=4, checkpoint_every=2), TINY_CLASSES).fit(tiny_data, checkpoint_dir=folder)
+    Trainer(tiny_config("mkd", iterations=4, checkpoint_every=2), TINY_CLASSES).fit(
+        tiny_data, checkpoint_dir=folder
+    )
 
 
 def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
-def test_resume_skips_a_corrupt_newest_checkpoint_with_a_warning(tiny_data, tmp_path: Path, caplog) -> None:
+def test_resume_skips_a_corrupt_newest_checkpoint_with_a_warning(
+    tiny_data, tmp_path: Path, caplog
+) -> None:
     _two_checkpoints(tiny_data, tmp_path)
     newest = tmp_path / checkpoint_name(4)
     _truncate(newest)
     with caplog.at_level(logging.WARNING, logger="mkdseg.core.checkpoint"):
         result = Trainer(tiny_config("mkd", iterations=5, checkpoint_every=2), TINY_CLASSES).fit(
-            tiny_data, checkpoint_dir=tmp_path, resume=True)
+            tiny_data, checkpoint_dir=tmp_path, resume=True
+        )
     assert result.resumed_from == 2 and result.iterations == 5
     skipped = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(skipped) == 1 and str(newest) in skipped[0]
@@ -106,7 +115,9 @@ def test_resume_fails_only_when_no_checkpoint_reads(tiny_data, tmp_path: Path) -
     for iteration in (2, 4):
         _truncate(tmp_path / checkpoint_name(iteration))
     with pytest.raises(ValueError, match=r"no checkpoint in .* could be read") as error:
-        Trainer(tiny_config("mkd", iterations=6), TINY_CLASSES).fit(tiny_data, checkpoint_dir=tmp_path, resume=True)
+        Trainer(tiny_config("mkd", iterations=6), TINY_CLASSES).fit(
+            tiny_data, checkpoint_dir=tmp_path, resume=True
+        )
     assert checkpoint_name(2) in str(error.value) and checkpoint_name(4) in str(error.value)
     assert "training.resume: false" in str(error.value)
 

@@ -5,28 +5,44 @@ import pytest
 from mkdseg.core.config import config_from_dict, config_to_dict
 
 
-@pytest.mark.parametrize(("method", "students", "teachers", "unlabeled"), [
-    ("supervised", 1, False, False), ("mean_teacher", 1, True, True), ("cps", 2, False, True), ("mkd", 2, True, True)])
+@pytest.mark.parametrize(
+    ("method", "students", "teachers", "unlabeled"),
+    [
+        ("supervised", 1, False, False),
+        ("mean_teacher", 1, True, True),
+        ("cps", 2, False, True),
+        ("mkd", 2, True, True),
+    ],
+)
 def test_methods_are_presets_of_one_configuration(method, students, teachers, unlabeled):
     cfg = config_from_dict({"method": method})
-    assert (cfg.num_students, cfg.uses_teachers, cfg.uses_unlabeled) == (students, teachers, unlabeled)
+    assert (cfg.num_students, cfg.uses_teachers, cfg.uses_unlabeled) == (
+        students,
+        teachers,
+        unlabeled,
+    )
 
 
 def test_mkd_ablation_switches_are_kept_and_round_trip():
-    cfg = config_from_dict({"method": "mkd", "mkd": {"teacher_term": False, "confidence_threshold": 0.95}})
+    cfg = config_from_dict(
+        {"method": "mkd", "mkd": {"teacher_term": False, "confidence_threshold": 0.95}}
+    )
     assert not cfg.uses_teachers and cfg.method.confidence_threshold == 0.95
     assert config_from_dict(config_to_dict(cfg)) == cfg
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"method": "fixmatch"}, "training.method must be one of"),
-    ({"mkd": {"lamda_end": 1}}, "training.mkd.lamda_end"),
-    ({"unlabeled_batch_size": 1}, "CutMix"),
-    ({"mkd": {"confidence_threshold": 1.5}}, "confidence_threshold"),
-    ({"precision": "fp8"}, "training.precision"),
-    ({"augment": {"strong_ops": {"greyscale": 0.5}}}, "training.augment.strong_ops"),
-    ({"augment": {"strong_ops": {"blur": 0.0}}}, "positive sum"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"method": "fixmatch"}, "training.method must be one of"),
+        ({"mkd": {"lamda_end": 1}}, "training.mkd.lamda_end"),
+        ({"unlabeled_batch_size": 1}, "CutMix"),
+        ({"mkd": {"confidence_threshold": 1.5}}, "confidence_threshold"),
+        ({"precision": "fp8"}, "training.precision"),
+        ({"augment": {"strong_ops": {"greyscale": 0.5}}}, "training.augment.strong_ops"),
+        ({"augment": {"strong_ops": {"blur": 0.0}}}, "positive sum"),
+    ],
+)
 def test_bad_parameters_name_what_to_fix(params, message):
     with pytest.raises(ValueError, match=message):
         config_from_dict(params)
@@ -40,20 +56,41 @@ def test_strong_ops_default_to_the_spec_and_leave_out_what_is_not_named():
 
 
 def test_baseline_presets_carry_their_published_values():
-    mt = config_from_dict({"method": "mean_teacher", "mkd": {"ema_momentum_end": 0.6, "weight_teacher": 1.5}})
-    assert (mt.method.ema_momentum_end, mt.method.confidence_threshold, mt.method.threshold_average,
-            mt.method.weight_teacher, mt.method.mixed_view, mt.method.consistency_scale) == (
-        0.99, 0.95, "valid", 1.0, "strong", 4.0)
-    cps = config_from_dict({"method": "cps", "mkd": {"weight_student": 2.0, "consistency_scale": 0.5}})
-    assert (cps.method.cps_targets, cps.method.mixed_view, cps.method.weight_student,
-            cps.method.consistency_scale, cps.uses_teachers) == ("unmixed", "weak", 1.0, 4.0, False)
+    mt = config_from_dict(
+        {"method": "mean_teacher", "mkd": {"ema_momentum_end": 0.6, "weight_teacher": 1.5}}
+    )
+    assert (
+        mt.method.ema_momentum_end,
+        mt.method.confidence_threshold,
+        mt.method.threshold_average,
+        mt.method.weight_teacher,
+        mt.method.mixed_view,
+        mt.method.consistency_scale,
+    ) == (0.99, 0.95, "valid", 1.0, "strong", 4.0)
+    cps = config_from_dict(
+        {"method": "cps", "mkd": {"weight_student": 2.0, "consistency_scale": 0.5}}
+    )
+    assert (
+        cps.method.cps_targets,
+        cps.method.mixed_view,
+        cps.method.weight_student,
+        cps.method.consistency_scale,
+        cps.uses_teachers,
+    ) == ("unmixed", "weak", 1.0, 4.0, False)
     mkd = config_from_dict({"method": "mkd"})
-    assert (mkd.method.cps_targets, mkd.method.ema_momentum_end, mkd.method.weight_student) == ("mixed", 0.6, 1.0)
+    assert (mkd.method.cps_targets, mkd.method.ema_momentum_end, mkd.method.weight_student) == (
+        "mixed",
+        0.6,
+        1.0,
+    )
 
 
 def test_a_methods_block_overrides_its_published_values_but_not_its_defining_switches():
-    params = {"method": "mean_teacher", "mean_teacher": {"ema_momentum_end": 0.6, "threshold_average": "kept"},
-              "cps": {"weight_student": 3.0}}  # another method's block is not used
+    params = {
+        "method": "mean_teacher",
+        "mean_teacher": {"ema_momentum_end": 0.6, "threshold_average": "kept"},
+        "cps": {"weight_student": 3.0},
+    }  # another method's block is not used
     cfg = config_from_dict(params)
     assert (cfg.method.ema_momentum_end, cfg.method.threshold_average) == (0.6, "kept")
     assert config_from_dict(config_to_dict(cfg)) == cfg
@@ -72,14 +109,17 @@ def test_aspp_rates_are_resolved_from_the_rule_and_the_crop():
     assert explicit.model.aspp_rates == (2, 4)
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"mkd": {"threshold_average": "all"}}, "training.mkd.threshold_average"),
-    ({"mkd": {"target_mixing": "image"}}, "training.mkd.target_mixing"),
-    ({"mkd": {"label_sampling": "middle"}}, "training.mkd.label_sampling"),
-    ({"mkd": {"consistency_scale": 5}}, "training.mkd.consistency_scale"),
-    ({"model": {"aspp_rule": "clip"}}, "training.model.aspp_rule"),
-    ({"augment": {"blur_reference_crop": 0}}, "training.augment.blur_reference_crop"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"mkd": {"threshold_average": "all"}}, "training.mkd.threshold_average"),
+        ({"mkd": {"target_mixing": "image"}}, "training.mkd.target_mixing"),
+        ({"mkd": {"label_sampling": "middle"}}, "training.mkd.label_sampling"),
+        ({"mkd": {"consistency_scale": 5}}, "training.mkd.consistency_scale"),
+        ({"model": {"aspp_rule": "clip"}}, "training.model.aspp_rule"),
+        ({"augment": {"blur_reference_crop": 0}}, "training.augment.blur_reference_crop"),
+    ],
+)
 def test_issue_12_switches_are_validated(params, message):
     with pytest.raises(ValueError, match=message):
         config_from_dict(params)

@@ -25,7 +25,9 @@ def _setup():
 
 def test_student_one_is_taught_by_teacher_two_and_vice_versa():
     students, teachers, ignore, t1, t2 = _setup()
-    res = consistency_losses(students, teachers, [torch.ones(2, H, W)] * 2, ignore, None, student_term=False)
+    res = consistency_losses(
+        students, teachers, [torch.ones(2, H, W)] * 2, ignore, None, student_term=False
+    )
     res.loss_st.backward()
     n = t1.numel()
     # d CE / d z = (softmax(z) - onehot(target)) / n ; students are uniform.
@@ -46,12 +48,16 @@ def test_students_teach_each_other_without_threshold():
     torch.testing.assert_close(res.loss_ss, expected)
     assert float(res.loss_st) == 0.0
     res.loss_ss.backward()  # gradient reaches each student only through its own logits
-    torch.testing.assert_close(s1.grad, torch.autograd.grad(F.cross_entropy(s1, s2.argmax(1)), s1)[0])
+    torch.testing.assert_close(
+        s1.grad, torch.autograd.grad(F.cross_entropy(s1, s2.argmax(1)), s1)[0]
+    )
 
 
 def test_single_branch_student_learns_from_its_own_teacher():
     students, teachers, ignore, t1, _ = _setup()
-    res = consistency_losses(students[:1], teachers[:1], [torch.ones(2, H, W)], ignore, None, student_term=True)
+    res = consistency_losses(
+        students[:1], teachers[:1], [torch.ones(2, H, W)], ignore, None, student_term=True
+    )
     torch.testing.assert_close(res.loss_st, F.cross_entropy(students[0], t1))
     assert float(res.loss_ss) == 0.0
 
@@ -60,7 +66,9 @@ def test_threshold_drops_unconfident_teacher_pixels():
     students, teachers, ignore, t1, t2 = _setup()
     confidence = torch.full((2, H, W), 0.5)
     confidence[0, 0, 0] = 0.99  # only one pixel of teacher 2 is confident
-    res = consistency_losses(students, teachers, [torch.ones(2, H, W), confidence], ignore, 0.95, False)
+    res = consistency_losses(
+        students, teachers, [torch.ones(2, H, W), confidence], ignore, 0.95, False
+    )
     only = F.cross_entropy(students[0][:1, :, :1, :1], t2[:1, :1, :1])
     torch.testing.assert_close(res.loss_st, only + F.cross_entropy(students[1], t1))
 
@@ -72,9 +80,13 @@ def test_optional_student_threshold_keeps_only_the_other_students_confident_pixe
     conf1, conf2 = torch.full((2, H, W), 0.5), torch.full((2, H, W), 0.5)
     conf2[1, 2, 2] = 0.97  # student 2 is confident at one pixel, student 1 nowhere
     res = consistency_losses([s1, s2], [], [], ignore, None, True, [conf1, conf2], 0.95)
-    torch.testing.assert_close(res.loss_ss, F.cross_entropy(s1[1:, :, 2:, 2:], s2[1:, :, 2:, 2:].argmax(1)))
+    torch.testing.assert_close(
+        res.loss_ss, F.cross_entropy(s1[1:, :, 2:, 2:], s2[1:, :, 2:, 2:].argmax(1))
+    )
     off = consistency_losses([s1, s2], [], [], ignore, None, True, [conf1, conf2], None)
-    torch.testing.assert_close(off.loss_ss, F.cross_entropy(s1, s2.argmax(1)) + F.cross_entropy(s2, s1.argmax(1)))
+    torch.testing.assert_close(
+        off.loss_ss, F.cross_entropy(s1, s2.argmax(1)) + F.cross_entropy(s2, s1.argmax(1))
+    )
 
 
 def test_teacher_diagnostics_agreement_and_confidence():
@@ -83,7 +95,9 @@ def test_teacher_diagnostics_agreement_and_confidence():
     z2 = _logits_for(torch.tensor([[[0, 1], [2, 0]]]), 100.0)
     confidence = [z.softmax(1).max(1).values for z in (z1, z2)]
     predictions = [z.argmax(1) for z in (z1, z2)]
-    out = teacher_diagnostics(confidence, predictions, torch.ones(1, 2, 2, dtype=torch.bool), 0.95, n_labeled=0)
+    out = teacher_diagnostics(
+        confidence, predictions, torch.ones(1, 2, 2, dtype=torch.bool), 0.95, n_labeled=0
+    )
     assert out["teacher_agreement"] == 0.75
     assert abs(out["teacher_confidence"] - 1.0) < 1e-6
     assert out["confident_share"] == 1.0
@@ -92,7 +106,9 @@ def test_teacher_diagnostics_agreement_and_confidence():
 def test_resolution_helpers_resize_logits_bilinearly_and_labels_nearest():
     from mkdseg.core.consistency import labels_to_resolution, to_resolution
 
-    torch.testing.assert_close(to_resolution(torch.ones(1, 2, 8, 8), (4, 4)), torch.ones(1, 2, 4, 4))
+    torch.testing.assert_close(
+        to_resolution(torch.ones(1, 2, 8, 8), (4, 4)), torch.ones(1, 2, 4, 4)
+    )
     labels = torch.tensor([[[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 255, 255], [2, 2, 255, 255]]])
     small = labels_to_resolution(labels, (2, 2))
     assert small.dtype == labels.dtype and small.tolist() == [[[0, 1], [2, 255]]]
@@ -139,7 +155,9 @@ def test_decoder_mixing_mixes_outputs_at_decoder_resolution_then_resizes_bilinea
     z = torch.randn(3, 5, 8, 8, generator=g)
     mixer = TargetMixer(mask, decoder=(8, 8), grid=(4, 4), mixing="decoder")
     m = F.interpolate(mask, size=(8, 8), mode="nearest")
-    expected = F.interpolate(m * z + (1 - m) * z.roll(1, 0), size=(4, 4), mode="bilinear", align_corners=False)
+    expected = F.interpolate(
+        m * z + (1 - m) * z.roll(1, 0), size=(4, 4), mode="bilinear", align_corners=False
+    )
     torch.testing.assert_close(mixer.mix(z), expected)
     grid = TargetMixer(mask, decoder=(8, 8), grid=(4, 4), mixing="grid")
     small = F.interpolate(z, size=(4, 4), mode="bilinear", align_corners=False)
@@ -202,8 +220,9 @@ def test_cps_student_learns_the_other_students_unmixed_prediction_on_unlabeled_p
     ignore = torch.zeros(n_l + n_u, H, W, dtype=torch.bool)
     student_ignore = ignore.clone()
     student_ignore[:n_l] = True  # TorchSemiSeg CPS+CutMix: the unlabeled (mixed) images only
-    res = consistency_losses(students, [], [], ignore, None, True, student_targets=targets,
-                             student_ignore=student_ignore)
+    res = consistency_losses(
+        students, [], [], ignore, None, True, student_targets=targets, student_ignore=student_ignore
+    )
     res.loss_ss.backward()
     n = n_u * H * W
     onehot = F.one_hot(target_2, C).permute(0, 3, 1, 2).float()
@@ -217,8 +236,12 @@ def test_valid_average_divides_thresholded_l_st_by_all_valid_pixels():
     students, teachers, ignore, t1, t2 = _setup()
     confidence = torch.full((2, H, W), 0.5)
     confidence[0, 0, 0] = 0.99
-    kept = consistency_losses(students[:1], teachers[1:], [confidence], ignore, 0.95, False, average="kept")
-    valid = consistency_losses(students[:1], teachers[1:], [confidence], ignore, 0.95, False, average="valid")
+    kept = consistency_losses(
+        students[:1], teachers[1:], [confidence], ignore, 0.95, False, average="kept"
+    )
+    valid = consistency_losses(
+        students[:1], teachers[1:], [confidence], ignore, 0.95, False, average="valid"
+    )
     only = F.cross_entropy(students[0][:1, :, :1, :1], t2[:1, :1, :1])
     torch.testing.assert_close(kept.loss_st, only)
     torch.testing.assert_close(valid.loss_st, only / t2.numel())

@@ -18,7 +18,9 @@ class Oracle(nn.Module):
 
     def forward(self, x):
         gray = x.mean(1, keepdim=True)  # normalised by Segmenter; thresholds in that space
-        logits = torch.cat([torch.zeros_like(gray), (gray > 1.5).float() * 10, (gray < -1.5).float() * 10], 1)
+        logits = torch.cat(
+            [torch.zeros_like(gray), (gray > 1.5).float() * 10, (gray < -1.5).float() * 10], 1
+        )
         return SegOutput(logits, logits)
 
 
@@ -37,8 +39,12 @@ def test_metric_names_carry_the_mode():
 
     result = EvalResult(0.5, 0.9, np.array([0.4, np.nan, 0.6]), np.zeros((3, 3), np.int64))
     names = named_metrics(result, ["bg", "cat", "dog"], "sliding")
-    assert names == {"val_mIoU_sliding": 0.5, "val_pixel_acc_sliding": 0.9,
-                     "val_IoU_sliding.bg": 0.4, "val_IoU_sliding.dog": 0.6}
+    assert names == {
+        "val_mIoU_sliding": 0.5,
+        "val_pixel_acc_sliding": 0.9,
+        "val_IoU_sliding.bg": 0.4,
+        "val_IoU_sliding.dog": 0.6,
+    }
 
 
 def test_bf16_evaluation_runs_the_model_under_autocast_and_scores_in_fp32(tmp_path):
@@ -47,13 +53,19 @@ def test_bf16_evaluation_runs_the_model_under_autocast_and_scores_in_fp32(tmp_pa
 
     class Recorder(Oracle):
         def forward(self, x):
-            seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+            seen.append(
+                torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
+            )
             return super().forward(x)
 
-    result = evaluate(Segmenter(Recorder()), samples, MaskEncoding(), 3, EvalSettings("whole", precision="bf16"))
+    result = evaluate(
+        Segmenter(Recorder()), samples, MaskEncoding(), 3, EvalSettings("whole", precision="bf16")
+    )
     assert seen == [torch.bfloat16, torch.bfloat16] and result.miou == 1.0
     seen.clear()
-    evaluate(Segmenter(Recorder()), samples, MaskEncoding(), 3, EvalSettings("whole", precision="fp32"))
+    evaluate(
+        Segmenter(Recorder()), samples, MaskEncoding(), 3, EvalSettings("whole", precision="fp32")
+    )
     assert seen == [None, None]
 
 

@@ -102,8 +102,9 @@ def test_augmentation_table_matches_triple_loop() -> None:
     var = torch.rand(C, A, generator=_gen(4)) * 2
     table = augmentation_table(w, var, 1.5)
     assert table.shape == (C, C)
-    torch.testing.assert_close(table.double(), _naive_table(w.double(), var.double(), 1.5),
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        table.double(), _naive_table(w.double(), var.double(), 1.5), atol=1e-5, rtol=1e-5
+    )
     assert torch.equal(table.diagonal(), torch.zeros(C))
 
 
@@ -123,8 +124,9 @@ def test_augment_logits_matches_per_pixel_formula() -> None:
                 if y == 255:
                     expected = z
                 else:
-                    expected = torch.stack([z[c] + lam / 2 * ((w[c] - w[y]) ** 2 * var[y]).sum()
-                                            for c in range(C)])
+                    expected = torch.stack(
+                        [z[c] + lam / 2 * ((w[c] - w[y]) ** 2 * var[y]).sum() for c in range(C)]
+                    )
                 torch.testing.assert_close(out[b, :, i, j], expected, atol=1e-5, rtol=1e-5)
     out.sum().backward()
     assert torch.equal(logits.grad, torch.ones_like(logits))
@@ -147,7 +149,9 @@ def _rank_worker(rank: int, port: int, queue) -> None:
             stats.update(feats, labels)
         # numpy arrays travel by value: torch tensors would be shared through file descriptors
         # that vanish when this process exits before the parent reads them (seen on a slow CPU)
-        queue.put((rank, stats.mean.numpy().copy(), stats.var.numpy().copy(), stats.count.numpy().copy()))
+        queue.put(
+            (rank, stats.mean.numpy().copy(), stats.var.numpy().copy(), stats.count.numpy().copy())
+        )
     finally:
         dist.destroy_process_group()
 
@@ -159,8 +163,10 @@ def test_distributed_update_keeps_ranks_identical_and_equal_to_the_union() -> No
     procs = [ctx.Process(target=_rank_worker, args=(r, port, queue)) for r in range(2)]
     for p in procs:
         p.start()
-    results = {r: tuple(torch.from_numpy(x) for x in (m, v, n))
-               for r, m, v, n in (queue.get(timeout=120) for _ in procs)}
+    results = {
+        r: tuple(torch.from_numpy(x) for x in (m, v, n))
+        for r, m, v, n in (queue.get(timeout=120) for _ in procs)
+    }
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
@@ -187,7 +193,9 @@ def test_cuda_matches_cpu() -> None:
     logits = torch.randn(2, C, 3, 3, generator=_gen(10))
     labels = torch.randint(0, C, (2, 3, 3), generator=_gen(11))
     ref = augment_logits(logits, labels, augmentation_table(w, cpu.var.float(), 1.0))
-    out = augment_logits(logits.cuda(), labels.cuda(), augmentation_table(w.cuda(), gpu.var.float(), 1.0))
+    out = augment_logits(
+        logits.cuda(), labels.cuda(), augmentation_table(w.cuda(), gpu.var.float(), 1.0)
+    )
     torch.testing.assert_close(out.cpu(), ref, atol=1e-5, rtol=1e-5)
 
 
@@ -198,4 +206,6 @@ def test_non_finite_features_do_not_poison_the_statistics():
     stats.update(torch.tensor([[float("nan"), 0.0], [5.0, 6.0]]), torch.tensor([0, 2]))
     assert torch.isfinite(stats.var).all() and torch.isfinite(stats.mean).all()
     assert torch.equal(stats.mean[0], before["mean"][0]) and stats.count[0] == before["count"][0]
-    assert stats.count[2] == 1 and torch.equal(stats.mean[2], torch.tensor([5.0, 6.0], dtype=stats.mean.dtype))
+    assert stats.count[2] == 1 and torch.equal(
+        stats.mean[2], torch.tensor([5.0, 6.0], dtype=stats.mean.dtype)
+    )

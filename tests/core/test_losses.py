@@ -25,8 +25,13 @@ def test_supervised_ce_upsamples_and_averages_non_ignored() -> None:
     labels[0, :3] = 255
     loss = supervised_ce(logits, labels)
     up = F.interpolate(logits, size=(8, 8), mode="bilinear", align_corners=False)
-    terms = [_pixel_ce(up[b, :, i, j], int(labels[b, i, j]))
-             for b in range(2) for i in range(8) for j in range(8) if labels[b, i, j] != 255]
+    terms = [
+        _pixel_ce(up[b, :, i, j], int(labels[b, i, j]))
+        for b in range(2)
+        for i in range(8)
+        for j in range(8)
+        if labels[b, i, j] != 255
+    ]
     torch.testing.assert_close(loss, torch.stack(terms).mean())
     loss.backward()
     assert torch.isfinite(logits.grad).all()
@@ -49,8 +54,13 @@ def test_pseudo_label_ce_masks_and_threshold() -> None:
     loss, share = pseudo_label_ce(student, teacher, ignore, conf, 0.5)
     keep = ~ignore & (conf >= 0.5)
     target = teacher.argmax(1)
-    terms = [_pixel_ce(student[b, :, i, j], int(target[b, i, j]))
-             for b in range(2) for i in range(3) for j in range(3) if keep[b, i, j]]
+    terms = [
+        _pixel_ce(student[b, :, i, j], int(target[b, i, j]))
+        for b in range(2)
+        for i in range(3)
+        for j in range(3)
+        if keep[b, i, j]
+    ]
     torch.testing.assert_close(loss, torch.stack(terms).mean())
     assert share.item() == pytest.approx(keep.float().mean().item())
     loss.backward()
@@ -61,7 +71,9 @@ def test_pseudo_label_ce_masks_and_threshold() -> None:
 
 def test_pseudo_label_ce_nothing_kept_and_errors() -> None:
     student = torch.randn(1, 3, 2, 2)
-    loss, share = pseudo_label_ce(student, student, torch.ones(1, 2, 2, dtype=torch.bool), None, None)
+    loss, share = pseudo_label_ce(
+        student, student, torch.ones(1, 2, 2, dtype=torch.bool), None, None
+    )
     assert loss.item() == 0.0 and share.item() == 0.0
     with pytest.raises(ValueError, match="confidence"):
         pseudo_label_ce(student, student, None, None, 0.9)
@@ -79,10 +91,17 @@ def test_pseudo_label_ce_valid_average_counts_dropped_pixels_as_zero() -> None:
     valid, share = pseudo_label_ce(student, teacher, ignore, conf, 0.5, average="valid")
     keep = ~ignore & (conf >= 0.5)
     target = teacher.argmax(1)
-    total = sum(_pixel_ce(student[b, :, i, j], int(target[b, i, j]))
-                for b in range(2) for i in range(3) for j in range(3) if keep[b, i, j])
+    total = sum(
+        _pixel_ce(student[b, :, i, j], int(target[b, i, j]))
+        for b in range(2)
+        for i in range(3)
+        for j in range(3)
+        if keep[b, i, j]
+    )
     torch.testing.assert_close(kept, total / keep.sum())
     torch.testing.assert_close(valid, total / 9)
-    assert 0 < keep.sum() < 9  # the two averages differ exactly by the kept share of the valid pixels
+    assert (
+        0 < keep.sum() < 9
+    )  # the two averages differ exactly by the kept share of the valid pixels
     with pytest.raises(ValueError, match="average"):
         pseudo_label_ce(student, teacher, ignore, conf, 0.5, average="all")

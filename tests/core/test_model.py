@@ -184,8 +184,16 @@ def test_narrow_model_learns_on_cpu() -> None:
 def test_aspp_rate_rules() -> None:
     from mkdseg.core.model import aspp_rates_for
 
-    assert aspp_rates_for("fixed", 64, 16) == (6, 12, 18) and aspp_rates_for("fixed", 64, 8) == (12, 24, 36)
-    assert aspp_rates_for("feature_map", 512, 16) == (6, 12, 18)  # the release's crop: the release's rates
+    assert aspp_rates_for("fixed", 64, 16) == (6, 12, 18) and aspp_rates_for("fixed", 64, 8) == (
+        12,
+        24,
+        36,
+    )
+    assert aspp_rates_for("feature_map", 512, 16) == (
+        6,
+        12,
+        18,
+    )  # the release's crop: the release's rates
     assert aspp_rates_for("feature_map", 512, 8) == (12, 24, 36)
     assert aspp_rates_for("feature_map", 64, 16) == (1, 2, 3)  # 4 x 4 map
     assert aspp_rates_for("feature_map", 64, 8) == (2, 3, 5)  # 8 x 8 map

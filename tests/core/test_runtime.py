@@ -12,14 +12,17 @@ CPU = torch.device("cpu")
 
 
 @pytest.mark.parametrize(("native", "expected"), [(True, torch.bfloat16), (False, None)])
-def test_auto_picks_bf16_only_on_a_cpu_with_native_bf16(monkeypatch: pytest.MonkeyPatch, native: bool,
-                                                        expected: torch.dtype | None) -> None:
+def test_auto_picks_bf16_only_on_a_cpu_with_native_bf16(
+    monkeypatch: pytest.MonkeyPatch, native: bool, expected: torch.dtype | None
+) -> None:
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native)
     assert resolve_precision("auto", CPU) is expected
 
 
 @pytest.mark.parametrize("native", [True, False])
-def test_explicit_precisions_are_respected_on_the_cpu(monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
+def test_explicit_precisions_are_respected_on_the_cpu(
+    monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native)
     assert resolve_precision("fp32", CPU) is None
     assert resolve_precision("bf16", CPU) is torch.bfloat16
@@ -27,7 +30,9 @@ def test_explicit_precisions_are_respected_on_the_cpu(monkeypatch: pytest.Monkey
         resolve_precision("fp16", CPU)
 
 
-def test_bf16_on_a_cpu_without_it_warns(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_bf16_on_a_cpu_without_it_warns(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
     resolve_precision("bf16", CPU)
     assert "no native bf16" in caplog.text
@@ -41,12 +46,17 @@ def test_auto_on_cuda_picks_bf16_where_supported(monkeypatch: pytest.MonkeyPatch
     assert resolve_precision("auto", cuda) is torch.float16
 
 
-@pytest.mark.parametrize(("flags", "expected"), [
-    ({"_is_avx512_bf16_supported": True, "_is_amx_tile_supported": False}, True),
-    ({"_is_avx512_bf16_supported": False, "_is_amx_tile_supported": True}, True),
-    ({"_is_avx512_bf16_supported": False, "_is_amx_tile_supported": False}, False),
-])
-def test_native_bf16_is_read_from_the_x86_isa(monkeypatch: pytest.MonkeyPatch, flags: dict, expected: bool) -> None:
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ({"_is_avx512_bf16_supported": True, "_is_amx_tile_supported": False}, True),
+        ({"_is_avx512_bf16_supported": False, "_is_amx_tile_supported": True}, True),
+        ({"_is_avx512_bf16_supported": False, "_is_amx_tile_supported": False}, False),
+    ],
+)
+def test_native_bf16_is_read_from_the_x86_isa(
+    monkeypatch: pytest.MonkeyPatch, flags: dict, expected: bool
+) -> None:
     monkeypatch.setattr(runtime.platform, "machine", lambda: "x86_64")
     for name, value in flags.items():
         monkeypatch.setattr(torch.cpu, name, lambda value=value: value, raising=False)

@@ -12,7 +12,7 @@ from mkdseg.core.schedules import feature_aug_lambda, poly_lr
 def test_poly_lr() -> None:
     assert poly_lr(0.01, 0, 100) == 0.01
     assert poly_lr(0.01, 100, 100) == 0.0
-    assert poly_lr(0.01, 50, 100) == pytest.approx(0.01 * 0.5 ** 0.9)
+    assert poly_lr(0.01, 50, 100) == pytest.approx(0.01 * 0.5**0.9)
     assert poly_lr(0.01, 50, 100, power=1.0) == pytest.approx(0.005)
     assert poly_lr(0.01, 100, 100, min_lr=1e-4) == pytest.approx(1e-4)
     with pytest.raises(ValueError, match="iteration must be in"):

@@ -26,12 +26,26 @@ def test_every_method_trains(method, tiny_data):
     assert result.iterations == 2 and len(result.history) == 2
     last = result.history[-1]
     assert torch.isfinite(torch.tensor(last["loss"]))
-    expected = {"supervised": set(),
-                "mean_teacher": {"loss_st", "ema_momentum", "teacher_confidence", "target_alignment",
-                                 "kept_share_st_background", "kept_share_st_objects"},
-                "cps": {"loss_ss", "target_alignment"},
-                "mkd": {"loss_st", "loss_ss", "teacher_agreement", "lambda", "target_alignment",
-                        "kept_share_st_background"}}[method]
+    expected = {
+        "supervised": set(),
+        "mean_teacher": {
+            "loss_st",
+            "ema_momentum",
+            "teacher_confidence",
+            "target_alignment",
+            "kept_share_st_background",
+            "kept_share_st_objects",
+        },
+        "cps": {"loss_ss", "target_alignment"},
+        "mkd": {
+            "loss_st",
+            "loss_ss",
+            "teacher_agreement",
+            "lambda",
+            "target_alignment",
+            "kept_share_st_background",
+        },
+    }[method]
     assert expected <= set(last)
     assert ("target_alignment" in last) == (method != "supervised")
     assert len(trainer.students) == (1 if method in ("supervised", "mean_teacher") else 2)
@@ -93,7 +107,12 @@ def test_resume_is_exact(tiny_data, tmp_path):
     resumed = Trainer(tiny_config("mkd", iterations=4, checkpoint_every=2), TINY_CLASSES)
     result = resumed.fit(tiny_data, checkpoint_dir=tmp_path, resume=True)
     assert result.iterations == 4 and result.resumed_from == 2
-    assert [h["step"] for h in result.history] == [1.0, 2.0, 3.0, 4.0]  # the curves survive the interruption
+    assert [h["step"] for h in result.history] == [
+        1.0,
+        2.0,
+        3.0,
+        4.0,
+    ]  # the curves survive the interruption
     a, b = _all_state(straight), _all_state(resumed)
     assert a.keys() == b.keys()
     for key in a:
@@ -101,9 +120,13 @@ def test_resume_is_exact(tiny_data, tmp_path):
 
 
 def test_resume_past_the_end_says_what_to_change(tiny_data, tmp_path):
-    Trainer(tiny_config("mkd", iterations=4, checkpoint_every=4), TINY_CLASSES).fit(tiny_data, checkpoint_dir=tmp_path)
+    Trainer(tiny_config("mkd", iterations=4, checkpoint_every=4), TINY_CLASSES).fit(
+        tiny_data, checkpoint_dir=tmp_path
+    )
     with pytest.raises(ValueError, match="past training.iterations=2"):
-        Trainer(tiny_config("mkd", iterations=2), TINY_CLASSES).fit(tiny_data, checkpoint_dir=tmp_path, resume=True)
+        Trainer(tiny_config("mkd", iterations=2), TINY_CLASSES).fit(
+            tiny_data, checkpoint_dir=tmp_path, resume=True
+        )
 
 
 def test_resume_refuses_a_different_configuration(tiny_data, tmp_path):
@@ -117,8 +140,12 @@ def test_resume_refuses_a_different_configuration(tiny_data, tmp_path):
 
 
 def test_nonfinite_losses_are_skipped_then_stop(tiny_data, monkeypatch):
-    monkeypatch.setattr(trainer_module, "supervised_ce", lambda logits, labels: logits.sum() * float("nan"))
-    trainer = Trainer(tiny_config("supervised", iterations=10, max_nonfinite_in_row=3), TINY_CLASSES)
+    monkeypatch.setattr(
+        trainer_module, "supervised_ce", lambda logits, labels: logits.sum() * float("nan")
+    )
+    trainer = Trainer(
+        tiny_config("supervised", iterations=10, max_nonfinite_in_row=3), TINY_CLASSES
+    )
     before = {k: v.clone() for k, v in trainer.students[0].state_dict().items()}
     with pytest.raises(TrainingDivergedError, match="max_nonfinite_in_row=3"):
         trainer.fit(tiny_data)
@@ -129,10 +156,21 @@ def test_nonfinite_losses_are_skipped_then_stop(tiny_data, monkeypatch):
 
 def test_callback_receives_every_logged_metric(tiny_data):
     seen = []
-    Trainer(tiny_config("mkd", iterations=2), TINY_CLASSES).fit(tiny_data, callback=lambda i, m: seen.append((i, m)))
+    Trainer(tiny_config("mkd", iterations=2), TINY_CLASSES).fit(
+        tiny_data, callback=lambda i, m: seen.append((i, m))
+    )
     assert [i for i, _ in seen] == [1, 2]
-    assert {"loss", "lr", "lambda", "ema_momentum", "teacher_confidence", "confident_share",
-            "teacher_agreement", "images_per_s", "peak_memory_mb"} <= set(seen[0][1])
+    assert {
+        "loss",
+        "lr",
+        "lambda",
+        "ema_momentum",
+        "teacher_confidence",
+        "confident_share",
+        "teacher_agreement",
+        "images_per_s",
+        "peak_memory_mb",
+    } <= set(seen[0][1])
 
 
 @pytest.mark.parametrize("method", ["mean_teacher", "cps"])
@@ -160,8 +198,12 @@ def test_student_threshold_changes_only_the_student_term(tiny_data):
         return Trainer(cfg, TINY_CLASSES).fit(tiny_data).history[0]
 
     off, on = first_step(None), first_step(0.99)
-    assert on["loss_st"] == pytest.approx(off["loss_st"]) and on["loss_sup"] == pytest.approx(off["loss_sup"])
-    assert on["loss_ss"] != pytest.approx(off["loss_ss"])  # unsure pixels of the other student drop out
+    assert on["loss_st"] == pytest.approx(off["loss_st"]) and on["loss_sup"] == pytest.approx(
+        off["loss_sup"]
+    )
+    assert on["loss_ss"] != pytest.approx(
+        off["loss_ss"]
+    )  # unsure pixels of the other student drop out
 
 
 def test_network_pair_runs_each_view_in_its_own_pass():
@@ -220,32 +262,50 @@ def _capture_step(trainer: Trainer, monkeypatch) -> dict:
     return seen
 
 
-def test_cps_student_learns_the_other_students_prediction_on_the_unmixed_images(tiny_data, monkeypatch):
+def test_cps_student_learns_the_other_students_prediction_on_the_unmixed_images(
+    tiny_data, monkeypatch
+):
     trainer = Trainer(tiny_config("cps", iterations=1, precision="fp32"), TINY_CLASSES)
-    before = [copy.deepcopy(net) for net in trainer.students]  # the weights the step's targets come from
+    before = [
+        copy.deepcopy(net) for net in trainer.students
+    ]  # the weights the step's targets come from
     seen = _capture_step(trainer, monkeypatch)
     trainer.fit(tiny_data)
     b = seen["batch"]
     students, teachers, *_, student_targets, student_ignore = seen["losses"]
     n_l = b["x_l"].shape[0]
-    assert teachers == [] and students[0].shape[-2:] == b["mask"].shape[-2:]  # loss at input resolution
-    torch.testing.assert_close(b["x_mix"], mix(b["x_w"], b["mask"]))  # trained on the mixed (weak) images
+    assert (
+        teachers == [] and students[0].shape[-2:] == b["mask"].shape[-2:]
+    )  # loss at input resolution
+    torch.testing.assert_close(
+        b["x_mix"], mix(b["x_w"], b["mask"])
+    )  # trained on the mixed (weak) images
     mask = b["mask"][:, 0] > 0
     for k in range(2):
-        with torch.no_grad():  # the other student on the unmixed images, train-mode BatchNorm as in the step
+        with (
+            torch.no_grad()
+        ):  # the other student on the unmixed images, train-mode BatchNorm as in the step
             logits = before[1 - k](b["x_w"]).logits
-        pred = F.interpolate(logits, size=mask.shape[-2:], mode="bilinear", align_corners=False).argmax(1)
-        expected = torch.where(mask, pred, pred.roll(1, 0))  # each pixel from the image CutMix put there
+        pred = F.interpolate(
+            logits, size=mask.shape[-2:], mode="bilinear", align_corners=False
+        ).argmax(1)
+        expected = torch.where(
+            mask, pred, pred.roll(1, 0)
+        )  # each pixel from the image CutMix put there
         assert torch.equal(student_targets[1 - k][n_l:].argmax(1), expected)
     assert student_ignore[:n_l].all()  # labeled images are not in the CPS loss
 
 
-def test_mean_teacher_learns_its_teachers_prediction_on_the_unmixed_weak_view(tiny_data, monkeypatch):
+def test_mean_teacher_learns_its_teachers_prediction_on_the_unmixed_weak_view(
+    tiny_data, monkeypatch
+):
     trainer = Trainer(tiny_config("mean_teacher", iterations=1, precision="fp32"), TINY_CLASSES)
     seen = _capture_step(trainer, monkeypatch)
     history = trainer.fit(tiny_data).history
     b = seen["batch"]
-    students, teachers, confidence, ignore, threshold, student_term, _, _, average, *_ = seen["losses"]
+    students, teachers, confidence, ignore, threshold, student_term, _, _, average, *_ = seen[
+        "losses"
+    ]
     assert (len(students), len(teachers), threshold, average) == (1, 1, 0.95, "valid")
     assert trainer.cfg.method.ema_momentum_end == 0.99 and history[0]["ema_momentum"] == 0.0
     n_l = b["x_l"].shape[0]
@@ -253,7 +313,9 @@ def test_mean_teacher_learns_its_teachers_prediction_on_the_unmixed_weak_view(ti
     with torch.no_grad():  # at step 1 the teacher is the student's copy; one joint [x_l; x_w] pass
         logits = trainer.teachers[0](torch.cat([b["x_l"], b["x_w"]])).logits[n_l:]
     up = F.interpolate(logits, size=b["mask"].shape[-2:], mode="bilinear", align_corners=False)
-    expected = b["mask"] * up + (1 - b["mask"]) * up.roll(1, 0)  # at input resolution, the exact mask
+    expected = b["mask"] * up + (1 - b["mask"]) * up.roll(
+        1, 0
+    )  # at input resolution, the exact mask
     torch.testing.assert_close(teachers[0][n_l:], expected)
     torch.testing.assert_close(confidence[0][n_l:], expected.softmax(1).max(1).values)
     assert history[0]["target_alignment"] == 1.0
@@ -269,10 +331,16 @@ def test_mkd_teacher_targets_are_mixed_at_decoder_resolution_then_resized(tiny_d
     for k, teacher in enumerate(trainer.teachers):
         with torch.no_grad():
             logits = teacher(torch.cat([b["x_l"], b["x_w"]])).logits[n_l:]
-        m = F.interpolate(b["mask"], size=logits.shape[-2:], mode="nearest")  # mixed at decoder resolution ...
+        m = F.interpolate(
+            b["mask"], size=logits.shape[-2:], mode="nearest"
+        )  # mixed at decoder resolution ...
         mixed = m * logits + (1 - m) * logits.roll(1, 0)
-        expected = F.interpolate(mixed, size=teachers[k].shape[-2:], mode="bilinear", align_corners=False)
-        torch.testing.assert_close(confidence[k][n_l:], expected.softmax(1).max(1).values)  # ... then resized
+        expected = F.interpolate(
+            mixed, size=teachers[k].shape[-2:], mode="bilinear", align_corners=False
+        )
+        torch.testing.assert_close(
+            confidence[k][n_l:], expected.softmax(1).max(1).values
+        )  # ... then resized
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

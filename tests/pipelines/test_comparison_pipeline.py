@@ -28,8 +28,11 @@ def compared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import mlflow.tracking.fluent as fluent
 
     tmp_path = tmp_path_factory.mktemp("comparison")
-    params = {"data_root": str(tmp_path / "data"), "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-              "mlflow_artifact_location": str(tmp_path / "mlartifacts")}
+    params = {
+        "data_root": str(tmp_path / "data"),
+        "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "mlflow_artifact_location": str(tmp_path / "mlartifacts"),
+    }
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KEDRO_ENV", TINY_ENV)  # the grid (structure) and the session's environment
         try:
@@ -66,26 +69,43 @@ def test_outputs_hold_one_row_per_run_and_the_summary(compared: Path) -> None:
 
 def test_each_run_is_identified_in_mlflow(compared: Path) -> None:
     runs = _evaluation_runs(compared)
-    assert {r.data.tags["kedro.namespace"] for r in runs} == {f"comparison.{v}.seed_0" for v in VARIANTS}
+    assert {r.data.tags["kedro.namespace"] for r in runs} == {
+        f"comparison.{v}.seed_0" for v in VARIANTS
+    }
     for run in runs:
         variant = run.data.params["variant"]
-        assert run.data.params["training.method"] == ("supervised" if variant.startswith("sup") else "mkd")
-        assert run.data.params["splits.labeled"] == "0.0625" and run.data.params["training.seed"] == "0"
+        assert run.data.params["training.method"] == (
+            "supervised" if variant.startswith("sup") else "mkd"
+        )
+        assert (
+            run.data.params["splits.labeled"] == "0.0625"
+            and run.data.params["training.seed"] == "0"
+        )
         assert 0.0 <= run.data.metrics["val_mIoU_whole"] <= 1.0
     client = MlflowClient(tracking_uri=f"sqlite:///{compared / 'mlflow.db'}")
     parent = client.get_run(runs[0].data.tags["mlflow.parentRunId"])
-    assert "comparison.mkd_1_16.seed_0.val_mIoU_whole" in parent.data.metrics  # namespaced on the parent
+    assert (
+        "comparison.mkd_1_16.seed_0.val_mIoU_whole" in parent.data.metrics
+    )  # namespaced on the parent
     assert "val_mIoU_whole" not in parent.data.metrics  # thirty runs do not overwrite one column
     assert "comparison.sup_1_16.mIoU_mean" in parent.data.metrics
 
 
-def test_the_notebook_draws_the_same_table_from_mlflow(compared: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_notebook_draws_the_same_table_from_mlflow(
+    compared: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MKDSEG_TRACKING_URI", f"sqlite:///{compared / 'mlflow.db'}")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=NOTEBOOK_TIMEOUT_S, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    NotebookClient(
+        notebook,
+        timeout=NOTEBOOK_TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    ).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
-    markdown = next(o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {}))
+    markdown = next(
+        o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})
+    )
     assert markdown == (compared / "data/08_reporting/comparison/table.md").read_text()
     assert any("image/png" in o.get("data", {}) for o in outputs)
 

@@ -23,8 +23,15 @@ from PIL import Image
 
 from tests.conftest import PROJECT_ROOT, TINY_IMAGE_SIZE
 
-DEFAULT_NODES = {"build_manifest", "draw_sample_grid", "make_split", "train_model", "log_model_to_mlflow",
-                 "evaluate_model", "build_report"}
+DEFAULT_NODES = {
+    "build_manifest",
+    "draw_sample_grid",
+    "make_split",
+    "train_model",
+    "log_model_to_mlflow",
+    "evaluate_model",
+    "build_report",
+}
 REGISTERED = "mkdseg-test-student"
 # A process standing for an environment where mkdseg is not installed: importing it fails.
 WITHOUT_MKDSEG = textwrap.dedent("""
@@ -47,12 +54,21 @@ def _params(tmp_path: Path, registered_model_name: str | None = None, **training
         "dataset": {"synthetic": {"image_size": TINY_IMAGE_SIZE, "n_train": 8, "n_val": 4}},
         "sample_grid": {"rows": 1, "cols": 2, "tile_size": TINY_IMAGE_SIZE},
         "splits": {"labeled": 4},
-        "training": {"iterations": 4, "checkpoint_every": 2, "num_workers": 0, "batch_size": 2,
-                     "unlabeled_batch_size": 2, "augment": {"crop_size": TINY_IMAGE_SIZE},
-                     "model": {"decoder_channels": 16, "aspp_channels": 16, "low_level_channels": 8},
-                     **training},
+        "training": {
+            "iterations": 4,
+            "checkpoint_every": 2,
+            "num_workers": 0,
+            "batch_size": 2,
+            "unlabeled_batch_size": 2,
+            "augment": {"crop_size": TINY_IMAGE_SIZE},
+            "model": {"decoder_channels": 16, "aspp_channels": 16, "low_level_channels": 8},
+            **training,
+        },
         "evaluation": {"keep_predictions": 2},
-        "prediction": {"input_dir": str(tmp_path / "new_images"), "output_dir": str(tmp_path / "predicted")},
+        "prediction": {
+            "input_dir": str(tmp_path / "new_images"),
+            "output_dir": str(tmp_path / "predicted"),
+        },
         "mlflow": {"registered_model_name": registered_model_name},
     }
 
@@ -83,7 +99,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp_path = tmp_path_factory.mktemp("default_run")
     try:
         _run(_params(tmp_path))
-        (tmp_path / "first_history.csv").write_bytes((tmp_path / "data/07_model_output/training_history.csv").read_bytes())
+        (tmp_path / "first_history.csv").write_bytes(
+            (tmp_path / "data/07_model_output/training_history.csv").read_bytes()
+        )
         _run(_params(tmp_path, REGISTERED, iterations=6, resume=True))
     finally:
         while mlflow.active_run():
@@ -97,7 +115,9 @@ def test_each_node_has_a_child_run_and_the_parent_has_comparable_metrics(trained
     _, parents, children = _parents_and_children(trained)
     assert len(parents) == 2 and all(p.info.status == "FINISHED" for p in parents)
     for parent in parents:
-        assert {c.data.tags["mlflow.runName"] for c in children[parent.info.run_id]} == DEFAULT_NODES
+        assert {
+            c.data.tags["mlflow.runName"] for c in children[parent.info.run_id]
+        } == DEFAULT_NODES
         assert 0.0 <= parent.data.metrics["val_mIoU_whole"] <= 1.0
         assert parent.data.params["training.method"] == "mkd"
         assert parent.data.params["training.mkd.weight_teacher"] == "1.5"
@@ -108,7 +128,10 @@ def test_runs_are_named_and_described_and_the_experiment_opens_on_training(train
     assert [p.info.run_name for p in parents] == ["mkd 4 labels seed 0"] * 2
     metrics = json.loads((trained / "data/08_reporting/evaluation_metrics.json").read_text())
     description = parents[-1].data.tags["mlflow.note.content"]
-    assert "trained with 4 labeled images (4 of 8 training images) of the `synthetic` dataset" in description
+    assert (
+        "trained with 4 labeled images (4 of 8 training images) of the `synthetic` dataset"
+        in description
+    )
     assert description.endswith(f"val_mIoU_whole **{metrics['val_mIoU_whole']:.3f}**.")
     experiment = client.get_experiment_by_name("mkdseg")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
@@ -120,10 +143,19 @@ def test_model_loads_back_from_mlflow_and_predicts_the_right_shape(trained: Path
         _, parents, _ = _parents_and_children(trained)
         uri = f"runs:/{parents[-1].info.run_id}/model"
         model = mlflow.pytorch.load_model(uri)
-        for shape in ((2, 3, 40, 56), (1, 3, 33, 97)):  # batch, height and width stay free in the pt2 graph
-            assert model(torch.rand(*shape)).shape == (shape[0], 9, *shape[2:])  # 9 synthetic classes
+        for shape in (
+            (2, 3, 40, 56),
+            (1, 3, 33, 97),
+        ):  # batch, height and width stay free in the pt2 graph
+            assert model(torch.rand(*shape)).shape == (
+                shape[0],
+                9,
+                *shape[2:],
+            )  # 9 synthetic classes
         pyfunc = mlflow.pyfunc.load_model(uri)
-        assert np.asarray(pyfunc.predict(np.random.rand(1, 3, 32, 32).astype(np.float32))).shape == (1, 9, 32, 32)
+        assert np.asarray(
+            pyfunc.predict(np.random.rand(1, 3, 32, 32).astype(np.float32))
+        ).shape == (1, 9, 32, 32)
     finally:
         mlflow.set_tracking_uri(None)
 
@@ -132,12 +164,14 @@ def test_logged_model_loads_where_mkdseg_is_not_installed(trained: Path) -> None
     _, parents, _ = _parents_and_children(trained)
     code = WITHOUT_MKDSEG + textwrap.dedent(f"""
         import mlflow, numpy as np
-        mlflow.set_tracking_uri("sqlite:///{trained / 'mlflow.db'}")
+        mlflow.set_tracking_uri("sqlite:///{trained / "mlflow.db"}")
         model = mlflow.pyfunc.load_model("runs:/{parents[-1].info.run_id}/model")
         out = np.asarray(model.predict(np.random.rand(2, 3, 24, 40).astype(np.float32)))
         print("shape", out.shape, "mkdseg imported:", "mkdseg" in sys.modules)
     """)
-    done = subprocess.run([sys.executable, "-c", code], cwd=trained, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=trained, capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "shape (2, 9, 24, 40) mkdseg imported: False" in done.stdout
 
@@ -145,7 +179,9 @@ def test_logged_model_loads_where_mkdseg_is_not_installed(trained: Path) -> None
 def test_registration_is_off_by_default_and_names_the_version_when_asked(trained: Path) -> None:
     client, parents, _ = _parents_and_children(trained)
     (version,) = client.search_model_versions(f"name = '{REGISTERED}'")
-    assert int(version.version) == 1 and version.run_id == parents[-1].info.run_id  # the second run only
+    assert (
+        int(version.version) == 1 and version.run_id == parents[-1].info.run_id
+    )  # the second run only
     assert "mkdseg.registered_model" not in parents[0].data.tags
     assert parents[-1].data.tags["mkdseg.registered_model"] == f"models:/{REGISTERED}/1"
     assert len(client.search_registered_models()) == 1
@@ -153,10 +189,21 @@ def test_registration_is_off_by_default_and_names_the_version_when_asked(trained
 
 def test_training_curves_are_logged_per_iteration(trained: Path) -> None:
     client, parents, children = _parents_and_children(trained)
-    train_run = next(c for c in children[parents[0].info.run_id] if c.data.tags["mlflow.runName"] == "train_model")
+    train_run = next(
+        c
+        for c in children[parents[0].info.run_id]
+        if c.data.tags["mlflow.runName"] == "train_model"
+    )
     steps = [m.step for m in client.get_metric_history(train_run.info.run_id, "loss")]
     assert steps == [1, 2, 3, 4]
-    for name in ("lr", "lambda", "ema_momentum", "teacher_confidence", "teacher_agreement", "images_per_s"):
+    for name in (
+        "lr",
+        "lambda",
+        "ema_momentum",
+        "teacher_confidence",
+        "teacher_agreement",
+        "images_per_s",
+    ):
         assert len(client.get_metric_history(train_run.info.run_id, name)) == 4, name
 
 
@@ -166,7 +213,12 @@ def test_report_contains_the_metrics(trained: Path) -> None:
     html = (report / "report.html").read_text()
     assert f"{metrics['val_mIoU_whole']:.4f}" in html
     assert f"{metrics['val_mIoU_whole']:.4f}" in (report / "summary.md").read_text()
-    for name in ("per_class_iou.png", "confusion_matrix.png", "training_curves.png", "predictions.png"):
+    for name in (
+        "per_class_iou.png",
+        "confusion_matrix.png",
+        "training_curves.png",
+        "predictions.png",
+    ):
         assert Image.open(report / name).size[0] > 100
     assert "disc" in html  # class names appear in the per-class table
 
@@ -175,7 +227,14 @@ def test_a_resumed_run_continues_from_its_checkpoint(trained: Path) -> None:
     first = pd.read_csv(trained / "first_history.csv")
     resumed = pd.read_csv(trained / "data/07_model_output/training_history.csv")
     assert first["step"].tolist() == [1, 2, 3, 4]
-    assert resumed["step"].tolist() == [1, 2, 3, 4, 5, 6]  # the checkpoint carries the earlier curve
+    assert resumed["step"].tolist() == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+    ]  # the checkpoint carries the earlier curve
     pd.testing.assert_frame_equal(resumed.iloc[:4][["step", "loss"]], first[["step", "loss"]])
     _, parents, _ = _parents_and_children(trained)
     assert [p.data.metrics["train_resumed_from"] for p in parents] == [0.0, 4.0]  # picked up at 4
@@ -200,8 +259,11 @@ def test_prediction_takes_a_registered_model_uri(trained: Path) -> None:
     val = sorted((trained / "data/01_raw/synthetic/JPEGImages").glob("*.jpg"))[:1]
     (folder / val[0].name).write_bytes(val[0].read_bytes())
     out = trained / "predicted_registered"
-    table = _prediction_run(trained, prediction_model_uri=f"models:/{REGISTERED}/1",
-                            prediction={"input_dir": str(folder), "output_dir": str(out)})
+    table = _prediction_run(
+        trained,
+        prediction_model_uri=f"models:/{REGISTERED}/1",
+        prediction={"input_dir": str(folder), "output_dir": str(out)},
+    )
     assert table["status"].tolist() == ["ok"]
     mask = np.asarray(Image.open(out / f"{val[0].stem}.png"))
     assert mask.shape == (TINY_IMAGE_SIZE, TINY_IMAGE_SIZE) and mask.max() < 9
@@ -215,10 +277,17 @@ def test_prediction_refuses_a_model_that_is_not_a_segmenter(trained: Path) -> No
     mlflow.set_tracking_uri(f"sqlite:///{trained / 'mlflow.db'}")
     try:
         signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 4))]))
-        other = MlflowClient().create_experiment("not-segmentation")  # keeps mkdseg's run list as it is
+        other = MlflowClient().create_experiment(
+            "not-segmentation"
+        )  # keeps mkdseg's run list as it is
         with mlflow.start_run(experiment_id=other) as run:
-            mlflow.pytorch.log_model(torch.nn.Linear(4, 2), name="other", signature=signature,
-                                     serialization_format="pickle", pip_requirements=[])
+            mlflow.pytorch.log_model(
+                torch.nn.Linear(4, 2),
+                name="other",
+                signature=signature,
+                serialization_format="pickle",
+                pip_requirements=[],
+            )
     finally:
         mlflow.set_tracking_uri(None)
     with pytest.raises(DatasetError, match="is not an mkdseg segmentation model"):

@@ -29,7 +29,9 @@ def _catalog(tmp_path: Path, dataset_params: dict) -> DataCatalog:
         {
             "params:dataset": MemoryDataset(dataset_params),
             "params:sample_grid": MemoryDataset(GRID),
-            "manifest": TableDataset(str(tmp_path / "manifest.csv"), load_args={"dtype": {"id": str}}),
+            "manifest": TableDataset(
+                str(tmp_path / "manifest.csv"), load_args={"dtype": {"id": str}}
+            ),
             "class_metadata": JSONDataset(str(tmp_path / "class_metadata.json")),
             "quarantine": TableDataset(str(tmp_path / "quarantine.csv")),
             "sample_grid": ImageDataset(str(tmp_path / "sample_grid.png")),
@@ -37,14 +39,27 @@ def _catalog(tmp_path: Path, dataset_params: dict) -> DataCatalog:
     )
 
 
-def test_ingestion_pipeline_writes_manifest_metadata_and_grid(tmp_path: Path, tiny_dataset_params: dict) -> None:
+def test_ingestion_pipeline_writes_manifest_metadata_and_grid(
+    tmp_path: Path, tiny_dataset_params: dict
+) -> None:
     catalog = _catalog(tmp_path, tiny_dataset_params)
     outputs = SequentialRunner().run(create_pipeline(), catalog)
-    assert catalog.load("ingestion_metrics") == {"n_train": TINY_N_TRAIN, "n_val": TINY_N_VAL, "n_quarantined": 0}
+    assert catalog.load("ingestion_metrics") == {
+        "n_train": TINY_N_TRAIN,
+        "n_val": TINY_N_VAL,
+        "n_quarantined": 0,
+    }
     assert "ingestion_metrics" in outputs
     manifest = catalog.load("manifest")
     assert len(manifest) == TINY_N_TRAIN + TINY_N_VAL
-    assert list(manifest.columns[:6]) == ["id", "subset", "image_path", "mask_path", "height", "width"]
+    assert list(manifest.columns[:6]) == [
+        "id",
+        "subset",
+        "image_path",
+        "mask_path",
+        "height",
+        "width",
+    ]
     metadata = catalog.load("class_metadata")
     assert metadata["source"] == "synthetic" and len(metadata["names"]) == len(metadata["colours"])
     assert catalog.load("quarantine").empty
@@ -54,13 +69,18 @@ def test_ingestion_pipeline_writes_manifest_metadata_and_grid(tmp_path: Path, ti
     first = manifest[manifest["subset"] == "val"].sort_values("id").iloc[0]
     encoding = MaskEncoding.from_dict(metadata["mask_encoding"])
     expected = overlay_mask(
-        read_image(first.image_path), read_mask(first.mask_path, encoding), metadata["colours"], alpha=GRID["alpha"]
+        read_image(first.image_path),
+        read_mask(first.mask_path, encoding),
+        metadata["colours"],
+        alpha=GRID["alpha"],
     )
     assert np.array_equal(grid[PAD : PAD + TINY_IMAGE_SIZE, PAD : PAD + TINY_IMAGE_SIZE], expected)
 
 
 def test_pick_samples_spreads_over_val_and_falls_back_to_train() -> None:
-    manifest = pd.DataFrame({"id": [f"v{i}" for i in range(5)] + ["t0"], "subset": ["val"] * 5 + ["train"]})
+    manifest = pd.DataFrame(
+        {"id": [f"v{i}" for i in range(5)] + ["t0"], "subset": ["val"] * 5 + ["train"]}
+    )
     assert pick_samples(manifest, 3)["id"].tolist() == ["v0", "v2", "v4"]
     assert pick_samples(manifest, 10)["id"].tolist() == [f"v{i}" for i in range(5)]
     assert pick_samples(manifest[manifest["subset"] == "train"], 4)["id"].tolist() == ["t0"]
@@ -77,7 +97,9 @@ def test_ingestion_summary_and_grid_parameter_check() -> None:
 
 
 # ---------------------------------------------------------------- catalog datasets
-def test_table_save_that_fails_midway_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_table_save_that_fails_midway_keeps_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dataset = TableDataset(str(tmp_path / "manifest.csv"))
     dataset.save(pd.DataFrame({"id": ["a", "b"], "n": [1, 2]}))
     original = (tmp_path / "manifest.csv").read_bytes()
@@ -106,7 +128,11 @@ def test_json_save_that_fails_keeps_the_old_file(tmp_path: Path) -> None:
 def test_previews_and_missing_files(tmp_path: Path) -> None:
     table = TableDataset(str(tmp_path / "t.csv"))
     table.save(pd.DataFrame({"id": ["a", "b", "c"], "n": [1, 2, 3]}))
-    assert table.preview(nrows=2) == {"columns": ["id", "n"], "index": [0, 1], "data": [["a", 1], ["b", 2]]}
+    assert table.preview(nrows=2) == {
+        "columns": ["id", "n"],
+        "index": [0, 1],
+        "data": [["a", 1], ["b", 2]],
+    }
     image = ImageDataset(str(tmp_path / "g.png"))
     pixels = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
     image.save(pixels)

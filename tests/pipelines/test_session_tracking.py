@@ -33,7 +33,13 @@ def _runtime_params(tmp_path: Path, labeled: object) -> dict:
         "data_root": str(tmp_path / "data"),
         "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "mlflow_artifact_location": str(tmp_path / "mlartifacts"),
-        "dataset": {"synthetic": {"image_size": TINY_IMAGE_SIZE, "n_train": TINY_N_TRAIN, "n_val": TINY_N_VAL}},
+        "dataset": {
+            "synthetic": {
+                "image_size": TINY_IMAGE_SIZE,
+                "n_train": TINY_N_TRAIN,
+                "n_val": TINY_N_VAL,
+            }
+        },
         "sample_grid": {"rows": 1, "cols": 2, "tile_size": TINY_IMAGE_SIZE},
         "splits": {"labeled": labeled},
     }
@@ -67,7 +73,9 @@ def test_session_logs_parent_and_one_child_per_node_then_a_failure(
     monkeypatch.setattr(mkdseg.pipeline_registry, "register_pipelines", _our_pipelines)
     _run(tmp_path, N_LABELED, ["ingestion", "splits"])
     assert mlflow.active_run() is None  # nothing left on MLflow's run stack for the next session
-    assert (tmp_path / "data" / "03_primary" / "splits" / "labeled.txt").read_text().count("\n") == N_LABELED
+    assert (tmp_path / "data" / "03_primary" / "splits" / "labeled.txt").read_text().count(
+        "\n"
+    ) == N_LABELED
     assert (tmp_path / "data" / "08_reporting" / "sample_grid.png").is_file()
 
     client, runs = _runs(tmp_path)
@@ -75,15 +83,22 @@ def test_session_logs_parent_and_one_child_per_node_then_a_failure(
     assert len(parents) == 1
     parent = parents[0]
     assert parent.info.status == "FINISHED"
-    assert parent.info.run_name == f"ingestion+splits: {N_LABELED} labels seed 0"  # not kedro-mlflow's pipeline name
-    assert "Kedro pipeline `ingestion+splits` on the `synthetic` dataset" in parent.data.tags["mlflow.note.content"]
+    assert (
+        parent.info.run_name == f"ingestion+splits: {N_LABELED} labels seed 0"
+    )  # not kedro-mlflow's pipeline name
+    assert (
+        "Kedro pipeline `ingestion+splits` on the `synthetic` dataset"
+        in parent.data.tags["mlflow.note.content"]
+    )
     experiment = client.get_experiment_by_name("mkdseg")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert parent.data.params["dataset.source"] == "synthetic"
     assert parent.data.params["dataset.synthetic.n_train"] == str(TINY_N_TRAIN)
     assert parent.data.params["splits.labeled"] == str(N_LABELED)
     assert parent.data.metrics["n_labeled"] == N_LABELED
-    assert parent.data.metrics["n_train"] == TINY_N_TRAIN and parent.data.metrics["n_quarantined"] == 0
+    assert (
+        parent.data.metrics["n_train"] == TINY_N_TRAIN and parent.data.metrics["n_quarantined"] == 0
+    )
 
     nodes = {run.info.run_name: run for run in children[parent.info.run_id]}
     assert set(nodes) == INGESTION_NODES | {"make_split"}

@@ -42,7 +42,9 @@ def test_split_files_partition_the_training_set(tmp_path: Path, tiny_dataset_par
     val = catalog.load("val_ids")
     assert len(labeled) == N_LABELED and len(unlabeled) == TINY_N_TRAIN - N_LABELED
     assert set(labeled).isdisjoint(unlabeled) and len(val) == TINY_N_VAL
-    assert all(i.startswith("train_") for i in labeled + unlabeled) and all(i.startswith("val_") for i in val)
+    assert all(i.startswith("train_") for i in labeled + unlabeled) and all(
+        i.startswith("val_") for i in val
+    )
     text = (tmp_path / "splits" / "labeled.txt").read_text()
     assert text == "".join(f"{i}\n" for i in labeled)  # plain: one id per line
     metrics = catalog.load("split_metrics")
@@ -50,7 +52,9 @@ def test_split_files_partition_the_training_set(tmp_path: Path, tiny_dataset_par
     assert not catalog.load("split_stats").empty
 
 
-def test_written_split_file_is_reusable_as_splits_labeled(tmp_path: Path, tiny_dataset_params: dict) -> None:
+def test_written_split_file_is_reusable_as_splits_labeled(
+    tmp_path: Path, tiny_dataset_params: dict
+) -> None:
     first = _run(tmp_path / "a", tiny_dataset_params, N_LABELED)
     published = tmp_path / "a" / "splits" / "labeled.txt"
     again = _run(tmp_path / "b", tiny_dataset_params, str(published))

@@ -69,20 +69,34 @@ def test_comparison_table_mean_std_gain() -> None:
 
 
 def test_variants_of_one_method_are_separate_rows_with_paired_gain_spread() -> None:
-    runs = pd.DataFrame({
-        "status": "FINISHED",
-        "params.variant": ["sup", "sup", "sup", "full", "full", "full", "ablated", "ablated", "ablated"],
-        "params.training.method": ["supervised"] * 3 + ["mkd"] * 6,
-        "params.splits.labeled": "0.0625",
-        "params.training.seed": ["0", "1", "2"] * 3,
-        METRIC: [0.30, 0.40, 0.35, 0.36, 0.44, 0.43, 0.31, 0.40, 0.36],
-    })
+    runs = pd.DataFrame(
+        {
+            "status": "FINISHED",
+            "params.variant": [
+                "sup",
+                "sup",
+                "sup",
+                "full",
+                "full",
+                "full",
+                "ablated",
+                "ablated",
+                "ablated",
+            ],
+            "params.training.method": ["supervised"] * 3 + ["mkd"] * 6,
+            "params.splits.labeled": "0.0625",
+            "params.training.seed": ["0", "1", "2"] * 3,
+            METRIC: [0.30, 0.40, 0.35, 0.36, 0.44, 0.43, 0.31, 0.40, 0.36],
+        }
+    )
     rows = comparison_table(runs).set_index("variant")
     assert list(rows.index) == ["sup", "ablated", "full"]  # baseline first, then by method and name
     assert rows.loc["full", "gain_over_supervised"] == pytest.approx(0.06)
     assert rows.loc["full", "gain_std"] == pytest.approx(statistics.stdev([0.06, 0.04, 0.08]))
     assert rows.loc["ablated", "gain_std"] == pytest.approx(statistics.stdev([0.01, 0.0, 0.01]))
-    assert np.isnan(rows.loc["sup", "gain_std"]) or rows.loc["sup", "gain_std"] == pytest.approx(0.0)
+    assert np.isnan(rows.loc["sup", "gain_std"]) or rows.loc["sup", "gain_std"] == pytest.approx(
+        0.0
+    )
 
 
 def test_comparison_table_without_seed_counts_every_run() -> None:

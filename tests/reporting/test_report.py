@@ -142,16 +142,30 @@ def test_per_class_iou_is_one_table_followed_by_its_chart(tmp_path: Path) -> Non
     assert section.index("<table>") < section.index("<img") and "0.6000" in section
     markdown = (tmp_path / SUMMARY_MD).read_text(encoding="utf-8")
     per_class = markdown.split("## Per-class IoU")[1].split("## ")[0]
-    assert "| aeroplane | absent |" in per_class and per_class.index("|") < per_class.index("](per_class_iou.png)")
+    assert "| aeroplane | absent |" in per_class and per_class.index("|") < per_class.index(
+        "](per_class_iou.png)"
+    )
 
 
 def test_report_node_keeps_per_class_iou_out_of_the_metrics_table() -> None:
     from mkdseg.pipelines.reporting.nodes import build_report
 
-    metrics = {"val_mIoU_whole": 0.5, "val_pixel_acc_whole": 0.9, "val_IoU_whole.background": 0.8,
-               "val_IoU_whole.disc": 0.2}
-    content = build_report(metrics, pd.DataFrame(np.eye(2)), _history(), np.zeros((4, 4, 3), np.uint8),
-                           pd.DataFrame(), {"names": ["background", "disc"], "source": "synthetic"},
-                           {"method": "mkd", "seed": 0}, {"labeled": 0.0625}, {"mode": "whole"})
+    metrics = {
+        "val_mIoU_whole": 0.5,
+        "val_pixel_acc_whole": 0.9,
+        "val_IoU_whole.background": 0.8,
+        "val_IoU_whole.disc": 0.2,
+    }
+    content = build_report(
+        metrics,
+        pd.DataFrame(np.eye(2)),
+        _history(),
+        np.zeros((4, 4, 3), np.uint8),
+        pd.DataFrame(),
+        {"names": ["background", "disc"], "source": "synthetic"},
+        {"method": "mkd", "seed": 0},
+        {"labeled": 0.0625},
+        {"mode": "whole"},
+    )
     assert content["metrics"] == {"val_mIoU_whole": 0.5, "val_pixel_acc_whole": 0.9}
     np.testing.assert_allclose(content["iou"], [0.8, 0.2])

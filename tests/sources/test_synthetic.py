@@ -125,7 +125,12 @@ def _mean_hue_degrees(pixels: np.ndarray) -> float:
     rgb = pixels.astype(np.float64) / 255
     hsv = np.array([colorsys.rgb_to_hsv(*p) for p in rgb])
     angle = hsv[:, 0] * 2 * np.pi
-    return float(np.degrees(np.arctan2((np.sin(angle) * hsv[:, 1]).mean(), (np.cos(angle) * hsv[:, 1]).mean())) % 360)
+    return float(
+        np.degrees(
+            np.arctan2((np.sin(angle) * hsv[:, 1]).mean(), (np.cos(angle) * hsv[:, 1]).mean())
+        )
+        % 360
+    )
 
 
 def test_objects_carry_their_class_hue_and_the_background_is_greyer() -> None:
@@ -134,7 +139,9 @@ def test_objects_carry_their_class_hue_and_the_background_is_greyer() -> None:
     errors, object_sat, background_sat = [], [], []
     for index in range(40):
         image, labels = render_sample(params, "train", index)
-        hsv = np.array([colorsys.rgb_to_hsv(*p) for p in image.reshape(-1, 3) / 255]).reshape(image.shape)
+        hsv = np.array([colorsys.rgb_to_hsv(*p) for p in image.reshape(-1, 3) / 255]).reshape(
+            image.shape
+        )
         background_sat.append(hsv[labels == 0][:, 1].mean())
         for cls in set(np.unique(labels).tolist()) - {0, 255}:
             pixels = image[labels == cls]

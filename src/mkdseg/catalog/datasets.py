@@ -74,7 +74,9 @@ class TableDataset(LocalFileDataset):
 
     def save(self, data: pd.DataFrame) -> None:
         if not isinstance(data, pd.DataFrame):
-            raise DatasetError(f"{self.filepath}: expected a pandas DataFrame, got {type(data).__name__}")
+            raise DatasetError(
+                f"{self.filepath}: expected a pandas DataFrame, got {type(data).__name__}"
+            )
         with atomic_path(self.filepath) as tmp:
             data.to_csv(tmp, **self._save_args)
 
@@ -136,7 +138,9 @@ class IdListDataset(LocalFileDataset):
 
     def load(self) -> list[str]:
         lines = self._require_file().read_text(encoding="utf-8").splitlines()
-        return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        return [
+            line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")
+        ]
 
     def save(self, data: Iterable[str]) -> None:
         if isinstance(data, str):
@@ -150,7 +154,9 @@ class IdListDataset(LocalFileDataset):
 
     def preview(self, nrows: int = DEFAULT_ID_PREVIEW_ROWS) -> TablePreview:
         ids = self.load()[:nrows]
-        return TablePreview({"columns": [ID_COLUMN], "index": list(range(len(ids))), "data": [[i] for i in ids]})
+        return TablePreview(
+            {"columns": [ID_COLUMN], "index": list(range(len(ids))), "data": [[i] for i in ids]}
+        )
 
 
 class ImageDataset(LocalFileDataset):
@@ -173,9 +179,12 @@ def _to_pil(data: np.ndarray | Image.Image, path: Path) -> Image.Image:
     if isinstance(data, Image.Image):
         return data
     array = np.asarray(data)
-    if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
+    if (
+        array.dtype != np.uint8
+        or array.ndim not in (2, 3)
+        or (array.ndim == 3 and array.shape[2] != 3)
+    ):
         raise DatasetError(
             f"{path}: expected a uint8 HxW or HxWx3 image, got dtype {array.dtype} shape {array.shape}"
         )
     return Image.fromarray(array)
-

@@ -48,8 +48,10 @@ REGISTERED_MODEL_PARAMETER = "mlflow.registered_model_name"
 
 def segmenter_signature(classes: int) -> ModelSignature:
     """RGB floats in [0, 1] (B, 3, H, W) -> class logits (B, classes, H, W), every B, H, W free."""
-    return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (FREE, RGB_CHANNELS, FREE, FREE))]),
-                          outputs=Schema([TensorSpec(np.dtype(np.float32), (FREE, classes, FREE, FREE))]))
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (FREE, RGB_CHANNELS, FREE, FREE))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (FREE, classes, FREE, FREE))]),
+    )
 
 
 def is_segmenter_signature(signature: ModelSignature | None) -> bool:
@@ -65,7 +67,9 @@ class ModelBundleDataset(LocalFileDataset):
 
     def load(self) -> dict[str, Any]:
         if not self.filepath.is_file():
-            raise DatasetError(f"no trained model at {self.filepath}: run `kedro run --pipelines training` first")
+            raise DatasetError(
+                f"no trained model at {self.filepath}: run `kedro run --pipelines training` first"
+            )
         return load_bundle(self.filepath)
 
     def save(self, data: dict[str, Any]) -> None:
@@ -80,11 +84,17 @@ class MlflowModelDataset(AbstractDataset):
     tag ``mkdseg.registered_model`` with that URI.
     """
 
-    def __init__(self, artifact_path: str = "model", serialization_format: str = "pt2",
-                 metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        artifact_path: str = "model",
+        serialization_format: str = "pt2",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         if serialization_format not in SERIALIZATION_FORMATS:
-            raise DatasetError(f"mlflow_student_model: serialization_format must be one of {SERIALIZATION_FORMATS}, "
-                               f"got {serialization_format!r} (conf/base/catalog.yml)")
+            raise DatasetError(
+                f"mlflow_student_model: serialization_format must be one of {SERIALIZATION_FORMATS}, "
+                f"got {serialization_format!r} (conf/base/catalog.yml)"
+            )
         self._artifact_path = artifact_path
         self._format = serialization_format
         self._model_uri: str | None = None
@@ -93,17 +103,28 @@ class MlflowModelDataset(AbstractDataset):
     def save(self, data: dict[str, Any]) -> None:
         name = data.get("registered_model_name")
         if name is not None and (not isinstance(name, str) or not name.strip()):
-            raise DatasetError(f"{REGISTERED_MODEL_PARAMETER} must be a model name or null, got {name!r} "
-                               "(conf/base/parameters_training.yml)")
+            raise DatasetError(
+                f"{REGISTERED_MODEL_PARAMETER} must be a model name or null, got {name!r} "
+                "(conf/base/parameters_training.yml)"
+            )
         if mlflow.active_run() is None:
-            raise DatasetError("no active MLflow run to log the model to; run through `kedro run` (kedro-mlflow)")
+            raise DatasetError(
+                "no active MLflow run to log the model to; run through `kedro run` (kedro-mlflow)"
+            )
         bundle = data["bundle"]
         segmenter = segmenter_from_bundle(bundle)
-        example = np.zeros((INPUT_EXAMPLE_BATCH, RGB_CHANNELS, INPUT_EXAMPLE_SIZE, INPUT_EXAMPLE_SIZE),
-                           dtype=np.float32)
-        info = mlflow.pytorch.log_model(segmenter, name=self._artifact_path, input_example=example,
-                                        signature=segmenter_signature(len(bundle["class_names"])),
-                                        serialization_format=self._format, registered_model_name=name)
+        example = np.zeros(
+            (INPUT_EXAMPLE_BATCH, RGB_CHANNELS, INPUT_EXAMPLE_SIZE, INPUT_EXAMPLE_SIZE),
+            dtype=np.float32,
+        )
+        info = mlflow.pytorch.log_model(
+            segmenter,
+            name=self._artifact_path,
+            input_example=example,
+            signature=segmenter_signature(len(bundle["class_names"])),
+            serialization_format=self._format,
+            registered_model_name=name,
+        )
         self._model_uri = info.model_uri
         if name is not None:
             registered = f"models:/{name}/{info.registered_model_version}"
@@ -116,8 +137,11 @@ class MlflowModelDataset(AbstractDataset):
         return mlflow.pytorch.load_model(self._model_uri)
 
     def _describe(self) -> dict[str, Any]:
-        return {"artifact_path": self._artifact_path, "serialization_format": self._format,
-                "model_uri": self._model_uri}
+        return {
+            "artifact_path": self._artifact_path,
+            "serialization_format": self._format,
+            "model_uri": self._model_uri,
+        }
 
 
 class SegmenterSource(AbstractDataset):
@@ -127,7 +151,9 @@ class SegmenterSource(AbstractDataset):
     ``Segmenter``'s helpers, already in inference mode), a ``pickle`` one as a ``Segmenter``.
     """
 
-    def __init__(self, filepath: str, model_uri: str | None = None, metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, filepath: str, model_uri: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> None:
         self._bundle = ModelBundleDataset(filepath)
         self._model_uri = model_uri or None
         self.metadata = metadata
@@ -139,12 +165,16 @@ class SegmenterSource(AbstractDataset):
             signature = mlflow.models.get_model_info(self._model_uri).signature
             model = mlflow.pytorch.load_model(self._model_uri)
         except Exception as exc:
-            raise DatasetError(f"could not load the MLflow model {self._model_uri!r} ({exc}); copy its URI "
-                               "from the MLflow UI (runs:/<run id>/model or models:/<name>/<version>) into "
-                               "prediction_model_uri") from exc
+            raise DatasetError(
+                f"could not load the MLflow model {self._model_uri!r} ({exc}); copy its URI "
+                "from the MLflow UI (runs:/<run id>/model or models:/<name>/<version>) into "
+                "prediction_model_uri"
+            ) from exc
         if not is_segmenter_signature(signature) or not isinstance(model, nn.Module):
-            raise DatasetError(f"{self._model_uri!r} is not an mkdseg segmentation model (its signature is not "
-                               "float32 images (-1, 3, -1, -1)); check prediction_model_uri")
+            raise DatasetError(
+                f"{self._model_uri!r} is not an mkdseg segmentation model (its signature is not "
+                "float32 images (-1, 3, -1, -1)); check prediction_model_uri"
+            )
         return model.eval() if isinstance(model, Segmenter) else model
 
     def save(self, data: Any) -> None:
@@ -188,12 +218,18 @@ class ReportDataset(LocalFileDataset):
 
     def load(self) -> dict[str, Path]:
         if not self.filepath.is_dir():
-            raise DatasetError(f"no report at {self.filepath}: run `kedro run --pipelines reporting` first")
+            raise DatasetError(
+                f"no report at {self.filepath}: run `kedro run --pipelines reporting` first"
+            )
         return {p.name: p for p in sorted(self.filepath.iterdir()) if not p.name.startswith(".")}
 
     def preview(self) -> ImagePreview:
         chart = self.filepath / "per_class_iou.png"
-        return ImagePreview(base64.b64encode(chart.read_bytes()).decode()) if chart.is_file() else ImagePreview("")
+        return (
+            ImagePreview(base64.b64encode(chart.read_bytes()).decode())
+            if chart.is_file()
+            else ImagePreview("")
+        )
 
     def _exists(self) -> bool:
         return (self.filepath / "report.html").is_file()

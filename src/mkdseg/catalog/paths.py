@@ -51,11 +51,13 @@ def tracking_uri(value: str, root: Path | None = None) -> str:
     """
     value = str(value).strip()
     if not value:
-        raise ValueError("mlflow tracking uri is empty: set server.mlflow_tracking_uri in conf/*/mlflow.yml")
+        raise ValueError(
+            "mlflow tracking uri is empty: set server.mlflow_tracking_uri in conf/*/mlflow.yml"
+        )
     parsed = urlparse(value)
     if parsed.scheme == SQLITE_SCHEME:
         prefix = f"{SQLITE_SCHEME}:///"
-        db_path = value[len(prefix):] if value.startswith(prefix) else ""
+        db_path = value[len(prefix) :] if value.startswith(prefix) else ""
         if not db_path:
             raise ValueError(f"cannot read a database path from tracking uri {value!r}")
         return f"{prefix}{resolve_path(db_path, root).as_posix()}"

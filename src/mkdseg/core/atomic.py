@@ -38,14 +38,18 @@ CAN_FSYNC_FOLDERS = os.name == "posix"
 def _create_temporary(target: Path) -> Path:
     """A new, empty file next to ``target``, created exclusively (no race with another writer)."""
     for _ in range(TEMP_NAME_ATTEMPTS):
-        candidate = target.parent / f".{target.name}.{secrets.token_hex(TEMP_NAME_BYTES)}{TEMP_SUFFIX}"
+        candidate = (
+            target.parent / f".{target.name}.{secrets.token_hex(TEMP_NAME_BYTES)}{TEMP_SUFFIX}"
+        )
         try:
             fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, NEW_FILE_MODE)
         except FileExistsError:
             continue
         os.close(fd)
         return candidate
-    raise FileExistsError(f"could not create a temporary file next to {target}: every name tried exists")
+    raise FileExistsError(
+        f"could not create a temporary file next to {target}: every name tried exists"
+    )
 
 
 def fsync_file(path: str | os.PathLike) -> None:
@@ -68,7 +72,9 @@ def fsync_folder(path: str | os.PathLike) -> None:
         return
     try:
         os.fsync(fd)
-    except OSError as exc:  # some network filesystems refuse fsync on a folder (EINVAL); the file is written
+    except (
+        OSError
+    ) as exc:  # some network filesystems refuse fsync on a folder (EINVAL); the file is written
         log.warning("could not flush folder %s to disk: %s", path, exc)
     finally:
         os.close(fd)

@@ -57,7 +57,9 @@ JITTER_HUE = 0.25
 JITTER_OPS = 4  # brightness, contrast, saturation, hue, applied in a random order per sample
 BLUR_SIGMA = (0.1, 2.0)  # px at the release's 512 px crops (albumentations sigma_limit)
 BLUR_RADIUS = (1, 3)  # px: the release's kernel 3-7 (albumentations blur_limit=(3, 7), odd sizes)
-BLUR_TRUNCATE = 3.0  # without a drawn radius: kernel radius ceil(3 * sigma), i.e. size 2*ceil(3*sigma)+1
+BLUR_TRUNCATE = (
+    3.0  # without a drawn radius: kernel radius ceil(3 * sigma), i.e. size 2*ceil(3*sigma)+1
+)
 MIN_BLUR_RADIUS = 1  # a scaled kernel never shrinks below 3 x 3
 SOLARIZE_THRESHOLD = 0.5  # on [0, 1]; equals uint8 threshold 128 for images that came from uint8
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision rgb_to_grayscale
@@ -86,7 +88,11 @@ class BlurRange:
 
     @property
     def max_radius(self) -> int:
-        return self.radius[1] if self.radius is not None else int(math.ceil(BLUR_TRUNCATE * self.sigma[1]))
+        return (
+            self.radius[1]
+            if self.radius is not None
+            else int(math.ceil(BLUR_TRUNCATE * self.sigma[1]))
+        )
 
 
 # --- colour helpers -------------------------------------------------------------------------
@@ -95,8 +101,9 @@ def _rand(shape: tuple[int, ...], generator: torch.Generator, device: torch.devi
     return torch.rand(shape, generator=generator, device=generator.device).to(device)
 
 
-def _uniform(n: int, low: float, high: float, generator: torch.Generator,
-             device: torch.device) -> Tensor:
+def _uniform(
+    n: int, low: float, high: float, generator: torch.Generator, device: torch.device
+) -> Tensor:
     return low + (high - low) * _rand((n,), generator, device)
 
 
@@ -107,8 +114,10 @@ def _per_sample(v: Tensor) -> Tensor:
 
 def _check_images(x: Tensor, name: str) -> None:
     if x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
-        raise ValueError(f"{name}: expected float images (B, 3, H, W) in [0, 1], "
-                         f"got {tuple(x.shape)} {x.dtype}; divide uint8 images by 255 first")
+        raise ValueError(
+            f"{name}: expected float images (B, 3, H, W) in [0, 1], "
+            f"got {tuple(x.shape)} {x.dtype}; divide uint8 images by 255 first"
+        )
 
 
 def grayscale(x: Tensor) -> Tensor:
@@ -144,11 +153,13 @@ def hsv_to_rgb(hsv: Tensor) -> Tensor:
     p = (v * (1.0 - s)).clamp(0.0, 1.0)
     q = (v * (1.0 - s * f)).clamp(0.0, 1.0)
     t = (v * (1.0 - s * (1.0 - f))).clamp(0.0, 1.0)
-    table = torch.stack([  # (3 channels, 6 sectors, B, H, W)
-        torch.stack((v, q, p, p, t, v)),
-        torch.stack((t, v, v, q, p, p)),
-        torch.stack((p, p, t, v, v, q)),
-    ])
+    table = torch.stack(
+        [  # (3 channels, 6 sectors, B, H, W)
+            torch.stack((v, q, p, p, t, v)),
+            torch.stack((t, v, v, q, p, p)),
+            torch.stack((p, p, t, v, v, q)),
+        ]
+    )
     index = sector.unsqueeze(0).unsqueeze(0).expand(3, 1, *sector.shape)
     return table.gather(1, index).squeeze(1).movedim(0, 1)
 
@@ -182,8 +193,9 @@ def adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
     return hsv_to_rgb(torch.stack((h, s, v), 1))
 
 
-def gaussian_blur(x: Tensor, sigma: Tensor, radius: Tensor | None = None,
-                  max_radius: int | None = None) -> Tensor:
+def gaussian_blur(
+    x: Tensor, sigma: Tensor, radius: Tensor | None = None, max_radius: int | None = None
+) -> Tensor:
     """Per-sample Gaussian blur with reflect padding; kernel radius ``radius`` (B,), or
     ``ceil(3*sigma)`` (kernel size ``2*ceil(3*sigma)+1``) when None.
 
@@ -219,8 +231,9 @@ def equalize(x: Tensor) -> Tensor:
     last = hist.gather(1, levels.amax(1, keepdim=True))  # count of the top non-empty bin
     step = torch.div(h * w - last, UINT8_MAX, rounding_mode="floor")
     safe = step.clamp(min=1)
-    lut = torch.div(hist.cumsum(1) + torch.div(safe, 2, rounding_mode="floor"), safe,
-                    rounding_mode="floor")
+    lut = torch.div(
+        hist.cumsum(1) + torch.div(safe, 2, rounding_mode="floor"), safe, rounding_mode="floor"
+    )
     lut = F.pad(lut, (1, 0))[:, :-1].clamp(0, UINT8_MAX)
     out = torch.where(step == 0, levels, lut.gather(1, levels))
     return (out.to(x.dtype) / UINT8_MAX).reshape(n, c, h, w)
@@ -250,7 +263,9 @@ class PhotometricParams:
 
 
 def sample_photometric_params(
-    batch: int, generator: torch.Generator, device: torch.device,
+    batch: int,
+    generator: torch.Generator,
+    device: torch.device,
     brightness: float = PHOTOMETRIC_BRIGHTNESS,
     contrast: tuple[float, float] = PHOTOMETRIC_CONTRAST,
     saturation: tuple[float, float] = PHOTOMETRIC_SATURATION,
@@ -264,7 +279,8 @@ def sample_photometric_params(
     first = _rand((batch,), generator, device) < CONTRAST_FIRST_P
     turns = hue_degrees / DEGREES_PER_TURN
     return PhotometricParams(
-        apply=apply, contrast_first=first,
+        apply=apply,
+        contrast_first=first,
         brightness=_uniform(batch, -brightness, brightness, generator, device),
         contrast=_uniform(batch, *contrast, generator, device),
         saturation=_uniform(batch, *saturation, generator, device),
@@ -290,7 +306,8 @@ def apply_photometric(x: Tensor, prm: PhotometricParams) -> Tensor:
 
 
 def photometric_distortion(
-    x: Tensor, generator: torch.Generator,
+    x: Tensor,
+    generator: torch.Generator,
     brightness: float = PHOTOMETRIC_BRIGHTNESS,
     contrast: tuple[float, float] = PHOTOMETRIC_CONTRAST,
     saturation: tuple[float, float] = PHOTOMETRIC_SATURATION,
@@ -299,8 +316,9 @@ def photometric_distortion(
 ) -> Tensor:
     """The labeled / weak view: each of four ops with probability ``p`` per sample."""
     _check_images(x, "photometric_distortion")
-    prm = sample_photometric_params(x.shape[0], generator, x.device, brightness, contrast,
-                                    saturation, hue_degrees, p)
+    prm = sample_photometric_params(
+        x.shape[0], generator, x.device, brightness, contrast, saturation, hue_degrees, p
+    )
     return apply_photometric(x, prm)
 
 
@@ -317,32 +335,45 @@ class StrongParams:
     radius: Tensor | None = None  # (B,) kernel radius when the blur range draws one
 
 
-def sample_strong_params(batch: int, generator: torch.Generator, device: torch.device,
-                         weights: tuple[float, ...] = STRONG_WEIGHTS,
-                         blur: BlurRange = BlurRange()) -> StrongParams:
+def sample_strong_params(
+    batch: int,
+    generator: torch.Generator,
+    device: torch.device,
+    weights: tuple[float, ...] = STRONG_WEIGHTS,
+    blur: BlurRange = BlurRange(),
+) -> StrongParams:
     """Pick one op per sample with probabilities proportional to ``weights``.
 
     The draws come in a fixed order; the kernel radius, when ``blur`` draws one, comes last, so
     the other draws are those of a pixel-sigma blur.
     """
     if len(weights) != len(STRONG_OPS) or min(weights) < 0 or sum(weights) <= 0:
-        raise ValueError(f"strong_augment: weights must be {len(STRONG_OPS)} non-negative numbers "
-                         f"(for {', '.join(STRONG_OPS)}) with a positive sum, got {weights}")
+        raise ValueError(
+            f"strong_augment: weights must be {len(STRONG_OPS)} non-negative numbers "
+            f"(for {', '.join(STRONG_OPS)}) with a positive sum, got {weights}"
+        )
     probs = torch.tensor(weights, dtype=torch.float64, device=generator.device)
     op = torch.multinomial(probs, batch, replacement=True, generator=generator).to(device)
-    jitter = torch.stack([
-        _uniform(batch, 1 - JITTER_BRIGHTNESS, 1 + JITTER_BRIGHTNESS, generator, device),
-        _uniform(batch, 1 - JITTER_CONTRAST, 1 + JITTER_CONTRAST, generator, device),
-        _uniform(batch, 1 - JITTER_SATURATION, 1 + JITTER_SATURATION, generator, device),
-        _uniform(batch, -JITTER_HUE, JITTER_HUE, generator, device),
-    ], 1)
+    jitter = torch.stack(
+        [
+            _uniform(batch, 1 - JITTER_BRIGHTNESS, 1 + JITTER_BRIGHTNESS, generator, device),
+            _uniform(batch, 1 - JITTER_CONTRAST, 1 + JITTER_CONTRAST, generator, device),
+            _uniform(batch, 1 - JITTER_SATURATION, 1 + JITTER_SATURATION, generator, device),
+            _uniform(batch, -JITTER_HUE, JITTER_HUE, generator, device),
+        ],
+        1,
+    )
     order = _rand((batch, JITTER_OPS), generator, device).argsort(1)
     sigma = _uniform(batch, *blur.sigma, generator, device)
     radius = None
     if blur.radius is not None:
         low, high = blur.radius
-        radius = torch.randint(low, high + 1, (batch,), generator=generator, device=generator.device).to(device)
-    return StrongParams(op=op, jitter=jitter, jitter_order=order, sigma=sigma, blur=blur, radius=radius)
+        radius = torch.randint(
+            low, high + 1, (batch,), generator=generator, device=generator.device
+        ).to(device)
+    return StrongParams(
+        op=op, jitter=jitter, jitter_order=order, sigma=sigma, blur=blur, radius=radius
+    )
 
 
 _JITTER_FNS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
@@ -379,15 +410,20 @@ def apply_strong(x: Tensor, prm: StrongParams) -> Tensor:
     return out
 
 
-def strong_augment(x: Tensor, generator: torch.Generator,
-                   weights: tuple[float, ...] = STRONG_WEIGHTS, blur: BlurRange = BlurRange()) -> Tensor:
+def strong_augment(
+    x: Tensor,
+    generator: torch.Generator,
+    weights: tuple[float, ...] = STRONG_WEIGHTS,
+    blur: BlurRange = BlurRange(),
+) -> Tensor:
     """The strong view: exactly one op per sample from ``STRONG_OPS``."""
     _check_images(x, "strong_augment")
     return apply_strong(x, sample_strong_params(x.shape[0], generator, x.device, weights, blur))
 
 
-def normalize(x: Tensor, mean: tuple[float, ...] = IMAGENET_MEAN,
-              std: tuple[float, ...] = IMAGENET_STD) -> Tensor:
+def normalize(
+    x: Tensor, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD
+) -> Tensor:
     """Per-channel standardisation for the ImageNet-pretrained backbone."""
     m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)

@@ -39,21 +39,29 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Read a checkpoint with the safe unpickler (tensors and plain Python values only)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated, corrupt, foreign, or holding objects the safe unpickler refuses
-        raise ValueError(f"checkpoint {path} could not be read ({exc}); delete it to start over") from exc
+    except (
+        Exception
+    ) as exc:  # truncated, corrupt, foreign, or holding objects the safe unpickler refuses
+        raise ValueError(
+            f"checkpoint {path} could not be read ({exc}); delete it to start over"
+        ) from exc
 
 
 def _checkpoints(directory: Path) -> list[tuple[int, Path]]:
     if not directory.is_dir():
         return []
-    return sorted((int(m.group(1)), p) for p in directory.iterdir() if (m := CHECKPOINT_PATTERN.match(p.name)))
+    return sorted(
+        (int(m.group(1)), p) for p in directory.iterdir() if (m := CHECKPOINT_PATTERN.match(p.name))
+    )
 
 
 def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
@@ -62,8 +70,9 @@ def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
     return found[-1][1] if found else None
 
 
-def load_latest_readable(directory: str | os.PathLike, map_location: str | torch.device = "cpu"
-                         ) -> tuple[Path, dict[str, Any]] | None:
+def load_latest_readable(
+    directory: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[Path, dict[str, Any]] | None:
     """The newest checkpoint in ``directory`` that reads, and its state; None if there is none.
 
     A newer checkpoint that does not read (truncated by a full disk, a copy cut short) is
@@ -76,13 +85,17 @@ def load_latest_readable(directory: str | os.PathLike, map_location: str | torch
         try:
             state = load_checkpoint(path, map_location=map_location)
         except ValueError as exc:
-            log.warning("skipping checkpoint %s: it could not be read (%s)", path, exc.__cause__ or exc)
+            log.warning(
+                "skipping checkpoint %s: it could not be read (%s)", path, exc.__cause__ or exc
+            )
             failures.append(f"{path.name}: {exc.__cause__ or exc}")
             continue
         return path, state
     if failures:
-        raise ValueError(f"no checkpoint in {directory} could be read ({'; '.join(failures)}); delete them to "
-                         "start over, or set training.resume: false")
+        raise ValueError(
+            f"no checkpoint in {directory} could be read ({'; '.join(failures)}); delete them to "
+            "start over, or set training.resume: false"
+        )
     return None
 
 
@@ -115,12 +128,17 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     saved = state["numpy"]
-    np.random.set_state({
-        "bit_generator": saved["bit_generator"],
-        "state": {"key": saved["key"].cpu().numpy().astype(NUMPY_KEY_DTYPE), "pos": saved["pos"]},
-        "has_gauss": saved["has_gauss"],
-        "gauss": saved["gauss"],
-    })
+    np.random.set_state(
+        {
+            "bit_generator": saved["bit_generator"],
+            "state": {
+                "key": saved["key"].cpu().numpy().astype(NUMPY_KEY_DTYPE),
+                "pos": saved["pos"],
+            },
+            "has_gauss": saved["has_gauss"],
+            "gauss": saved["gauss"],
+        }
+    )
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])

@@ -28,9 +28,17 @@ THRESHOLD_AVERAGES = ("kept", "valid")
 CPS_TARGETS = ("mixed", "unmixed")
 MIXED_VIEWS = ("strong", "weak")
 TEACHER_ROWS = ("all", "unlabeled")
-MAX_CONSISTENCY_SCALE = 4.0  # the decoder is at 1/4 of the input: 4 puts consistency at input resolution
+MAX_CONSISTENCY_SCALE = (
+    4.0  # the decoder is at 1/4 of the input: 4 puts consistency at input resolution
+)
 # Strong-view ops and their selection weights (spec §2; the order of augmentation.STRONG_OPS).
-STRONG_OP_WEIGHTS = {"color_jitter": 0.3, "blur": 0.5, "equalize": 0.1, "solarize": 0.1, "grayscale": 0.5}
+STRONG_OP_WEIGHTS = {
+    "color_jitter": 0.3,
+    "blur": 0.5,
+    "equalize": 0.1,
+    "solarize": 0.1,
+    "grayscale": 0.5,
+}
 
 
 @dataclass
@@ -48,7 +56,9 @@ class ModelConfig:
     # (512 px / 16 = 32), rounded up, kept below the map's side so no branch degenerates to a
     # 1x1 convolution (equal at 512 px). Resolved into ``aspp_rates`` by TrainConfig.
     aspp_rule: str = "fixed"
-    aspp_rates: tuple[int, ...] | None = None  # explicit dilations at this output stride; null: from aspp_rule
+    aspp_rates: tuple[int, ...] | None = (
+        None  # explicit dilations at this output stride; null: from aspp_rule
+    )
 
 
 @dataclass
@@ -83,13 +93,17 @@ class MethodConfig:
     # The rows L_st covers: "all" = labeled and unlabeled images (MKD release); "unlabeled" = the
     # unlabeled images only (FixMatch/UniMatch's loss_u, the mean-teacher baseline).
     teacher_rows: str = "all"
-    student_confidence_threshold: float | None = None  # not in the spec (L_ss never thresholded): off
+    student_confidence_threshold: float | None = (
+        None  # not in the spec (L_ss never thresholded): off
+    )
     ema_momentum_end: float = 0.6  # release 0.6 (0.99/0.999 usual elsewhere)
     weight_teacher: float = 1.5  # w_st, release
     weight_student: float = 1.0  # w_ss, release
     lambda_end: float = 1.5  # feature-augmentation strength, release
     lambda_schedule: str = "cosine"  # cosine ramp (release); constant | linear
-    consistency_scale: float = 0.5  # release computes consistency at 1/2 decoder res (1/8 input); 4: input res
+    consistency_scale: float = (
+        0.5  # release computes consistency at 1/2 decoder res (1/8 input); 4: input res
+    )
     consistency_rampup: int = 0  # iterations of sigmoid ramp on w_st, w_ss; release: 0 (none)
     teacher_bn_mode: str = "train"  # release: teachers in train mode (batch statistics)
     confidence_report_threshold: float = 0.95  # only for the logged "confident share" diagnostic
@@ -140,7 +154,9 @@ class TrainConfig:
     unlabeled_batch_size: int = 4  # unlabeled images per step per GPU (release: 4)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
-    precision: str = "auto"  # auto: bf16 on CUDA and native-bf16 CPUs, fp16 on older CUDA, else fp32
+    precision: str = (
+        "auto"  # auto: bf16 on CUDA and native-bf16 CPUs, fp16 on older CUDA, else fp32
+    )
     num_workers: int = 2
     checkpoint_every: int = 1000
     max_nonfinite_in_row: int = 20
@@ -151,8 +167,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         apply_method_preset(self.method)
         if self.model.aspp_rates is None and self.model.aspp_rule in ASPP_RULES:
-            self.model.aspp_rates = aspp_rates_for(self.model.aspp_rule, self.augment.crop_size,
-                                                   self.model.output_stride)
+            self.model.aspp_rates = aspp_rates_for(
+                self.model.aspp_rule, self.augment.crop_size, self.model.output_stride
+            )
         validate(self)
 
     @property
@@ -178,8 +195,12 @@ class MethodPreset:
     defaults: dict[str, Any] = field(default_factory=dict)
 
 
-NO_CONSISTENCY = {"teacher_term": False, "student_term": False,
-                  "feature_aug_students": False, "feature_aug_teachers": False}
+NO_CONSISTENCY = {
+    "teacher_term": False,
+    "student_term": False,
+    "feature_aug_students": False,
+    "feature_aug_teachers": False,
+}
 METHOD_PRESETS: dict[str, MethodPreset] = {
     "supervised": MethodPreset(fixed=NO_CONSISTENCY),
     # Mean teacher (Tarvainen & Valpola 2017) in the FixMatch form UniMatch's repository uses for
@@ -191,19 +212,38 @@ METHOD_PRESETS: dict[str, MethodPreset] = {
     # ((loss_x + loss_u) / 2). EMA momentum min(1 - 1/t, 0.99): Tarvainen & Valpola's schedule
     # (0.999 in long runs).
     "mean_teacher": MethodPreset(
-        fixed={"teacher_term": True, "student_term": False, "feature_aug_students": False,
-               "feature_aug_teachers": False, "mixed_view": "strong"},
-        defaults={"teacher_rows": "unlabeled", "ema_momentum_end": 0.99, "confidence_threshold": 0.95, "threshold_average": "valid",
-                  "weight_teacher": 1.0, "consistency_scale": MAX_CONSISTENCY_SCALE}),
+        fixed={
+            "teacher_term": True,
+            "student_term": False,
+            "feature_aug_students": False,
+            "feature_aug_teachers": False,
+            "mixed_view": "strong",
+        },
+        defaults={
+            "teacher_rows": "unlabeled",
+            "ema_momentum_end": 0.99,
+            "confidence_threshold": 0.95,
+            "threshold_average": "valid",
+            "weight_teacher": 1.0,
+            "consistency_scale": MAX_CONSISTENCY_SCALE,
+        },
+    ),
     # Cross pseudo supervision with CutMix (Chen et al. 2021, TorchSemiSeg
     # exp.voc/voc8.res50v3+.CPS+CutMix/train.py): each network's no-grad prediction on the unmixed
     # unlabeled images, mixed with the CutMix mask, is the other network's target on the mixed
     # image; no strong view; loss on logits upsampled to the input (network.py upsamples before the
     # loss); cps_weight 1 (that experiment's config.py); no threshold.
     "cps": MethodPreset(
-        fixed={"teacher_term": False, "student_term": True, "feature_aug_students": False,
-               "feature_aug_teachers": False, "cps_targets": "unmixed", "mixed_view": "weak"},
-        defaults={"weight_student": 1.0, "consistency_scale": MAX_CONSISTENCY_SCALE}),
+        fixed={
+            "teacher_term": False,
+            "student_term": True,
+            "feature_aug_students": False,
+            "feature_aug_teachers": False,
+            "cps_targets": "unmixed",
+            "mixed_view": "weak",
+        },
+        defaults={"weight_student": 1.0, "consistency_scale": MAX_CONSISTENCY_SCALE},
+    ),
     "mkd": MethodPreset(),
 }
 
@@ -220,8 +260,10 @@ def method_values(name: str, mkd: dict[str, Any], overrides: dict[str, Any]) -> 
     preset = check_method(name)
     fixed = sorted(set(overrides) & set(preset.fixed))
     if fixed:
-        raise ValueError(f"training.{name}.{fixed[0]} is fixed by the {name} preset (config.py "
-                         "METHOD_PRESETS); train method mkd with its switches to change it")
+        raise ValueError(
+            f"training.{name}.{fixed[0]} is fixed by the {name} preset (config.py "
+            "METHOD_PRESETS); train method mkd with its switches to change it"
+        )
     return {**mkd, **preset.defaults, **overrides, **preset.fixed, "name": name}
 
 
@@ -236,39 +278,83 @@ def validate(cfg: TrainConfig) -> None:
     checks = [
         (cfg.iterations >= 1, "training.iterations must be >= 1"),
         (cfg.batch_size >= 1, "training.batch_size must be >= 1"),
-        (not cfg.uses_unlabeled or cfg.unlabeled_batch_size >= 2,
-         "training.unlabeled_batch_size must be >= 2 (CutMix pairs each image with its neighbour)"),
+        (
+            not cfg.uses_unlabeled or cfg.unlabeled_batch_size >= 2,
+            "training.unlabeled_batch_size must be >= 2 (CutMix pairs each image with its neighbour)",
+        ),
         (cfg.precision in PRECISIONS, f"training.precision must be one of {PRECISIONS}"),
-        (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:"),
-         "training.device must be auto, cpu or cuda"),
-        (cfg.method.teacher_bn_mode in BN_MODES, f"training.mkd.teacher_bn_mode must be one of {BN_MODES}"),
-        (0.0 <= cfg.method.ema_momentum_end < 1.0, "training.mkd.ema_momentum_end must be in [0, 1)"),
-        (cfg.method.confidence_threshold is None or 0.0 < cfg.method.confidence_threshold < 1.0,
-         "training.mkd.confidence_threshold must be null (off) or in (0, 1)"),
-        (cfg.method.student_confidence_threshold is None or 0.0 < cfg.method.student_confidence_threshold < 1.0,
-         "training.mkd.student_confidence_threshold must be null (off) or in (0, 1)"),
-        (0.0 < cfg.method.consistency_scale <= MAX_CONSISTENCY_SCALE,
-         f"training.mkd.consistency_scale must be in (0, {MAX_CONSISTENCY_SCALE:g}]"),
-        (cfg.method.threshold_average in THRESHOLD_AVERAGES,
-         f"training.mkd.threshold_average must be one of {THRESHOLD_AVERAGES}"),
-        (cfg.method.target_mixing in TARGET_MIXINGS, f"training.mkd.target_mixing must be one of {TARGET_MIXINGS}"),
-        (cfg.method.label_sampling in LABEL_SAMPLINGS,
-         f"training.mkd.label_sampling must be one of {LABEL_SAMPLINGS}"),
-        (cfg.method.cps_targets in CPS_TARGETS, f"training.mkd.cps_targets must be one of {CPS_TARGETS}"),
-        (cfg.method.mixed_view in MIXED_VIEWS, f"training.mkd.mixed_view must be one of {MIXED_VIEWS}"),
-        (cfg.method.teacher_rows in TEACHER_ROWS, f"training.mkd.teacher_rows must be one of {TEACHER_ROWS}"),
-        (cfg.model.aspp_rule in ASPP_RULES, f"training.model.aspp_rule must be one of {ASPP_RULES}"),
-        (cfg.model.aspp_rates is None or (len(cfg.model.aspp_rates) >= 1 and min(cfg.model.aspp_rates) >= 1),
-         "training.model.aspp_rates must be null or a list of dilations >= 1"),
-        (cfg.augment.blur_reference_crop is None or cfg.augment.blur_reference_crop >= 1,
-         "training.augment.blur_reference_crop must be null or a crop side >= 1"),
+        (
+            cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:"),
+            "training.device must be auto, cpu or cuda",
+        ),
+        (
+            cfg.method.teacher_bn_mode in BN_MODES,
+            f"training.mkd.teacher_bn_mode must be one of {BN_MODES}",
+        ),
+        (
+            0.0 <= cfg.method.ema_momentum_end < 1.0,
+            "training.mkd.ema_momentum_end must be in [0, 1)",
+        ),
+        (
+            cfg.method.confidence_threshold is None or 0.0 < cfg.method.confidence_threshold < 1.0,
+            "training.mkd.confidence_threshold must be null (off) or in (0, 1)",
+        ),
+        (
+            cfg.method.student_confidence_threshold is None
+            or 0.0 < cfg.method.student_confidence_threshold < 1.0,
+            "training.mkd.student_confidence_threshold must be null (off) or in (0, 1)",
+        ),
+        (
+            0.0 < cfg.method.consistency_scale <= MAX_CONSISTENCY_SCALE,
+            f"training.mkd.consistency_scale must be in (0, {MAX_CONSISTENCY_SCALE:g}]",
+        ),
+        (
+            cfg.method.threshold_average in THRESHOLD_AVERAGES,
+            f"training.mkd.threshold_average must be one of {THRESHOLD_AVERAGES}",
+        ),
+        (
+            cfg.method.target_mixing in TARGET_MIXINGS,
+            f"training.mkd.target_mixing must be one of {TARGET_MIXINGS}",
+        ),
+        (
+            cfg.method.label_sampling in LABEL_SAMPLINGS,
+            f"training.mkd.label_sampling must be one of {LABEL_SAMPLINGS}",
+        ),
+        (
+            cfg.method.cps_targets in CPS_TARGETS,
+            f"training.mkd.cps_targets must be one of {CPS_TARGETS}",
+        ),
+        (
+            cfg.method.mixed_view in MIXED_VIEWS,
+            f"training.mkd.mixed_view must be one of {MIXED_VIEWS}",
+        ),
+        (
+            cfg.method.teacher_rows in TEACHER_ROWS,
+            f"training.mkd.teacher_rows must be one of {TEACHER_ROWS}",
+        ),
+        (
+            cfg.model.aspp_rule in ASPP_RULES,
+            f"training.model.aspp_rule must be one of {ASPP_RULES}",
+        ),
+        (
+            cfg.model.aspp_rates is None
+            or (len(cfg.model.aspp_rates) >= 1 and min(cfg.model.aspp_rates) >= 1),
+            "training.model.aspp_rates must be null or a list of dilations >= 1",
+        ),
+        (
+            cfg.augment.blur_reference_crop is None or cfg.augment.blur_reference_crop >= 1,
+            "training.augment.blur_reference_crop must be null or a crop side >= 1",
+        ),
         (cfg.method.consistency_rampup >= 0, "training.mkd.consistency_rampup must be >= 0"),
         (cfg.model.output_stride in (8, 16), "training.model.output_stride must be 8 or 16"),
         (cfg.augment.crop_size >= 16, "training.augment.crop_size must be >= 16"),
-        (set(cfg.augment.strong_ops) <= set(STRONG_OP_WEIGHTS) and min(cfg.augment.strong_weights) >= 0
-         and sum(cfg.augment.strong_weights) > 0,
-         f"training.augment.strong_ops must map ops among {', '.join(STRONG_OP_WEIGHTS)} to non-negative "
-         f"weights with a positive sum; got {cfg.augment.strong_ops}"),
+        (
+            set(cfg.augment.strong_ops) <= set(STRONG_OP_WEIGHTS)
+            and min(cfg.augment.strong_weights) >= 0
+            and sum(cfg.augment.strong_weights) > 0,
+            f"training.augment.strong_ops must map ops among {', '.join(STRONG_OP_WEIGHTS)} to non-negative "
+            f"weights with a positive sum; got {cfg.augment.strong_ops}",
+        ),
         (cfg.checkpoint_every >= 1, "training.checkpoint_every must be >= 1"),
         (cfg.max_nonfinite_in_row >= 1, "training.max_nonfinite_in_row must be >= 1"),
     ]
@@ -283,8 +369,10 @@ def _build(cls: type, values: dict[str, Any] | None, where: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise ValueError(f"unknown parameter(s) {', '.join(f'{where}.{k}' for k in unknown)}; "
-                         f"known: {', '.join(sorted(names))}")
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(f'{where}.{k}' for k in unknown)}; "
+            f"known: {', '.join(sorted(names))}"
+        )
     for key in ("scale_range", "aspp_rates"):
         if values.get(key) is not None:
             values[key] = tuple(values[key])
@@ -310,12 +398,19 @@ def config_from_dict(params: dict[str, Any]) -> TrainConfig:
     model = _build(ModelConfig, params.pop("model", None), "training.model")
     optim = _build(OptimConfig, params.pop("optim", None), "training.optim")
     augment = _build(AugmentConfig, params.pop("augment", None), "training.augment")
-    known = {f.name for f in dataclasses.fields(TrainConfig)} - {"method", "model", "optim", "augment"}
+    known = {f.name for f in dataclasses.fields(TrainConfig)} - {
+        "method",
+        "model",
+        "optim",
+        "augment",
+    }
     unknown = sorted(set(params) - known)
     if unknown:
         blocks_known = {"method", "mkd", "model", "optim", "augment", *blocks}
-        raise ValueError(f"unknown parameter(s) {', '.join(f'training.{k}' for k in unknown)}; "
-                         f"known: {', '.join(sorted(known | blocks_known))}")
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(f'training.{k}' for k in unknown)}; "
+            f"known: {', '.join(sorted(known | blocks_known))}"
+        )
     return TrainConfig(method=method, model=model, optim=optim, augment=augment, **params)
 
 

@@ -66,7 +66,9 @@ def labels_to_resolution(labels: Tensor, size: tuple[int, int], sampling: str = 
     return resized.to(labels.dtype)
 
 
-def make_view(logits: Tensor, features: Tensor, labels_small: Tensor, valid_unlabeled: Tensor) -> View:
+def make_view(
+    logits: Tensor, features: Tensor, labels_small: Tensor, valid_unlabeled: Tensor
+) -> View:
     """Resize a network's outputs and attach its estimator labels."""
     size = tuple(labels_small.shape[-2:])
     z = to_resolution(logits, size)
@@ -77,8 +79,9 @@ def make_view(logits: Tensor, features: Tensor, labels_small: Tensor, valid_unla
     return View(z, f, torch.cat([labels_small.long(), own]))
 
 
-def feature_augment(view: View, stats: ClassFeatureStatistics, classifier_weight: Tensor,
-                    lam: float, enabled: bool) -> Tensor:
+def feature_augment(
+    view: View, stats: ClassFeatureStatistics, classifier_weight: Tensor, lam: float, enabled: bool
+) -> Tensor:
     """Update the network's estimator with this step's features, then augment its logits.
 
     The estimator is updated even when augmentation is off so that the statistics
@@ -135,7 +138,9 @@ class TargetMixer:
         like the outputs; a cell is valid where more than half of its target comes from unpadded pixels.
         """
         if self.mixing == "grid":
-            return labels_to_resolution(mix(valid_unmixed.bool(), self.mask), self.grid, self.sampling)
+            return labels_to_resolution(
+                mix(valid_unmixed.bool(), self.mask), self.grid, self.sampling
+            )
         share = F.interpolate(valid_unmixed.float()[:, None], size=self.mix_size, mode="area")
         return self.mix(share)[:, 0] > MAJORITY
 
@@ -150,12 +155,20 @@ class TargetMixer:
         aligned: neither image is the minority's."""
         weight = self.weight()[:, 0]
         truth = F.interpolate(self.mask.float(), size=self.grid, mode="area")[:, 0]
-        aligned = ((weight > MAJORITY) == (truth > MAJORITY)) | (weight == MAJORITY) | (truth == MAJORITY)
+        aligned = (
+            ((weight > MAJORITY) == (truth > MAJORITY)) | (weight == MAJORITY) | (truth == MAJORITY)
+        )
         valid = valid.bool()
         return ((aligned & valid).sum() / valid.sum().clamp(min=1)).float().detach()
 
-    def view(self, logits: Tensor, features: Tensor, n_labeled: int, labels_small: Tensor,
-             valid_mix: Tensor) -> View:
+    def view(
+        self,
+        logits: Tensor,
+        features: Tensor,
+        n_labeled: int,
+        labels_small: Tensor,
+        valid_mix: Tensor,
+    ) -> View:
         """A teacher's view of ``[x_l; x_w]`` (decoder resolution) as targets for ``[x_l; x_mix]``:
         labeled rows resized, unlabeled rows mixed, then the estimator labels attached."""
         z = torch.cat([to_resolution(logits[:n_labeled], self.grid), self.mix(logits[n_labeled:])])
@@ -171,8 +184,9 @@ class ConsistencyResult:
     metrics: dict[str, Tensor]  # detached 0-d tensors
 
 
-def kept_by_group(targets: list[Tensor], confidence: list[Tensor], ignore: Tensor,
-                  threshold: float | None) -> dict[str, Tensor]:
+def kept_by_group(
+    targets: list[Tensor], confidence: list[Tensor], ignore: Tensor, threshold: float | None
+) -> dict[str, Tensor]:
     """Share of the valid pixels that pass the threshold, among those whose target is background
     (class ``BACKGROUND_CLASS``) and among the others: shows when a threshold keeps one group only."""
     valid = ~ignore.bool()
@@ -221,26 +235,45 @@ def consistency_losses(
         used = []
         for k in range(n):
             other = (k + 1) % n  # the other branch; the same one when there is a single branch
-            loss, share = pseudo_label_ce(students[k], teachers[other].detach(), ignore,
-                                          teacher_confidence[other], threshold, average)
+            loss, share = pseudo_label_ce(
+                students[k],
+                teachers[other].detach(),
+                ignore,
+                teacher_confidence[other],
+                threshold,
+                average,
+            )
             loss_st = loss_st + loss
             kept.append(share)
             used.append(other)
         metrics["kept_share_st"] = torch.stack(kept).mean()
-        metrics.update(kept_by_group([teachers[i] for i in used], [teacher_confidence[i] for i in used],
-                                     ignore, threshold))
+        metrics.update(
+            kept_by_group(
+                [teachers[i] for i in used],
+                [teacher_confidence[i] for i in used],
+                ignore,
+                threshold,
+            )
+        )
     if student_term and n == 2:
         targets = student_targets if student_targets is not None else students
         mask = student_ignore if student_targets is not None else ignore
         for k in range(2):
             conf = student_confidence[1 - k] if student_confidence else None
-            loss, _ = pseudo_label_ce(students[k], targets[1 - k].detach(), mask, conf, student_threshold, average)
+            loss, _ = pseudo_label_ce(
+                students[k], targets[1 - k].detach(), mask, conf, student_threshold, average
+            )
             loss_ss = loss_ss + loss
     return ConsistencyResult(loss_st, loss_ss, metrics)
 
 
-def teacher_diagnostics(confidence: list[Tensor], predictions: list[Tensor], valid: Tensor,
-                        report_threshold: float, n_labeled: int) -> dict[str, Tensor]:
+def teacher_diagnostics(
+    confidence: list[Tensor],
+    predictions: list[Tensor],
+    valid: Tensor,
+    report_threshold: float,
+    n_labeled: int,
+) -> dict[str, Tensor]:
     """Mean teacher confidence, share above the threshold, and agreement of the two teachers,
     as detached 0-d tensors (the trainer moves a step's metrics to the host in one transfer).
 
@@ -255,10 +288,11 @@ def teacher_diagnostics(confidence: list[Tensor], predictions: list[Tensor], val
     conf = torch.stack([c[n_labeled:] for c in confidence])  # (T, B_u, h, w)
     out = {
         "teacher_confidence": ((conf * valid).sum() / (count * len(confidence))).detach(),
-        "confident_share": (((conf >= report_threshold) & valid).sum() / (count * len(confidence))).detach(),
+        "confident_share": (
+            ((conf >= report_threshold) & valid).sum() / (count * len(confidence))
+        ).detach(),
     }
     if len(predictions) == 2:
         agree = (predictions[0][n_labeled:] == predictions[1][n_labeled:]) & valid
         out["teacher_agreement"] = (agree.sum() / count).detach()
     return out
-

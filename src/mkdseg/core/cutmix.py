@@ -28,14 +28,22 @@ def _rand(shape: tuple[int, ...], generator: torch.Generator, device: torch.devi
     return torch.rand(shape, generator=generator, device=generator.device).to(device)
 
 
-def sample_boxes(batch: int, height: int, width: int, generator: torch.Generator,
-                 n_boxes: int = N_BOXES, area: tuple[float, float] = BOX_AREA,
-                 aspect: tuple[float, float] = ASPECT_RANGE,
-                 device: torch.device | str | None = None) -> Tensor:
+def sample_boxes(
+    batch: int,
+    height: int,
+    width: int,
+    generator: torch.Generator,
+    n_boxes: int = N_BOXES,
+    area: tuple[float, float] = BOX_AREA,
+    aspect: tuple[float, float] = ASPECT_RANGE,
+    device: torch.device | str | None = None,
+) -> Tensor:
     """Boxes (B, n_boxes, 4) int64 as (y0, x0, y1, x1), end exclusive, fully inside the image."""
     if n_boxes < 1 or not 0.0 < area[0] <= area[1] <= 1.0 or not 0.0 < aspect[0] <= aspect[1]:
-        raise ValueError(f"cutmix: need n_boxes >= 1, 0 < area[0] <= area[1] <= 1 and "
-                         f"0 < aspect[0] <= aspect[1]; got {n_boxes}, {area}, {aspect}")
+        raise ValueError(
+            f"cutmix: need n_boxes >= 1, 0 < area[0] <= area[1] <= 1 and "
+            f"0 < aspect[0] <= aspect[1]; got {n_boxes}, {area}, {aspect}"
+        )
     device = torch.device(device) if device is not None else generator.device
     shape = (batch, n_boxes)
     frac = area[0] + (area[1] - area[0]) * _rand(shape, generator, device)
@@ -61,9 +69,15 @@ def boxes_to_mask(boxes: Tensor, height: int, width: int) -> Tensor:
     return (inside.sum(1, keepdim=True) % PARITY).float()
 
 
-def box_mask(batch: int, height: int, width: int, generator: torch.Generator,
-             n_boxes: int = N_BOXES, area: tuple[float, float] = BOX_AREA,
-             device: torch.device | str | None = None) -> Tensor:
+def box_mask(
+    batch: int,
+    height: int,
+    width: int,
+    generator: torch.Generator,
+    n_boxes: int = N_BOXES,
+    area: tuple[float, float] = BOX_AREA,
+    device: torch.device | str | None = None,
+) -> Tensor:
     """The CutMix mask M (B, 1, H, W): 1 keeps the sample, 0 takes its partner."""
     boxes = sample_boxes(batch, height, width, generator, n_boxes, area, device=device)
     return boxes_to_mask(boxes, height, width)
@@ -84,10 +98,14 @@ def _mask_for(x: Tensor, mask: Tensor) -> Tensor:
     if mask.dim() == 3:
         mask = mask[:, None]
     if mask.dim() != 4 or mask.shape[1] != 1:
-        raise ValueError(f"cutmix.mix: mask must be (B, 1, H, W) or (B, H, W), got {tuple(mask.shape)}")
+        raise ValueError(
+            f"cutmix.mix: mask must be (B, 1, H, W) or (B, H, W), got {tuple(mask.shape)}"
+        )
     if mask.shape[0] != x.shape[0] or tuple(mask.shape[-2:]) != tuple(x.shape[-2:]):
-        raise ValueError(f"cutmix.mix: mask {tuple(mask.shape)} does not match input "
-                         f"{tuple(x.shape)}; use resize_mask(mask, x.shape[-2:]) first")
+        raise ValueError(
+            f"cutmix.mix: mask {tuple(mask.shape)} does not match input "
+            f"{tuple(x.shape)}; use resize_mask(mask, x.shape[-2:]) first"
+        )
     if x.dim() == 3:
         return mask[:, 0]
     if x.dim() == 4:

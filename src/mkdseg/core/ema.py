@@ -16,7 +16,9 @@ def ema_momentum(step: int, m_end: float) -> float:
     if step < 1:
         raise ValueError(f"ema_momentum: step counts from 1, got {step}")
     if not 0.0 <= m_end < 1.0:
-        raise ValueError(f"ema_momentum: training.mkd.ema_momentum_end must be in [0, 1), got {m_end}")
+        raise ValueError(
+            f"ema_momentum: training.mkd.ema_momentum_end must be in [0, 1), got {m_end}"
+        )
     return min(1.0 - 1.0 / step, m_end)
 
 
@@ -28,9 +30,12 @@ def ema_update_(teacher: nn.Module, student: nn.Module, momentum: float) -> None
     t_params = list(teacher.parameters())
     s_params = [p.detach() for p in student.parameters()]
     if len(t_params) != len(s_params) or any(
-            t.shape != s.shape for t, s in zip(t_params, s_params, strict=True)):
-        raise ValueError("ema_update_: teacher and student must have the same architecture "
-                         "(same parameters in the same order)")
+        t.shape != s.shape for t, s in zip(t_params, s_params, strict=True)
+    ):
+        raise ValueError(
+            "ema_update_: teacher and student must have the same architecture "
+            "(same parameters in the same order)"
+        )
     if not t_params:
         return
     if momentum == 0.0:  # exact copy (also when the teacher holds non-finite values)

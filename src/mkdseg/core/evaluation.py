@@ -37,13 +37,17 @@ class EvalSettings:
     stride: int = 341  # sliding mode only (2/3 of the window, as mmseg's Cityscapes configs)
     batch_windows: int = 4
     keep_predictions: int = 8  # how many predictions to return for the report grid
-    precision: str = "auto"  # as training.precision: bf16 where the device has it natively, else fp32
+    precision: str = (
+        "auto"  # as training.precision: bf16 where the device has it natively, else fp32
+    )
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"evaluation.mode must be one of {MODES}, got {self.mode!r}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"evaluation.precision must be one of {PRECISIONS}, got {self.precision!r}")
+            raise ValueError(
+                f"evaluation.precision must be one of {PRECISIONS}, got {self.precision!r}"
+            )
 
 
 @dataclass
@@ -52,11 +56,19 @@ class EvalResult:
     pixel_accuracy: float
     iou: np.ndarray  # per class, NaN where the class is absent from predictions and labels
     matrix: np.ndarray  # (C, C), rows = ground truth
-    predictions: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (sample index, HxW uint8)
+    predictions: list[tuple[int, np.ndarray]] = field(
+        default_factory=list
+    )  # (sample index, HxW uint8)
 
 
-def evaluate(segmenter: Segmenter, samples: Sequence[tuple[str, str]], mask_encoding: MaskEncoding,
-             num_classes: int, settings: EvalSettings, device: str | torch.device = "cpu") -> EvalResult:
+def evaluate(
+    segmenter: Segmenter,
+    samples: Sequence[tuple[str, str]],
+    mask_encoding: MaskEncoding,
+    num_classes: int,
+    settings: EvalSettings,
+    device: str | torch.device = "cpu",
+) -> EvalResult:
     """Run ``segmenter`` over ``samples`` and accumulate a confusion matrix."""
     if not samples:
         raise ValueError("evaluation needs at least one validation image; the val split is empty")
@@ -75,10 +87,12 @@ def evaluate(segmenter: Segmenter, samples: Sequence[tuple[str, str]], mask_enco
             if settings.mode == "whole":
                 logits = predict_whole(net, x, tuple(mask.shape[-2:])).float()
             else:
-                logits = predict_sliding(net, x, num_classes, settings.window, settings.stride,
-                                         settings.batch_windows)
-                logits = torch.nn.functional.interpolate(logits, size=mask.shape[-2:], mode="bilinear",
-                                                         align_corners=False)
+                logits = predict_sliding(
+                    net, x, num_classes, settings.window, settings.stride, settings.batch_windows
+                )
+                logits = torch.nn.functional.interpolate(
+                    logits, size=mask.shape[-2:], mode="bilinear", align_corners=False
+                )
         pred = logits.argmax(1)
         confusion.update(pred, mask)
         if len(kept) < settings.keep_predictions:
@@ -87,12 +101,19 @@ def evaluate(segmenter: Segmenter, samples: Sequence[tuple[str, str]], mask_enco
             log.info("evaluated %d/%d images", n, len(samples))
     confusion.reduce()
     out = confusion.compute()
-    return EvalResult(float(out["miou"]), float(out["pixel_accuracy"]), out["iou"], out["matrix"], kept)
+    return EvalResult(
+        float(out["miou"]), float(out["pixel_accuracy"]), out["iou"], out["matrix"], kept
+    )
 
 
-def named_metrics(result: EvalResult, class_names: Sequence[str], mode: str, prefix: str = "val") -> dict:
+def named_metrics(
+    result: EvalResult, class_names: Sequence[str], mode: str, prefix: str = "val"
+) -> dict:
     """Flat metric names that carry the mode, comparable across runs (e.g. ``val_mIoU_whole``)."""
-    metrics = {f"{prefix}_mIoU_{mode}": result.miou, f"{prefix}_pixel_acc_{mode}": result.pixel_accuracy}
+    metrics = {
+        f"{prefix}_mIoU_{mode}": result.miou,
+        f"{prefix}_pixel_acc_{mode}": result.pixel_accuracy,
+    }
     for name, value in zip(class_names, result.iou, strict=True):
         if not np.isnan(value):
             metrics[f"{prefix}_IoU_{mode}.{name}"] = float(value)

@@ -23,7 +23,10 @@ from mkdseg.core.config import ModelConfig
 from mkdseg.core.model import DeepLabV3Plus
 
 BUNDLE_FORMAT = "mkdseg-segmenter/1"
-TRAINING_ONLY_KEYS = ("pretrained", "aspp_rule")  # ModelConfig keys that are not architecture arguments
+TRAINING_ONLY_KEYS = (
+    "pretrained",
+    "aspp_rule",
+)  # ModelConfig keys that are not architecture arguments
 
 
 class Segmenter(nn.Module):
@@ -48,19 +51,31 @@ class Segmenter(nn.Module):
         return self.model
 
 
-def make_bundle(state_dict: dict[str, Tensor], model: ModelConfig, class_names: list[str],
-                colours: list[list[int]]) -> dict[str, Any]:
+def make_bundle(
+    state_dict: dict[str, Tensor],
+    model: ModelConfig,
+    class_names: list[str],
+    colours: list[list[int]],
+) -> dict[str, Any]:
     """What the training node returns: weights + architecture + class metadata."""
-    return {"format": BUNDLE_FORMAT, "model": {**asdict(model), "pretrained": None},
-            "class_names": list(class_names), "colours": [list(c) for c in colours],
-            "state_dict": state_dict}
+    return {
+        "format": BUNDLE_FORMAT,
+        "model": {**asdict(model), "pretrained": None},
+        "class_names": list(class_names),
+        "colours": [list(c) for c in colours],
+        "state_dict": state_dict,
+    }
 
 
 def segmenter_from_bundle(bundle: dict[str, Any]) -> Segmenter:
     if bundle.get("format") != BUNDLE_FORMAT:
-        raise ValueError(f"not an mkdseg model bundle (format {bundle.get('format')!r}, expected {BUNDLE_FORMAT})")
+        raise ValueError(
+            f"not an mkdseg model bundle (format {bundle.get('format')!r}, expected {BUNDLE_FORMAT})"
+        )
     cfg = dict(bundle["model"])
-    for key in TRAINING_ONLY_KEYS:  # the weights below hold the trained backbone; the rule's rates are stored
+    for key in (
+        TRAINING_ONLY_KEYS
+    ):  # the weights below hold the trained backbone; the rule's rates are stored
         cfg.pop(key, None)
     model = DeepLabV3Plus(len(bundle["class_names"]), **cfg)
     model.load_state_dict(bundle["state_dict"])

@@ -40,8 +40,10 @@ class ClassFeatureStatistics(nn.Module):
     def __init__(self, num_classes: int, channels: int, ignore_index: int = IGNORE_INDEX) -> None:
         super().__init__()
         if num_classes < 1 or channels < 1:
-            raise ValueError(f"ClassFeatureStatistics: num_classes and channels must be >= 1, "
-                             f"got {num_classes}, {channels}")
+            raise ValueError(
+                f"ClassFeatureStatistics: num_classes and channels must be >= 1, "
+                f"got {num_classes}, {channels}"
+            )
         self.num_classes, self.channels, self.ignore_index = num_classes, channels, ignore_index
         self.register_buffer("mean", torch.zeros(num_classes, channels, dtype=STATS_DTYPE))
         self.register_buffer("var", torch.zeros(num_classes, channels, dtype=STATS_DTYPE))
@@ -49,15 +51,21 @@ class ClassFeatureStatistics(nn.Module):
 
     def _check(self, features: Tensor, labels: Tensor) -> None:
         if features.dim() != 2 or features.shape[1] != self.channels:
-            raise ValueError(f"ClassFeatureStatistics.update: features must be (N, {self.channels}), "
-                             f"got {tuple(features.shape)}")
+            raise ValueError(
+                f"ClassFeatureStatistics.update: features must be (N, {self.channels}), "
+                f"got {tuple(features.shape)}"
+            )
         if labels.shape != features.shape[:1]:
-            raise ValueError(f"ClassFeatureStatistics.update: labels must be ({features.shape[0]},), "
-                             f"got {tuple(labels.shape)}")
+            raise ValueError(
+                f"ClassFeatureStatistics.update: labels must be ({features.shape[0]},), "
+                f"got {tuple(labels.shape)}"
+            )
         bad = (labels != self.ignore_index) & ((labels < 0) | (labels >= self.num_classes))
         if bool(bad.any()):
-            raise ValueError(f"ClassFeatureStatistics.update: labels must be in [0, {self.num_classes}) "
-                             f"or {self.ignore_index}; check the dataset's num_classes / mask encoding")
+            raise ValueError(
+                f"ClassFeatureStatistics.update: labels must be in [0, {self.num_classes}) "
+                f"or {self.ignore_index}; check the dataset's num_classes / mask encoding"
+            )
 
     def batch_sums(self, features: Tensor, labels: Tensor) -> Tensor:
         """Per-class (n_c, sum x, sum x^2) packed as (C, 1 + 2A) float64; ignored pixels dropped."""
@@ -90,8 +98,8 @@ class ClassFeatureStatistics(nn.Module):
         n = sums[:, :1]
         present = n > 0
         safe_n = n.clamp(min=1)
-        m = sums[:, 1:1 + a] / safe_n
-        v = (sums[:, 1 + a:] / safe_n - m * m).clamp(min=0)  # biased batch variance
+        m = sums[:, 1 : 1 + a] / safe_n
+        v = (sums[:, 1 + a :] / safe_n - m * m).clamp(min=0)  # biased batch variance
         w = n / (n + self.count[:, None]).clamp(min=1)
         new_var = (1 - w) * self.var + w * v + w * (1 - w) * (self.mean - m) ** 2
         new_mean = (1 - w) * self.mean + w * m
@@ -102,8 +110,10 @@ class ClassFeatureStatistics(nn.Module):
     def update_from_maps(self, features: Tensor, labels: Tensor) -> None:
         """``update`` from maps: features (B, A, h, w), labels (B, h, w) at the same resolution."""
         if features.dim() != 4 or labels.shape != (features.shape[0], *features.shape[2:]):
-            raise ValueError(f"ClassFeatureStatistics.update_from_maps: features (B, A, h, w) and labels "
-                             f"(B, h, w) must agree, got {tuple(features.shape)} and {tuple(labels.shape)}")
+            raise ValueError(
+                f"ClassFeatureStatistics.update_from_maps: features (B, A, h, w) and labels "
+                f"(B, h, w) must agree, got {tuple(features.shape)} and {tuple(labels.shape)}"
+            )
         flat = features.detach().permute(0, 2, 3, 1).reshape(-1, features.shape[1])
         self.update(flat, labels.reshape(-1))
 
@@ -119,8 +129,10 @@ def augmentation_table(weight: Tensor, var: Tensor, lam: float) -> Tensor:
     are enforced. W is detached (the augmentation is not a path for gradients).
     """
     if weight.dim() != 2 or var.shape != weight.shape:
-        raise ValueError(f"augmentation_table: weight and var must both be (C, A), "
-                         f"got {tuple(weight.shape)} and {tuple(var.shape)}")
+        raise ValueError(
+            f"augmentation_table: weight and var must both be (C, A), "
+            f"got {tuple(weight.shape)} and {tuple(var.shape)}"
+        )
     w = weight.detach()
     var = var.detach().to(w.dtype)
     sq = var @ (w * w).T - 2.0 * (w * var) @ w.T + (w * w * var).sum(1, keepdim=True)
@@ -128,14 +140,17 @@ def augmentation_table(weight: Tensor, var: Tensor, lam: float) -> Tensor:
     return (lam / 2.0) * sq
 
 
-def augment_logits(logits: Tensor, labels: Tensor, table: Tensor,
-                   ignore_index: int = IGNORE_INDEX) -> Tensor:
+def augment_logits(
+    logits: Tensor, labels: Tensor, table: Tensor, ignore_index: int = IGNORE_INDEX
+) -> Tensor:
     """``z~[b, :, i, j] = z[b, :, i, j] + table[y[b, i, j]]``; ignored pixels unchanged."""
     b, c = logits.shape[:2]
     if labels.shape != (b, *logits.shape[2:]) or table.shape != (c, c):
-        raise ValueError(f"augment_logits: logits (B, C, h, w), labels (B, h, w), table (C, C) "
-                         f"must agree, got {tuple(logits.shape)}, {tuple(labels.shape)}, "
-                         f"{tuple(table.shape)}")
+        raise ValueError(
+            f"augment_logits: logits (B, C, h, w), labels (B, h, w), table (C, C) "
+            f"must agree, got {tuple(logits.shape)}, {tuple(labels.shape)}, "
+            f"{tuple(table.shape)}"
+        )
     valid = labels != ignore_index
     index = torch.where(valid, labels, torch.zeros_like(labels)).long()
     added = table.to(logits.dtype)[index]  # (B, h, w, C): one row per pixel, no A dimension

@@ -30,16 +30,27 @@ def count_flops(fn: Callable[[], object]) -> float:
     return float(counter.get_total_flops())
 
 
-def matmul_peak(device: torch.device, dtype: torch.dtype | None, size: int | None = None,
-                reps: int | None = None) -> float:
+def matmul_peak(
+    device: torch.device,
+    dtype: torch.dtype | None,
+    size: int | None = None,
+    reps: int | None = None,
+) -> float:
     """Measured FLOP/s of a square matmul in ``dtype`` (None: fp32), median of ``reps``."""
-    if size is None and device.type == "cpu" and dtype == torch.bfloat16 and not cpu_has_native_bf16():
+    if (
+        size is None
+        and device.type == "cpu"
+        and dtype == torch.bfloat16
+        and not cpu_has_native_bf16()
+    ):
         size = EMULATED_PEAK_SIZE  # emulated bf16 runs at well under 1 GFLOP/s: a 2048 matmul takes a minute
     size = size or PEAK_SIZE.get(device.type, PEAK_SIZE["cpu"])
     reps = reps or PEAK_REPS.get(device.type, PEAK_REPS["cpu"])
     g = torch.Generator(device=device).manual_seed(0)
-    a, b = (torch.randn(size, size, device=device, generator=g, dtype=dtype or torch.float32)
-            for _ in range(2))
+    a, b = (
+        torch.randn(size, size, device=device, generator=g, dtype=dtype or torch.float32)
+        for _ in range(2)
+    )
     # fp32 convolutions run on TF32 tensor cores where cuDNN allows it (torch's default), so the
     # fp32 peak a step is measured against is the TF32 one: matmuls follow the same switch here.
     tf32 = device.type == "cuda" and dtype is None and torch.backends.cudnn.allow_tf32

@@ -44,7 +44,11 @@ class MaskEncoding:
             raise ValueError("an 'rgb' mask encoding needs the class colours")
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "lut": list(self.lut), "colours": [list(c) for c in self.colours]}
+        return {
+            "kind": self.kind,
+            "lut": list(self.lut),
+            "colours": [list(c) for c in self.colours],
+        }
 
     @classmethod
     def from_dict(cls, data: dict | None) -> MaskEncoding:
@@ -84,7 +88,9 @@ def decode_mask(raw: np.ndarray, encoding: MaskEncoding) -> np.ndarray:
             out[np.all(raw == np.asarray(colour, dtype=raw.dtype), axis=-1)] = cls
         return out
     if raw.ndim != 2:
-        raise ValueError(f"a {encoding.kind!r} mask encoding needs a single-channel mask, got shape {raw.shape}")
+        raise ValueError(
+            f"a {encoding.kind!r} mask encoding needs a single-channel mask, got shape {raw.shape}"
+        )
     if encoding.kind == "lut":
         lut = np.asarray(encoding.lut, dtype=np.uint8)
         return lut[np.clip(raw, 0, LUT_SIZE - 1)]
@@ -115,7 +121,9 @@ def atomic_save(image: Image.Image, path: str | os.PathLike, **save_kwargs: obje
         image.save(tmp, **save_kwargs)
 
 
-def write_palette_mask(mask: np.ndarray, colours: list[list[int]] | np.ndarray, path: str | os.PathLike) -> None:
+def write_palette_mask(
+    mask: np.ndarray, colours: list[list[int]] | np.ndarray, path: str | os.PathLike
+) -> None:
     """Write class indices as a palette PNG (the VOC convention), atomically."""
     img = Image.fromarray(np.asarray(mask, dtype=np.uint8), mode="P")
     img.putpalette(palette_bytes(colours))

@@ -12,8 +12,10 @@ from mkdseg.core.image_io import IGNORE_INDEX
 def supervised_ce(logits: Tensor, labels: Tensor, ignore_index: int = IGNORE_INDEX) -> Tensor:
     """Mean CE over non-ignored pixels, logits (B, C, h, w) upsampled bilinearly to labels (B, H, W)."""
     if logits.dim() != 4 or labels.dim() != 3 or logits.shape[0] != labels.shape[0]:
-        raise ValueError(f"supervised_ce: logits must be (B, C, h, w) and labels (B, H, W), "
-                         f"got {tuple(logits.shape)} and {tuple(labels.shape)}")
+        raise ValueError(
+            f"supervised_ce: logits must be (B, C, h, w) and labels (B, H, W), "
+            f"got {tuple(logits.shape)} and {tuple(labels.shape)}"
+        )
     z = logits.float()
     if tuple(z.shape[-2:]) != tuple(labels.shape[-2:]):
         z = F.interpolate(z, size=tuple(labels.shape[-2:]), mode="bilinear", align_corners=False)
@@ -45,8 +47,10 @@ def pseudo_label_ce(
     if average not in AVERAGES:
         raise ValueError(f"pseudo_label_ce: average must be one of {AVERAGES}, got {average!r}")
     if student_logits.shape != teacher_logits.shape or student_logits.dim() != 4:
-        raise ValueError(f"pseudo_label_ce: student and teacher logits must both be (B, C, h, w), "
-                         f"got {tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}")
+        raise ValueError(
+            f"pseudo_label_ce: student and teacher logits must both be (B, C, h, w), "
+            f"got {tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}"
+        )
     pixels = (student_logits.shape[0], *student_logits.shape[2:])
     target = teacher_logits.detach().argmax(1)
     keep = torch.ones(pixels, dtype=torch.bool, device=student_logits.device)
@@ -55,7 +59,9 @@ def pseudo_label_ce(
     valid = keep
     if threshold is not None:
         if confidence is None:
-            raise ValueError("pseudo_label_ce: a confidence threshold needs the teacher confidence map")
+            raise ValueError(
+                "pseudo_label_ce: a confidence threshold needs the teacher confidence map"
+            )
         keep = keep & (confidence.reshape(pixels) >= threshold)
     ce = F.cross_entropy(student_logits.float(), target, reduction="none")
     denominator = keep.sum() if average == "kept" else valid.sum()

@@ -23,7 +23,9 @@ BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 OUTPUT_STRIDES = (8, 16)
 ASPP_RATES = (6, 12, 18)  # DeepLabv3+ at output stride 16 (spec §6); doubled at stride 8
 ASPP_RATE_STRIDE = 16  # the stride ASPP_RATES are given for
-ASPP_REFERENCE_MAP = 512 // ASPP_RATE_STRIDE  # the release's feature map side: 512 px crops at stride 16
+ASPP_REFERENCE_MAP = (
+    512 // ASPP_RATE_STRIDE
+)  # the release's feature map side: 512 px crops at stride 16
 ASPP_RULES = ("fixed", "feature_map")
 LOW_LEVEL_STRIDE = 4  # layer1 of a ResNet: the decoder's (and the outputs') resolution
 CLASSIFIER_INIT_STD = 0.01  # mmseg decode-head ``conv_seg`` init used by the release
@@ -124,8 +126,9 @@ class ASPP(nn.Module):
         return self.project(torch.cat(outs, dim=1))
 
 
-def aspp_rates_for(rule: str, crop_size: int, output_stride: int,
-                   rates: Sequence[int] = ASPP_RATES) -> tuple[int, ...]:
+def aspp_rates_for(
+    rule: str, crop_size: int, output_stride: int, rates: Sequence[int] = ASPP_RATES
+) -> tuple[int, ...]:
     """The ASPP dilations for a training crop.
 
     ``fixed``: ``rates`` at stride 16, doubled at stride 8, whatever the crop (the release).

@@ -26,7 +26,9 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("training.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
+        raise RuntimeError(
+            "training.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'"
+        )
     return device
 
 
@@ -59,10 +61,14 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
     if device.type == "cpu" and name == "bf16" and not cpu_has_native_bf16():
-        log.warning("training.precision is bf16 but this CPU has no native bf16: oneDNN emulates it, "
-                    "which is slower than fp32 here; use auto or fp32")
+        log.warning(
+            "training.precision is bf16 but this CPU has no native bf16: oneDNN emulates it, "
+            "which is slower than fp32 here; use auto or fp32"
+        )
     if device.type != "cuda" and name == "fp16":
-        raise ValueError("training.precision 'fp16' needs a CUDA device; use fp32 or bf16 on the CPU")
+        raise ValueError(
+            "training.precision 'fp16' needs a CUDA device; use fp32 or bf16 on the CPU"
+        )
     return torch.bfloat16 if name == "bf16" else torch.float16
 
 

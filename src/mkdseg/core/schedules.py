@@ -16,22 +16,26 @@ def _progress(iteration: int, total: int, name: str) -> float:
     return iteration / total
 
 
-def poly_lr(base_lr: float, iteration: int, total: int, power: float = POLY_POWER,
-            min_lr: float = 0.0) -> float:
+def poly_lr(
+    base_lr: float, iteration: int, total: int, power: float = POLY_POWER, min_lr: float = 0.0
+) -> float:
     """``(base_lr - min_lr) * (1 - iteration/total)^power + min_lr`` (mmseg's poly policy)."""
     return (base_lr - min_lr) * (1.0 - _progress(iteration, total, "poly_lr")) ** power + min_lr
 
 
-def feature_aug_lambda(iteration: int, total: int, lambda_end: float,
-                       schedule: str = "cosine") -> float:
+def feature_aug_lambda(
+    iteration: int, total: int, lambda_end: float, schedule: str = "cosine"
+) -> float:
     """Feature-augmentation strength at ``iteration`` of ``total``.
 
     cosine (release): ``lambda_end * (1 - cos(pi t / T)) / 2``; linear: ``lambda_end * t / T``;
     constant: ``lambda_end``.
     """
     if schedule not in LAMBDA_SCHEDULES:
-        raise ValueError(f"training.mkd.lambda_schedule must be one of {', '.join(LAMBDA_SCHEDULES)}, "
-                         f"got {schedule!r}")
+        raise ValueError(
+            f"training.mkd.lambda_schedule must be one of {', '.join(LAMBDA_SCHEDULES)}, "
+            f"got {schedule!r}"
+        )
     t = _progress(iteration, total, "feature_aug_lambda")
     if schedule == "cosine":
         return lambda_end * (1.0 - math.cos(math.pi * t)) / 2.0

@@ -21,11 +21,21 @@ FINISHED = "FINISHED"
 METHOD_COLUMN = "params.training.method"
 LABELED_COLUMN = "params.splits.labeled"
 SEED_COLUMN = "params.training.seed"
-VARIANT_COLUMN = "params.variant"  # the comparison pipeline's variant (e.g. mkd_nofa_1_16); optional
+VARIANT_COLUMN = (
+    "params.variant"  # the comparison pipeline's variant (e.g. mkd_nofa_1_16); optional
+)
 START_COLUMN = "start_time"
 STATUS_COLUMN = "status"
-OUTPUT_COLUMNS = ["variant", "method", "labeled", "runs", "mIoU_mean", "mIoU_std", "gain_over_supervised",
-                  "gain_std"]
+OUTPUT_COLUMNS = [
+    "variant",
+    "method",
+    "labeled",
+    "runs",
+    "mIoU_mean",
+    "mIoU_std",
+    "gain_over_supervised",
+    "gain_std",
+]
 STD_DDOF = 1  # sample standard deviation over seeds; a single run has no spread (NaN)
 
 MARKDOWN_FLOAT_FORMAT = "{:.4f}"
@@ -72,7 +82,11 @@ def comparison_table(
         return _empty_table()
     grouped = data.groupby(["variant", "method", "labeled"], sort=False)["value"]
     table = pd.DataFrame(
-        {"runs": grouped.size(), "mIoU_mean": grouped.mean(), "mIoU_std": grouped.std(ddof=STD_DDOF)}
+        {
+            "runs": grouped.size(),
+            "mIoU_mean": grouped.mean(),
+            "mIoU_std": grouped.std(ddof=STD_DDOF),
+        }
     ).reset_index()
     base = _baseline_runs(data, baseline)
     gains = [_paired_gain(data, row.variant, row.labeled, base) for row in table.itertuples()]
@@ -105,7 +119,11 @@ def _usable_runs(runs: pd.DataFrame | None, metric_column: str) -> pd.DataFrame:
         return pd.DataFrame()
     data["method"] = data[METHOD_COLUMN].astype(str).str.strip()
     data["labeled"] = data[LABELED_COLUMN].astype(str).str.strip()
-    variant = data[VARIANT_COLUMN] if VARIANT_COLUMN in data.columns else pd.Series(np.nan, index=data.index)
+    variant = (
+        data[VARIANT_COLUMN]
+        if VARIANT_COLUMN in data.columns
+        else pd.Series(np.nan, index=data.index)
+    )
     data["variant"] = variant.where(variant.notna(), data["method"]).astype(str).str.strip()
     return _latest_per_seed(data)
 
@@ -121,7 +139,9 @@ def _paired_gain(data: pd.DataFrame, variant: str, labeled: str, base: pd.DataFr
     """Sample std of (variant - baseline) over the seeds both have; NaN below two pairs."""
     if SEED_COLUMN not in data.columns:
         return float("nan")
-    mine = data[(data["variant"] == variant) & (data["labeled"] == labeled)].set_index(SEED_COLUMN)["value"]
+    mine = data[(data["variant"] == variant) & (data["labeled"] == labeled)].set_index(SEED_COLUMN)[
+        "value"
+    ]
     theirs = base[base["labeled"] == labeled].set_index(SEED_COLUMN)["value"]
     paired = (mine - theirs).dropna()
     return float(paired.std(ddof=STD_DDOF)) if len(paired) > STD_DDOF else float("nan")

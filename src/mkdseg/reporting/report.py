@@ -182,7 +182,9 @@ def _sections(
     return sections
 
 
-def _render_html(title: str, headline: str, sections: list[Section], pngs: Mapping[str, bytes]) -> str:
+def _render_html(
+    title: str, headline: str, sections: list[Section], pngs: Mapping[str, bytes]
+) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',

@@ -177,8 +177,9 @@ def _low_freq_noise(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.asarray(small.resize((size, size), Image.Resampling.BILINEAR))
 
 
-def _colours(rng: np.random.Generator, hue: float, hue_jitter: float,
-             saturation: tuple[float, float]) -> np.ndarray:
+def _colours(
+    rng: np.random.Generator, hue: float, hue_jitter: float, saturation: tuple[float, float]
+) -> np.ndarray:
     """Two RGB colours (2, 3) of one hue family: hue +- jitter degrees, random saturation/value."""
     rows = []
     for _ in range(2):
@@ -196,8 +197,9 @@ def _class_colours(rng: np.random.Generator, cls: int, params: SyntheticParams) 
     return _colours(rng, hue, params.class_hue_jitter, OBJECT_SATURATION)
 
 
-def _texture(rng: np.random.Generator, size: int, colours: np.ndarray,
-             where: np.ndarray | None = None) -> np.ndarray:
+def _texture(
+    rng: np.random.Generator, size: int, colours: np.ndarray, where: np.ndarray | None = None
+) -> np.ndarray:
     """A texture between two colours: (size, size, 3), or (n, 3) at the ``where`` pixels.
 
     Evaluating only the painted pixels keeps drawing fast (most objects are small).
@@ -234,8 +236,9 @@ def _polygon_mask(size: int, polygons: list[tuple[np.ndarray, int]]) -> np.ndarr
     return np.asarray(canvas) > 0
 
 
-def _paint(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
-           colours: np.ndarray) -> None:
+def _paint(
+    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, colours: np.ndarray
+) -> None:
     image[mask] = _texture(rng, image.shape[0], colours, mask)
 
 

@@ -45,37 +45,76 @@ def read_grid(path: Path | None = None) -> tuple[list[str], list[int]]:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))["comparison"]
         return list(spec["variants"]), [int(seed) for seed in spec["seeds"]]
     except (OSError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: needs comparison.variants (a mapping) and comparison.seeds "
-                         f"(a list of integers): {exc}") from exc
+        raise ValueError(
+            f"{path}: needs comparison.variants (a mapping) and comparison.seeds "
+            f"(a list of integers): {exc}"
+        ) from exc
 
 
 def variant_pipeline(variant: str, seed: int) -> Pipeline:
     """prepare (split, settings) -> train -> evaluate for one variant and seed, in namespace comparison.<variant>.seed_<seed>."""
     bound = {"variant": variant, "seed": seed}
     nodes = [
-        node(update_wrapper(partial(prepare, **bound), prepare), ["manifest", "class_metadata", "params:comparison", "params:training"],
-             ["labeled_ids", "unlabeled_ids", "val_ids", "training_settings", "run_identity"], name="prepare"),
-        node(train_variant,
-             ["manifest", "class_metadata", "labeled_ids", "unlabeled_ids", "training_settings", "run_identity"],
-             ["student_model", "training_history", "training_metrics", "training_params"], name="train"),
-        node(evaluate_variant,
-             ["student_model", "manifest", "class_metadata", "val_ids", "params:evaluation", "run_identity"],
-             ["evaluation_metrics", "evaluation_params"], name="evaluate"),
+        node(
+            update_wrapper(partial(prepare, **bound), prepare),
+            ["manifest", "class_metadata", "params:comparison", "params:training"],
+            ["labeled_ids", "unlabeled_ids", "val_ids", "training_settings", "run_identity"],
+            name="prepare",
+        ),
+        node(
+            train_variant,
+            [
+                "manifest",
+                "class_metadata",
+                "labeled_ids",
+                "unlabeled_ids",
+                "training_settings",
+                "run_identity",
+            ],
+            ["student_model", "training_history", "training_metrics", "training_params"],
+            name="train",
+        ),
+        node(
+            evaluate_variant,
+            [
+                "student_model",
+                "manifest",
+                "class_metadata",
+                "val_ids",
+                "params:evaluation",
+                "run_identity",
+            ],
+            ["evaluation_metrics", "evaluation_params"],
+            name="evaluate",
+        ),
     ]
-    return Pipeline(nodes, namespace=variants.namespace(variant, seed), inputs=SHARED_INPUTS, parameters=PARAMETERS)
+    return Pipeline(
+        nodes,
+        namespace=variants.namespace(variant, seed),
+        inputs=SHARED_INPUTS,
+        parameters=PARAMETERS,
+    )
 
 
-def create_pipeline(variant_names: list[str] | None = None, seeds: list[int] | None = None,
-                    **kwargs: object) -> Pipeline:
+def create_pipeline(
+    variant_names: list[str] | None = None, seeds: list[int] | None = None, **kwargs: object
+) -> Pipeline:
     if variant_names is None or seeds is None:
         variant_names, seeds = read_grid()
     runs = [variants.namespace(v, s) for v in variant_names for s in seeds]
     root = variants.NAMESPACE_ROOT
     summary = node(
         summarise,
-        ["params:evaluation"] + [f"{ns}.{name}" for ns in runs for name in ("evaluation_metrics", "evaluation_params")],
-        [f"{root}.{name}" for name in ("results", "table", "table_markdown", "chart", "summary_metrics")],
+        ["params:evaluation"]
+        + [f"{ns}.{name}" for ns in runs for name in ("evaluation_metrics", "evaluation_params")],
+        [
+            f"{root}.{name}"
+            for name in ("results", "table", "table_markdown", "chart", "summary_metrics")
+        ],
         name="summarise",
         namespace=root,
     )
-    return Pipeline([variant_pipeline(v, s) for v in variant_names for s in seeds] + [summary], tags="comparison")
+    return Pipeline(
+        [variant_pipeline(v, s) for v in variant_names for s in seeds] + [summary],
+        tags="comparison",
+    )

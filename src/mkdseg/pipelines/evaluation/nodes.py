@@ -15,22 +15,36 @@ from mkdseg.core.runtime import resolve_device
 from mkdseg.reporting.figures import prediction_grid
 
 
-def evaluate_model(student_model: dict, manifest: pd.DataFrame, class_metadata: dict, val_ids: list[str],
-                   evaluation: dict[str, Any]) -> tuple[dict[str, float], pd.DataFrame, np.ndarray]:
+def evaluate_model(
+    student_model: dict,
+    manifest: pd.DataFrame,
+    class_metadata: dict,
+    val_ids: list[str],
+    evaluation: dict[str, Any],
+) -> tuple[dict[str, float], pd.DataFrame, np.ndarray]:
     """Metrics (names carry the mode), the confusion matrix and a grid of predictions."""
     settings = EvalSettings(**{k: v for k, v in evaluation.items() if k != "device"})
     samples = training_inputs.samples_for(manifest, val_ids, "val")
     names = class_metadata["names"]
     encoding = MaskEncoding.from_dict(class_metadata.get("mask_encoding"))
-    result = evaluate(segmenter_from_bundle(student_model), samples, encoding, len(names), settings,
-                      resolve_device(evaluation.get("device", "auto")))
-    confusion = pd.DataFrame(result.matrix, index=pd.Index(names, name="ground_truth"), columns=names)
+    result = evaluate(
+        segmenter_from_bundle(student_model),
+        samples,
+        encoding,
+        len(names),
+        settings,
+        resolve_device(evaluation.get("device", "auto")),
+    )
+    confusion = pd.DataFrame(
+        result.matrix, index=pd.Index(names, name="ground_truth"), columns=names
+    )
     grid = examples_grid(result, samples, encoding, class_metadata["colours"])
     return named_metrics(result, names, settings.mode), confusion, grid
 
 
-def examples_grid(result: EvalResult, samples: list[tuple[str, str]], encoding: MaskEncoding,
-                  colours: list) -> np.ndarray:
+def examples_grid(
+    result: EvalResult, samples: list[tuple[str, str]], encoding: MaskEncoding, colours: list
+) -> np.ndarray:
     """Image | ground truth | prediction rows for the predictions evaluation kept."""
     images = [read_image(samples[i][0]) for i, _ in result.predictions]
     truths = [read_mask(samples[i][1], encoding) for i, _ in result.predictions]

@@ -12,7 +12,13 @@ def create_pipeline(**kwargs: object) -> Pipeline:
         [
             node(
                 evaluate_model,
-                inputs=["student_model", "manifest", "class_metadata", "val_ids", "params:evaluation"],
+                inputs=[
+                    "student_model",
+                    "manifest",
+                    "class_metadata",
+                    "val_ids",
+                    "params:evaluation",
+                ],
                 outputs=["evaluation_metrics", "confusion_matrix", "prediction_examples"],
                 name="evaluate_model",
             ),

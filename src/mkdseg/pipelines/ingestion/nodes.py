@@ -20,7 +20,9 @@ PREFERRED_SUBSET = "val"  # the grid shows what evaluation will see
 GRID_KEYS = ("rows", "cols", "tile_size", "alpha")
 
 
-def build_manifest(dataset: dict[str, Any]) -> tuple[pd.DataFrame, dict, pd.DataFrame, dict[str, int]]:
+def build_manifest(
+    dataset: dict[str, Any],
+) -> tuple[pd.DataFrame, dict, pd.DataFrame, dict[str, int]]:
     """Manifest, class metadata and quarantine of the configured source, plus counts to track."""
     manifest, class_metadata, quarantine = sources_manifest.build_manifest(dataset, project_root())
     return manifest, class_metadata, quarantine, ingestion_summary(manifest, quarantine)
@@ -36,16 +38,27 @@ def ingestion_summary(manifest: pd.DataFrame, quarantine: pd.DataFrame) -> dict[
     }
 
 
-def draw_sample_grid(manifest: pd.DataFrame, class_metadata: dict, grid: dict[str, Any]) -> np.ndarray:
+def draw_sample_grid(
+    manifest: pd.DataFrame, class_metadata: dict, grid: dict[str, Any]
+) -> np.ndarray:
     """A rows x cols grid of validation images with their masks overlaid (training ones if no val)."""
     missing = [key for key in GRID_KEYS if key not in grid]
     if missing:
-        raise ValueError(f"parameters 'sample_grid' miss {missing}: see conf/base/parameters_ingestion.yml")
+        raise ValueError(
+            f"parameters 'sample_grid' miss {missing}: see conf/base/parameters_ingestion.yml"
+        )
     rows = pick_samples(manifest, int(grid["rows"]) * int(grid["cols"]))
     root = resolve_path(class_metadata["root"])
     encoding = MaskEncoding.from_dict(class_metadata.get("mask_encoding"))
     tiles = [
-        _tile(row, root, encoding, class_metadata["colours"], int(grid["tile_size"]), float(grid["alpha"]))
+        _tile(
+            row,
+            root,
+            encoding,
+            class_metadata["colours"],
+            int(grid["tile_size"]),
+            float(grid["alpha"]),
+        )
         for row in rows.itertuples(index=False)
     ]
     return image_grid(tiles, ncols=int(grid["cols"]))
@@ -60,11 +73,15 @@ def pick_samples(manifest: pd.DataFrame, count: int) -> pd.DataFrame:
         logger.warning("No validation samples: the sample grid shows training samples.")
         subset = manifest
     subset = subset.sort_values("id")
-    positions = np.unique(np.linspace(0, len(subset) - 1, num=min(count, len(subset))).round().astype(int))
+    positions = np.unique(
+        np.linspace(0, len(subset) - 1, num=min(count, len(subset))).round().astype(int)
+    )
     return subset.iloc[positions]
 
 
-def _tile(row: Any, root: Any, encoding: MaskEncoding, colours: list, size: int, alpha: float) -> np.ndarray:
+def _tile(
+    row: Any, root: Any, encoding: MaskEncoding, colours: list, size: int, alpha: float
+) -> np.ndarray:
     image = read_image(resolve_path(row.image_path, root))
     mask = read_mask(resolve_path(row.mask_path, root), encoding)
     overlay = Image.fromarray(overlay_mask(image, mask, colours, alpha=alpha))

@@ -10,36 +10,66 @@ import pandas as pd
 from mkdseg.reporting.comparison import comparison_table
 
 METRIC = "val_mIoU_{mode}"
-PER_CLASS_METRIC = "val_IoU_{mode}.{name}"  # evaluation's per-class keys: the report's per-class table
+PER_CLASS_METRIC = (
+    "val_IoU_{mode}.{name}"  # evaluation's per-class keys: the report's per-class table
+)
 SUMMARY_KEYS = ("method", "iterations", "batch_size", "unlabeled_batch_size", "seed")
 
 
-def build_report(evaluation_metrics: dict[str, float], confusion_matrix: pd.DataFrame,
-                 training_history: pd.DataFrame, prediction_examples: np.ndarray, experiment_runs: pd.DataFrame,
-                 class_metadata: dict, training: dict[str, Any], splits: dict[str, Any],
-                 evaluation: dict[str, Any]) -> dict[str, Any]:
+def build_report(
+    evaluation_metrics: dict[str, float],
+    confusion_matrix: pd.DataFrame,
+    training_history: pd.DataFrame,
+    prediction_examples: np.ndarray,
+    experiment_runs: pd.DataFrame,
+    class_metadata: dict,
+    training: dict[str, Any],
+    splits: dict[str, Any],
+    evaluation: dict[str, Any],
+) -> dict[str, Any]:
     """The arguments of ``write_report``: summary, metrics, per-class IoU, curves, grid, comparison."""
     names = class_metadata["names"]
     mode = evaluation.get("mode", "whole")
     per_class = [PER_CLASS_METRIC.format(mode=mode, name=n) for n in names]
     iou = np.array([evaluation_metrics.get(key, np.nan) for key in per_class], dtype=float)
-    overall = {k: v for k, v in evaluation_metrics.items() if k not in set(per_class)}  # per class: one table
-    summary = {**{k: training.get(k) for k in SUMMARY_KEYS}, "labeled": splits.get("labeled"),
-               "split_seed": splits.get("seed"), "dataset": class_metadata.get("source"),
-               "model": training.get("model", {}), "evaluation_mode": mode}
+    overall = {
+        k: v for k, v in evaluation_metrics.items() if k not in set(per_class)
+    }  # per class: one table
+    summary = {
+        **{k: training.get(k) for k in SUMMARY_KEYS},
+        "labeled": splits.get("labeled"),
+        "split_seed": splits.get("seed"),
+        "dataset": class_metadata.get("source"),
+        "model": training.get("model", {}),
+        "evaluation_mode": mode,
+    }
     runs = with_current_run(experiment_runs, evaluation_metrics, training, splits)
-    return {"summary": summary, "metrics": overall, "class_names": names, "iou": iou,
-            "matrix": confusion_matrix.to_numpy(), "history": training_history,
-            "prediction_grid": prediction_examples, "comparison": comparison_table(runs, METRIC.format(mode=mode)),
-            "title": f"mkdseg report: {training.get('method')} with {splits.get('labeled')} labels"}
+    return {
+        "summary": summary,
+        "metrics": overall,
+        "class_names": names,
+        "iou": iou,
+        "matrix": confusion_matrix.to_numpy(),
+        "history": training_history,
+        "prediction_grid": prediction_examples,
+        "comparison": comparison_table(runs, METRIC.format(mode=mode)),
+        "title": f"mkdseg report: {training.get('method')} with {splits.get('labeled')} labels",
+    }
 
 
-def with_current_run(runs: pd.DataFrame, metrics: dict[str, float], training: dict[str, Any],
-                     splits: dict[str, Any]) -> pd.DataFrame:
+def with_current_run(
+    runs: pd.DataFrame, metrics: dict[str, float], training: dict[str, Any], splits: dict[str, Any]
+) -> pd.DataFrame:
     """The experiment's finished runs plus this one (still running while its report is drawn)."""
-    row = {"run_id": "this run", "status": "FINISHED", "params.training.method": str(training.get("method")),
-           "params.splits.labeled": str(splits.get("labeled")), "params.training.seed": str(training.get("seed")),
-           "start_time": pd.Timestamp.now(tz="UTC"), **{f"metrics.{k}": v for k, v in metrics.items()}}
+    row = {
+        "run_id": "this run",
+        "status": "FINISHED",
+        "params.training.method": str(training.get("method")),
+        "params.splits.labeled": str(splits.get("labeled")),
+        "params.training.seed": str(training.get("seed")),
+        "start_time": pd.Timestamp.now(tz="UTC"),
+        **{f"metrics.{k}": v for k, v in metrics.items()},
+    }
     current = pd.DataFrame([row])
     if runs is None or runs.empty:
         return current

@@ -12,9 +12,17 @@ def create_pipeline(**kwargs: object) -> Pipeline:
         [
             node(
                 build_report,
-                inputs=["evaluation_metrics", "confusion_matrix", "training_history", "prediction_examples",
-                        "experiment_runs", "class_metadata", "params:training", "params:splits",
-                        "params:evaluation"],
+                inputs=[
+                    "evaluation_metrics",
+                    "confusion_matrix",
+                    "training_history",
+                    "prediction_examples",
+                    "experiment_runs",
+                    "class_metadata",
+                    "params:training",
+                    "params:splits",
+                    "params:evaluation",
+                ],
                 outputs="report",
                 name="build_report",
             ),

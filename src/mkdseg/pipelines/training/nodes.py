@@ -13,19 +13,37 @@ from mkdseg.core.launch import train
 from mkdseg.progress import TrainingProgress
 
 
-def train_model(manifest: pd.DataFrame, class_metadata: dict, labeled_ids: list[str], unlabeled_ids: list[str],
-                training: dict[str, Any]) -> tuple[dict, pd.DataFrame, dict[str, float]]:
+def train_model(
+    manifest: pd.DataFrame,
+    class_metadata: dict,
+    labeled_ids: list[str],
+    unlabeled_ids: list[str],
+    training: dict[str, Any],
+) -> tuple[dict, pd.DataFrame, dict[str, float]]:
     """Train; return student 1 (bundle), the per-iteration history and summary metrics."""
     cfg = training_inputs.trainer_config(training)
     data = training_inputs.train_data(manifest, class_metadata, labeled_ids, unlabeled_ids)
-    checkpoints = training_inputs.checkpoint_dir(training, cfg, labeled_ids, unlabeled_ids, class_metadata)
+    checkpoints = training_inputs.checkpoint_dir(
+        training, cfg, labeled_ids, unlabeled_ids, class_metadata
+    )
     with TrainingProgress(cfg.iterations, f"training {cfg.method.name}") as bar:
-        result = train(cfg, data, world_size=int(training.get("gpus", 1)), callback=bar.update,
-                       checkpoint_dir=checkpoints, resume=bool(training.get("resume", False)))
-    bundle = make_bundle(result.student, cfg.model, class_metadata["names"], class_metadata["colours"])
+        result = train(
+            cfg,
+            data,
+            world_size=int(training.get("gpus", 1)),
+            callback=bar.update,
+            checkpoint_dir=checkpoints,
+            resume=bool(training.get("resume", False)),
+        )
+    bundle = make_bundle(
+        result.student, cfg.model, class_metadata["names"], class_metadata["colours"]
+    )
     history = pd.DataFrame(result.history)
-    summary = {"train_iterations": float(result.iterations), "train_nonfinite_skipped": float(result.nonfinite_skipped),
-               "train_resumed_from": float(result.resumed_from)}
+    summary = {
+        "train_iterations": float(result.iterations),
+        "train_nonfinite_skipped": float(result.nonfinite_skipped),
+        "train_resumed_from": float(result.resumed_from),
+    }
     if result.history:
         summary["train_images_per_s"] = statistics.median(h["images_per_s"] for h in result.history)
         summary["train_final_loss"] = result.history[-1]["loss"]
@@ -35,4 +53,7 @@ def train_model(manifest: pd.DataFrame, class_metadata: dict, labeled_ids: list[
 def export_model(student_model: dict, mlflow: dict[str, Any]) -> dict:
     """Hand the bundle to the MLflow model dataset (a separate step, visible in kedro-viz), with
     the registry name when ``mlflow.registered_model_name`` asks for registration."""
-    return {"bundle": student_model, "registered_model_name": (mlflow or {}).get("registered_model_name")}
+    return {
+        "bundle": student_model,
+        "registered_model_name": (mlflow or {}).get("registered_model_name"),
+    }

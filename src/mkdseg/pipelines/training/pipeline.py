@@ -12,12 +12,22 @@ def create_pipeline(**kwargs: object) -> Pipeline:
         [
             node(
                 train_model,
-                inputs=["manifest", "class_metadata", "labeled_ids", "unlabeled_ids", "params:training"],
+                inputs=[
+                    "manifest",
+                    "class_metadata",
+                    "labeled_ids",
+                    "unlabeled_ids",
+                    "params:training",
+                ],
                 outputs=["student_model", "training_history", "training_metrics"],
                 name="train_model",
             ),
-            node(export_model, inputs=["student_model", "params:mlflow"], outputs="mlflow_student_model",
-                 name="log_model_to_mlflow"),
+            node(
+                export_model,
+                inputs=["student_model", "params:mlflow"],
+                outputs="mlflow_student_model",
+                name="log_model_to_mlflow",
+            ),
         ],
         tags="training",
     )
