@@ -17,7 +17,8 @@ TINY_SIZE = 32
 
 
 def write_tiny_dataset(root: Path, count: int, seed: int = 0) -> list[tuple[str, str]]:
-    """Images with a bright square (class 1) and a dark disc (class 2) on noise; learnable in a few steps."""
+    """Images with a bright square (class 1) and a dark disc (class 2) on noise: learnable in a
+    few steps."""
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
     yy, xx = np.mgrid[:TINY_SIZE, :TINY_SIZE]
