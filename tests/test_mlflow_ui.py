@@ -1,4 +1,5 @@
-"""The MLflow UI address that opens the mkdseg runs on the training view (MLflow 3.17 ignores the tag)."""
+"""The MLflow UI address that opens the mkdseg runs on the training view (MLflow 3.17 ignores
+the tag)."""
 
 from __future__ import annotations
 

@@ -23,8 +23,14 @@ def _manifest(n_train: int = 64, n_val: int = 8, seed: int = 0) -> pd.DataFrame:
             px[0] = 1000
             px[3] = 50 if subset == "train" and i in (5, 17, 40) else 0
             sid = f"{subset}{i:03d}"
-            row = {"id": sid, "subset": subset, "image_path": f"/d/JPEGImages/{sid}.jpg",
-                   "mask_path": f"/d/SegmentationClass/{sid}.png", "height": 32, "width": 32}  # fmt: skip
+            row = {
+                "id": sid,
+                "subset": subset,
+                "image_path": f"/d/JPEGImages/{sid}.jpg",
+                "mask_path": f"/d/SegmentationClass/{sid}.png",
+                "height": 32,
+                "width": 32,
+            }
             row.update({f"px_{c}": int(v) for c, v in zip(CLASSES, px, strict=True)})
             row["px_ignore"] = 0
             rows.append(row)

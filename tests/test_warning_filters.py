@@ -53,10 +53,8 @@ def test_the_known_third_party_warnings_are_silenced(
     ("message", "module"),
     [
         (OMEGACONF, "mkdseg.settings"),  # the same text from the project: shown
-        (
-            "register_new_resolver() got a bad name",
-            "kedro.config.omegaconf_config",
-        ),  # another message there: shown
+        # another message there: shown
+        ("register_new_resolver() got a bad name", "kedro.config.omegaconf_config"),
         ("The given NumPy array is not writable", "mkdseg.prediction"),
         (MLFLOW_NOTICE, "mlflow.pytorch"),
     ],
@@ -73,7 +71,8 @@ def test_a_notice_shown_once_from_inside_a_library_context_is_dropped_on_import(
     tmp_path, monkeypatch
 ) -> None:
     """MLflow shows its notice inside its own catch_warnings with a "once" filter, out of reach of
-    any filter; importing the module that emits it through ``import_without`` drops just that one."""
+    any filter; importing the module that emits it through ``import_without`` drops just that
+    one."""
     from mkdseg.warning_filters import import_without
 
     (tmp_path / "noisy_library.py").write_text(

@@ -16,9 +16,8 @@ import argparse
 
 from mkdseg.catalog.paths import tracking_uri
 
-DEFAULT_TRACKING_URI = (
-    "sqlite:///mlflow.db"  # as conf/base/mlflow.yml, relative to the project root
-)
+# As conf/base/mlflow.yml, relative to the project root.
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "mkdseg"
 DEFAULT_BASE_URL = "http://127.0.0.1:5000"
 TRAINING_VIEW_QUERY = "workflowType=machine_learning"
@@ -46,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     found = experiment_id(tracking_uri(args.tracking_uri), args.experiment)
     print(
-        f"MLflow UI, {args.experiment} runs on the training view: {training_view_url(args.base_url, found)}"
+        f"MLflow UI, {args.experiment} runs on the training view: "
+        f"{training_view_url(args.base_url, found)}"
     )
     if found is None:
         print(f"(no experiment {args.experiment!r} in the store yet: `make run` creates it)")

@@ -103,7 +103,7 @@ def pick_metrics(dataset_name: str, data: Any) -> dict[str, float]:
 
 
 def pick_params(dataset_name: str, data: Any) -> dict[str, str]:
-    """The params in a ``*_params`` output (a dict), flattened to strings; {} for any other output."""
+    """The params in a ``*_params`` output (a dict), flattened to strings; {} for any other."""
     if not dataset_name.endswith(PARAMS_SUFFIX) or not isinstance(data, Mapping):
         return {}
     return param_strings(flatten_params(data))

@@ -1,4 +1,5 @@
-"""Atomic writes: permissions follow the umask, data reaches the disk before and after the rename."""
+"""Atomic writes: permissions follow the umask; data reaches the disk before and after the
+rename."""
 
 from __future__ import annotations
 

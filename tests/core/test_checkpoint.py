@@ -1,4 +1,5 @@
-"""Checkpoints: read with the safe unpickler, RNG state restored exactly, a corrupt newest one skipped."""
+"""Checkpoints: read with the safe unpickler, RNG state restored exactly, a corrupt newest one
+skipped."""
 
 from __future__ import annotations
 

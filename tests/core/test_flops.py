@@ -22,9 +22,8 @@ def test_backward_counts_twice_the_forward_for_a_conv_with_input_grad() -> None:
     conv = nn.Conv2d(4, 4, kernel_size=3, padding=1, bias=False)
     x = torch.randn(1, 4, 8, 8, requires_grad=True)
     forward = 2 * 1 * 8 * 8 * 4 * 4 * 3 * 3
-    assert (
-        count_flops(lambda: conv(x).sum().backward()) == 3 * forward
-    )  # fwd + grad wrt input + wrt weight
+    # forward + gradient with respect to the input + with respect to the weight
+    assert count_flops(lambda: conv(x).sum().backward()) == 3 * forward
 
 
 def test_matmul_peak_is_a_finite_rate() -> None:

@@ -143,15 +143,9 @@ def test_model_loads_back_from_mlflow_and_predicts_the_right_shape(trained: Path
         _, parents, _ = _parents_and_children(trained)
         uri = f"runs:/{parents[-1].info.run_id}/model"
         model = mlflow.pytorch.load_model(uri)
-        for shape in (
-            (2, 3, 40, 56),
-            (1, 3, 33, 97),
-        ):  # batch, height and width stay free in the pt2 graph
-            assert model(torch.rand(*shape)).shape == (
-                shape[0],
-                9,
-                *shape[2:],
-            )  # 9 synthetic classes
+        # batch, height and width stay free in the pt2 graph; 9 synthetic classes
+        for shape in ((2, 3, 40, 56), (1, 3, 33, 97)):
+            assert model(torch.rand(*shape)).shape == (shape[0], 9, *shape[2:])
         pyfunc = mlflow.pyfunc.load_model(uri)
         assert np.asarray(
             pyfunc.predict(np.random.rand(1, 3, 32, 32).astype(np.float32))
@@ -179,9 +173,8 @@ def test_logged_model_loads_where_mkdseg_is_not_installed(trained: Path) -> None
 def test_registration_is_off_by_default_and_names_the_version_when_asked(trained: Path) -> None:
     client, parents, _ = _parents_and_children(trained)
     (version,) = client.search_model_versions(f"name = '{REGISTERED}'")
-    assert (
-        int(version.version) == 1 and version.run_id == parents[-1].info.run_id
-    )  # the second run only
+    # the second run only
+    assert int(version.version) == 1 and version.run_id == parents[-1].info.run_id
     assert "mkdseg.registered_model" not in parents[0].data.tags
     assert parents[-1].data.tags["mkdseg.registered_model"] == f"models:/{REGISTERED}/1"
     assert len(client.search_registered_models()) == 1
@@ -227,14 +220,8 @@ def test_a_resumed_run_continues_from_its_checkpoint(trained: Path) -> None:
     first = pd.read_csv(trained / "first_history.csv")
     resumed = pd.read_csv(trained / "data/07_model_output/training_history.csv")
     assert first["step"].tolist() == [1, 2, 3, 4]
-    assert resumed["step"].tolist() == [
-        1,
-        2,
-        3,
-        4,
-        5,
-        6,
-    ]  # the checkpoint carries the earlier curve
+    # the checkpoint carries the earlier curve
+    assert resumed["step"].tolist() == [1, 2, 3, 4, 5, 6]
     pd.testing.assert_frame_equal(resumed.iloc[:4][["step", "loss"]], first[["step", "loss"]])
     _, parents, _ = _parents_and_children(trained)
     assert [p.data.metrics["train_resumed_from"] for p in parents] == [0.0, 4.0]  # picked up at 4
@@ -277,9 +264,8 @@ def test_prediction_refuses_a_model_that_is_not_a_segmenter(trained: Path) -> No
     mlflow.set_tracking_uri(f"sqlite:///{trained / 'mlflow.db'}")
     try:
         signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 4))]))
-        other = MlflowClient().create_experiment(
-            "not-segmentation"
-        )  # keeps mkdseg's run list as it is
+        # another experiment keeps mkdseg's run list as it is
+        other = MlflowClient().create_experiment("not-segmentation")
         with mlflow.start_run(experiment_id=other) as run:
             mlflow.pytorch.log_model(
                 torch.nn.Linear(4, 2),

@@ -83,9 +83,8 @@ def test_session_logs_parent_and_one_child_per_node_then_a_failure(
     assert len(parents) == 1
     parent = parents[0]
     assert parent.info.status == "FINISHED"
-    assert (
-        parent.info.run_name == f"ingestion+splits: {N_LABELED} labels seed 0"
-    )  # not kedro-mlflow's pipeline name
+    # not kedro-mlflow's pipeline name
+    assert parent.info.run_name == f"ingestion+splits: {N_LABELED} labels seed 0"
     assert (
         "Kedro pipeline `ingestion+splits` on the `synthetic` dataset"
         in parent.data.tags["mlflow.note.content"]

@@ -1,4 +1,5 @@
-"""write_report: the files exist, the HTML is self-contained and escaped, Markdown has the tables."""
+"""write_report: the files exist, the HTML is self-contained and escaped, the Markdown has the
+tables."""
 
 from __future__ import annotations
 

@@ -185,6 +185,7 @@ def _to_pil(data: np.ndarray | Image.Image, path: Path) -> Image.Image:
         or (array.ndim == 3 and array.shape[2] != 3)
     ):
         raise DatasetError(
-            f"{path}: expected a uint8 HxW or HxWx3 image, got dtype {array.dtype} shape {array.shape}"
+            f"{path}: expected a uint8 HxW or HxWx3 image, "
+            f"got dtype {array.dtype} shape {array.shape}"
         )
     return Image.fromarray(array)

@@ -32,7 +32,8 @@ def checkpoint_name(iteration: int) -> str:
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write to a temporary file in the same folder, then rename: a crash never leaves half a file."""
+    """Write to a temporary file in the same folder, then rename it: a crash never leaves half
+    a file."""
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(state, tmp)

@@ -43,7 +43,8 @@ def matmul_peak(
         and dtype == torch.bfloat16
         and not cpu_has_native_bf16()
     ):
-        size = EMULATED_PEAK_SIZE  # emulated bf16 runs at well under 1 GFLOP/s: a 2048 matmul takes a minute
+        # emulated bf16 runs at well under 1 GFLOP/s: a 2048 matmul takes a minute
+        size = EMULATED_PEAK_SIZE
     size = size or PEAK_SIZE.get(device.type, PEAK_SIZE["cpu"])
     reps = reps or PEAK_REPS.get(device.type, PEAK_REPS["cpu"])
     g = torch.Generator(device=device).manual_seed(0)

@@ -32,7 +32,7 @@ class ConfusionMatrix:
         self.matrix.zero_()
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        """Add pixels; ``pred`` and ``target`` hold class ids and have the same number of elements."""
+        """Add pixels; ``pred`` and ``target`` hold class ids, as many of each."""
         if pred.numel() != target.numel():
             raise ValueError(
                 f"prediction has {pred.numel()} pixels but target has {target.numel()}: "

@@ -102,7 +102,7 @@ def per_class_frame(class_names: Sequence[str], iou: np.ndarray) -> pd.DataFrame
 
 
 def mean_iou(iou: np.ndarray) -> float:
-    """Mean IoU over the classes present (NaN entries are absent classes); NaN if none is present."""
+    """Mean IoU over the classes present (NaN entries are absent ones); NaN if none is present."""
     values = np.asarray(iou, dtype=np.float64)
     present = values[np.isfinite(values)]
     return float(present.mean()) if present.size else float("nan")
@@ -148,7 +148,8 @@ def _render_figures(
 
 @dataclass(frozen=True)
 class Section:
-    """One heading of the report: a table, a figure (a ``FIGURE_FILES`` key), or a table and its chart."""
+    """One heading of the report: a table, a figure (a ``FIGURE_FILES`` key), or a table and
+    its chart."""
 
     heading: str
     table: pd.DataFrame | None = None

@@ -60,7 +60,7 @@ def cityscapes_encoding() -> MaskEncoding:
 
 
 def read_cityscapes(root: Path) -> ReaderResult:
-    """List Cityscapes samples; id = ``<city>/<name>`` (names repeat across cities only in theory)."""
+    """List Cityscapes samples; id = ``<city>/<name>`` (names could repeat across cities)."""
     root = Path(root)
     missing = [p for p in (root / IMAGE_DIR, root / MASK_DIR) if not p.is_dir()]
     if not root.is_dir() or missing:

@@ -48,7 +48,8 @@ def parse_classes(classes: object) -> tuple[list[str], list[list[int]]]:
         )
         if not name or not ok_colour:
             raise ValueError(
-                f"dataset.folder.classes[{i}] must be {{name: <text>, colour: [r, g, b] in 0..255}}, "
+                f"dataset.folder.classes[{i}] must be "
+                "{name: <text>, colour: [r, g, b] in 0..255}, "
                 f"got {entry!r}"
             )
         names.append(str(name))

@@ -146,7 +146,8 @@ def check_sample(
     if labels.shape != (height, width):
         return bad(
             sample.mask_path,
-            f"mask size {labels.shape[1]}x{labels.shape[0]} differs from image size {width}x{height}",
+            f"mask size {labels.shape[1]}x{labels.shape[0]} "
+            f"differs from image size {width}x{height}",
         )
     problem = _label_problem(raw, labels, encoding, len(class_names))
     if problem:

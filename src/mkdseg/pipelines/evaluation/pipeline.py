@@ -1,4 +1,4 @@
-"""Evaluation pipeline: student 1 on the val split -> metrics, confusion matrix, example predictions."""
+"""Evaluation pipeline: student 1 on the val split -> metrics, confusion matrix, examples."""
 
 from __future__ import annotations
 

@@ -41,7 +41,8 @@ def ingestion_summary(manifest: pd.DataFrame, quarantine: pd.DataFrame) -> dict[
 def draw_sample_grid(
     manifest: pd.DataFrame, class_metadata: dict, grid: dict[str, Any]
 ) -> np.ndarray:
-    """A rows x cols grid of validation images with their masks overlaid (training ones if no val)."""
+    """A rows x cols grid of validation images with their masks overlaid (training images when
+    there is no validation subset)."""
     missing = [key for key in GRID_KEYS if key not in grid]
     if missing:
         raise ValueError(

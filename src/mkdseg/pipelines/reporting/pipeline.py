@@ -1,4 +1,5 @@
-"""Reporting pipeline: evaluation + training history + the experiment's runs -> HTML/Markdown report."""
+"""Reporting pipeline: evaluation, training history and the experiment's runs -> HTML and
+Markdown report."""
 
 from __future__ import annotations
 
