@@ -1,5 +1,6 @@
-"""The comparison pipeline on its tiny grid (conf/comparison_tiny: 2 methods, 1 seed, 3 iterations)
-through a KedroSession, then the notebook that reads the same runs back from MLflow."""
+"""The comparison pipeline on its tiny grid (conf/comparison_tiny: 2 methods, 1 seed, 3
+iterations) through a KedroSession, then the notebook that reads the same runs back from MLflow;
+and its shape from the session's environment, given as --env or as KEDRO_ENV."""
 
 from __future__ import annotations
 
@@ -23,28 +24,33 @@ NOTEBOOK = PROJECT_ROOT / "notebooks" / "comparison.ipynb"
 NOTEBOOK_TIMEOUT_S = 300
 
 
+def _params(root: Path) -> dict[str, str]:
+    """Runtime params that keep a session's data and MLflow store under ``root``."""
+    return {
+        "data_root": str(root / "data"),
+        "mlflow_tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
+        "mlflow_artifact_location": str(root / "mlartifacts"),
+    }
+
+
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import mlflow.tracking.fluent as fluent
 
     tmp_path = tmp_path_factory.mktemp("comparison")
-    params = {
-        "data_root": str(tmp_path / "data"),
-        "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "mlflow_artifact_location": str(tmp_path / "mlartifacts"),
-    }
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("KEDRO_ENV", TINY_ENV)  # the grid (structure) and the session's environment
+        patch.delenv("KEDRO_ENV", raising=False)
         try:
-            bootstrap_project(PROJECT_ROOT)  # re-reads the pipelines under the tiny grid
-            with KedroSession.create(project_path=PROJECT_ROOT, runtime_params=params) as session:
+            bootstrap_project(PROJECT_ROOT)
+            with KedroSession.create(
+                project_path=PROJECT_ROOT, env=TINY_ENV, runtime_params=_params(tmp_path)
+            ) as session:
                 session.run(pipeline_names=["comparison"])
         finally:
             while mlflow.active_run():
                 mlflow.end_run("FAILED")
             mlflow.set_tracking_uri(None)
             fluent._active_experiment_id = None
-    bootstrap_project(PROJECT_ROOT)  # later tests see the base grid again
     return tmp_path
 
 
@@ -110,6 +116,31 @@ def test_the_notebook_draws_the_same_table_from_mlflow(
     assert any("image/png" in o.get("data", {}) for o in outputs)
 
 
-def test_base_grid_is_restored_after_the_tiny_run(compared: Path) -> None:
-    namespaces = {n.namespace for n in pipelines["comparison"].nodes if n.namespace}
-    assert "comparison.mkd_1_8.seed_2" in namespaces
+def _comparison_nodes(root: Path, env: str | None = None, **params: object) -> set[str]:
+    """The names of the comparison pipeline's nodes as a session in ``env`` builds it."""
+    with KedroSession.create(
+        project_path=PROJECT_ROOT, env=env, runtime_params={**_params(root), **params}
+    ) as session:
+        session.load_context()
+        return {n.name for n in pipelines["comparison"].nodes}
+
+
+def _runs(node_names: set[str]) -> set[str]:
+    return {name.rsplit(".", 1)[0] for name in node_names if name.endswith(".evaluate")}
+
+
+@pytest.mark.filterwarnings(r"ignore:register_new_resolver\(\) is deprecated")  # Kedro's loader
+def test_env_option_and_variable_build_the_same_pipeline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_mlflow: None
+) -> None:
+    monkeypatch.delenv("KEDRO_ENV", raising=False)
+    bootstrap_project(PROJECT_ROOT)
+    with_option = _comparison_nodes(tmp_path, TINY_ENV)
+    base = _comparison_nodes(tmp_path)  # the next context rebuilds the pipeline Kedro holds
+    monkeypatch.setenv("KEDRO_ENV", TINY_ENV)
+    with_variable = _comparison_nodes(tmp_path)
+    assert with_option == with_variable
+    assert _runs(with_option) == {f"comparison.{v}.seed_0" for v in VARIANTS}
+    assert len(_runs(base)) == 30 and "comparison.mkd_1_8.seed_2.train" in base
+    more_seeds = _comparison_nodes(tmp_path, comparison={"seeds": [0, 1]})  # like --params
+    assert _runs(more_seeds) == {f"comparison.{v}.seed_{s}" for v in VARIANTS for s in (0, 1)}

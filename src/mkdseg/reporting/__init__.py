@@ -1,10 +1,9 @@
-"""Run reports as pure functions: figures, the cross-run comparison table, HTML/Markdown output.
+"""Run reports as pure functions: figures, Markdown tables, the HTML/Markdown report.
 
 Plain data in, plain data (figures, arrays, DataFrames, files) out: no Kedro, MLflow or torch,
 so a thin pipeline node can call these and tests can drive them with hand-made inputs.
 """
 
-from mkdseg.reporting.comparison import comparison_table, to_markdown_table
 from mkdseg.reporting.figures import (
     comparison_chart,
     confusion_heatmap,
@@ -13,11 +12,11 @@ from mkdseg.reporting.figures import (
     prediction_grid,
     training_curves,
 )
+from mkdseg.reporting.markdown import to_markdown_table
 from mkdseg.reporting.report import write_report
 
 __all__ = [
     "comparison_chart",
-    "comparison_table",
     "confusion_heatmap",
     "figure_to_png_bytes",
     "per_class_iou_chart",

@@ -1,5 +1,6 @@
 """Comparison nodes: thin wrappers that bind one variant and seed to the training and
-evaluation nodes; the settings logic is ``mkdseg.comparison``."""
+evaluation nodes, and the summary over all runs; the settings logic is ``variants``, the
+arithmetic ``summary``."""
 
 from __future__ import annotations
 
@@ -9,13 +10,20 @@ from typing import Any
 import pandas as pd
 from PIL import Image
 
-from mkdseg import comparison as variants
 from mkdseg import splitting
 from mkdseg.catalog.paths import project_root
+from mkdseg.pipelines.comparison.summary import (
+    RunResult,
+    comparison_table,
+    headline_metrics,
+    per_run_table,
+    results_frame,
+)
+from mkdseg.pipelines.comparison.variants import Grid, RunIdentity, deep_merge
 from mkdseg.pipelines.evaluation.nodes import evaluate_model
 from mkdseg.pipelines.training.nodes import train_model
-from mkdseg.reporting.comparison import comparison_table, to_markdown_table
 from mkdseg.reporting.figures import close_figure, comparison_chart, figure_to_png_bytes
+from mkdseg.reporting.markdown import to_markdown_table
 
 Bundle = dict[str, Any]
 
@@ -28,16 +36,17 @@ def prepare(
     *,
     variant: str,
     seed: int,
-) -> tuple[list[str], list[str], list[str], dict[str, Any], dict[str, Any]]:
+) -> tuple[list[str], list[str], list[str], dict[str, Any], RunIdentity]:
     """The run's split (its budget, drawn with its seed), training settings and identity.
 
     Settings are computed here, not in the training node, so the training node's MLflow run
     logs the settings it really used rather than the base ``params:training``.
     """
-    labeled = variants.variant_spec(comparison, variant)["labeled"]
+    grid = Grid.from_parameters(comparison)
+    labeled = grid.variant(variant).labeled
     ids = splitting.make_split(manifest, class_metadata["names"], labeled, seed, project_root())
-    settings = variants.variant_training(training, comparison, variant, seed)
-    return ids[0], ids[1], ids[2], settings, variants.variant_params(comparison, settings, variant)
+    settings = grid.settings(training, variant, seed)
+    return ids[0], ids[1], ids[2], settings, grid.identity(variant, settings)
 
 
 def train_variant(
@@ -46,13 +55,13 @@ def train_variant(
     labeled_ids: list[str],
     unlabeled_ids: list[str],
     settings: dict,
-    identity: dict,
+    identity: RunIdentity,
 ) -> tuple[Bundle, pd.DataFrame, dict[str, float], dict[str, Any]]:
     """The training node; also returns the settings it used (logged as the run's params)."""
     bundle, history, metrics = train_model(
         manifest, class_metadata, labeled_ids, unlabeled_ids, settings
     )
-    return bundle, history, metrics, variants.deep_merge(identity, {"training": settings})
+    return bundle, history, metrics, deep_merge(identity.params(), {"training": settings})
 
 
 def evaluate_variant(
@@ -61,30 +70,28 @@ def evaluate_variant(
     class_metadata: dict,
     val_ids: list[str],
     evaluation: dict,
-    identity: dict,
-) -> tuple[dict[str, float], dict[str, Any]]:
-    """The evaluation node's metrics, with the run's identity as params."""
+    identity: RunIdentity,
+) -> tuple[dict[str, float], dict[str, Any], RunResult]:
+    """The evaluation node's metrics and the run's identity as params (both for MLflow), and
+    the two together for the summary."""
     metrics, _, _ = evaluate_model(student_model, manifest, class_metadata, val_ids, evaluation)
-    return metrics, identity
+    return metrics, identity.params(), RunResult(identity, metrics)
 
 
 def summarise(
-    evaluation: dict, *runs: dict
+    evaluation: dict, *runs: RunResult
 ) -> tuple[pd.DataFrame, pd.DataFrame, str, Image.Image, dict[str, float]]:
-    """Per-run results, the mean +- std table (CSV and Markdown), its chart and headline metrics.
-
-    ``runs`` alternates (evaluation metrics, run params) per variant and seed.
-    """
+    """Per-run results, the mean +- std table (CSV and Markdown), its chart and headline metrics."""
     metric = f"val_mIoU_{evaluation.get('mode', 'whole')}"
-    results = variants.results_frame(zip(runs[1::2], runs[0::2], strict=True))
+    results = results_frame(runs)
     table = comparison_table(results, metric=metric)
     figure = comparison_chart(table, title=f"{metric}: mean ± std over seeds")
     chart = Image.open(BytesIO(figure_to_png_bytes(figure)))
     close_figure(figure)
     return (
-        variants.per_run_table(results, metric),
+        per_run_table(results, metric),
         table,
         to_markdown_table(table),
         chart,
-        variants.headline_metrics(table),
+        headline_metrics(table),
     )

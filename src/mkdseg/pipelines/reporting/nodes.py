@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mkdseg.reporting.comparison import comparison_table
+from mkdseg.pipelines.comparison.summary import comparison_table
 
 METRIC = "val_mIoU_{mode}"
 PER_CLASS_METRIC = (
@@ -27,7 +27,8 @@ def build_report(
     splits: dict[str, Any],
     evaluation: dict[str, Any],
 ) -> dict[str, Any]:
-    """The arguments of ``write_report``: summary, metrics, per-class IoU, curves, grid, comparison."""
+    """The arguments of ``write_report``: summary, metrics, per-class IoU, curves, grid and
+    comparison."""
     names = class_metadata["names"]
     mode = evaluation.get("mode", "whole")
     per_class = [PER_CLASS_METRIC.format(mode=mode, name=n) for n in names]

@@ -1,4 +1,5 @@
-"""comparison_table arithmetic against hand computations; the tabulate-free Markdown formatter."""
+"""The comparison's summary: comparison_table arithmetic against hand computations, the
+pipeline's runs as a table, the headline metrics."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mkdseg.reporting.comparison import OUTPUT_COLUMNS, comparison_table, to_markdown_table
+from mkdseg.pipelines.comparison.summary import (
+    OUTPUT_COLUMNS,
+    RunResult,
+    comparison_table,
+    headline_metrics,
+    per_run_table,
+    results_frame,
+)
+from mkdseg.pipelines.comparison.variants import RunIdentity
+from mkdseg.reporting.markdown import to_markdown_table
 
 METRIC = "metrics.val_mIoU_whole"
 
@@ -139,20 +149,42 @@ def test_comparison_table_empty_inputs() -> None:
     assert comparison_table(_runs(), metric="val_mIoU_slide").empty
 
 
-def test_to_markdown_table_formats_aligns_and_escapes() -> None:
-    df = pd.DataFrame({"method": ["mkd", "a|b"], "runs": [3, 1], "mIoU_mean": [0.123456, np.nan]})
-    text = to_markdown_table(df)
-    assert text.splitlines() == [
-        "| method | runs | mIoU_mean |",
-        "| --- | ---: | ---: |",
-        "| mkd | 3 | 0.1235 |",
-        "| a\\|b | 1 | n/a |",
-    ]
-    assert to_markdown_table(pd.DataFrame()) == ""
-    assert to_markdown_table(df.iloc[:0]).count("\n") == 2
-
-
 def test_to_markdown_table_of_a_comparison() -> None:
     text = to_markdown_table(comparison_table(_runs()))
     assert text.splitlines()[0] == "| " + " | ".join(OUTPUT_COLUMNS) + " |"
     assert "| mkd | 92 | 3 | 0.6400 | 0.0400 | 0.1200 |" in text
+
+
+def test_results_frame_and_per_run_table() -> None:
+    runs = [
+        RunResult(RunIdentity(v, m, s, 0.0625), {"val_mIoU_whole": 0.1 * (s + 1)})
+        for v, m in (("sup_1_16", "supervised"), ("mkd_noteacher_1_16", "mkd"))
+        for s in (0, 1)
+    ]
+    results = results_frame(runs)
+    assert len(results) == 4 and set(results["status"]) == {"FINISHED"}
+    table = per_run_table(results, "val_mIoU_whole")
+    assert list(table.columns) == ["variant", "method", "labeled", "seed", "val_mIoU_whole"]
+    assert table.iloc[1].tolist() == ["sup_1_16", "supervised", "0.0625", "1", pytest.approx(0.2)]
+
+
+def test_results_frame_of_nothing_is_empty() -> None:
+    assert results_frame([]).empty and isinstance(results_frame([]), pd.DataFrame)
+
+
+def test_headline_metrics_skip_missing_spread() -> None:
+    table = pd.DataFrame(
+        {
+            "variant": ["sup_1_16", "mkd_1_16"],
+            "mIoU_mean": [0.2, 0.25],
+            "mIoU_std": [float("nan"), 0.01],
+            "gain_over_supervised": [0.0, 0.05],
+        }
+    )
+    assert headline_metrics(table) == {
+        "sup_1_16.mIoU_mean": 0.2,
+        "sup_1_16.gain": 0.0,
+        "mkd_1_16.mIoU_mean": 0.25,
+        "mkd_1_16.mIoU_std": 0.01,
+        "mkd_1_16.gain": pytest.approx(0.05),
+    }

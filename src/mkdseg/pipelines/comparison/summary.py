@@ -1,19 +1,24 @@
-"""Cross-run comparison: the table of mIoU by method and label budget, and a Markdown formatter.
+"""The comparison's summary: mIoU mean +- std per variant and label budget over seeds, and the
+gain over the supervised baseline, paired by seed.
 
-Input is the DataFrame ``mlflow.search_runs`` returns for the parent runs; this module only
-needs pandas, so it works on any such table (or a hand-made one in a test). MLflow stores
-params as strings, so the label budget stays a string and is ordered numerically when it
-parses as a count or a fraction ("662", "0.0625", "1/16").
+The table is computed from a DataFrame shaped like ``mlflow.search_runs``'s (parent or
+evaluation runs), so the pipeline (``results_frame`` of its runs), the single-run report (the
+experiment's runs) and the notebook (the runs read back from MLflow) summarise with the same
+function. MLflow stores params as strings, so the label budget stays a string and is ordered
+numerically when it parses as a count or a fraction ("662", "0.0625", "1/16").
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 import pandas as pd
+
+from mkdseg.pipelines.comparison.variants import RunIdentity
 
 DEFAULT_METRIC = "val_mIoU_whole"
 SUPERVISED_METHOD = "supervised"  # the baseline every gain is measured against
@@ -21,9 +26,7 @@ FINISHED = "FINISHED"
 METHOD_COLUMN = "params.training.method"
 LABELED_COLUMN = "params.splits.labeled"
 SEED_COLUMN = "params.training.seed"
-VARIANT_COLUMN = (
-    "params.variant"  # the comparison pipeline's variant (e.g. mkd_nofa_1_16); optional
-)
+VARIANT_COLUMN = "params.variant"  # the pipeline's variant (e.g. mkd_nofa_1_16); optional
 START_COLUMN = "start_time"
 STATUS_COLUMN = "status"
 OUTPUT_COLUMNS = [
@@ -37,9 +40,6 @@ OUTPUT_COLUMNS = [
     "gain_std",
 ]
 STD_DDOF = 1  # sample standard deviation over seeds; a single run has no spread (NaN)
-
-MARKDOWN_FLOAT_FORMAT = "{:.4f}"
-MARKDOWN_MISSING = "n/a"
 
 
 def _empty_table() -> pd.DataFrame:
@@ -55,7 +55,8 @@ def _budget_sort_key(value: str) -> tuple[int, float, str]:
 
 
 def _latest_per_seed(runs: pd.DataFrame) -> pd.DataFrame:
-    """A re-run of the same (method, budget, seed) replaces the older one instead of counting twice."""
+    """A re-run of the same (method, budget, seed) replaces the older one instead of counting
+    twice."""
     if SEED_COLUMN not in runs.columns:
         return runs
     seeded = runs[runs[SEED_COLUMN].notna()]
@@ -68,7 +69,8 @@ def _latest_per_seed(runs: pd.DataFrame) -> pd.DataFrame:
 def comparison_table(
     runs: pd.DataFrame, metric: str = DEFAULT_METRIC, baseline: str = SUPERVISED_METHOD
 ) -> pd.DataFrame:
-    """mIoU mean/std per (variant, label budget) over FINISHED runs, with the gain over ``baseline``.
+    """mIoU mean/std per (variant, label budget) over FINISHED runs, with the gain over
+    ``baseline``.
 
     The variant is ``params.variant`` where a run has one (the comparison pipeline's ablations
     share a method), else the method. ``gain_over_supervised`` is the difference of the means;
@@ -107,7 +109,8 @@ def comparison_table(
 
 
 def _usable_runs(runs: pd.DataFrame | None, metric_column: str) -> pd.DataFrame:
-    """Finished runs with a finite metric, a method and a budget; columns variant/method/labeled/value."""
+    """Finished runs with a finite metric, a method and a budget; columns variant, method,
+    labeled, value."""
     needed = [STATUS_COLUMN, METHOD_COLUMN, LABELED_COLUMN, metric_column]
     if runs is None or any(column not in runs.columns for column in needed):
         return pd.DataFrame()
@@ -129,7 +132,8 @@ def _usable_runs(runs: pd.DataFrame | None, metric_column: str) -> pd.DataFrame:
 
 
 def _baseline_runs(data: pd.DataFrame, baseline: str) -> pd.DataFrame:
-    """The baseline method's runs; of several baseline variants per budget, the first in name order."""
+    """The baseline method's runs; of several baseline variants per budget, the first in name
+    order."""
     base = data[data["method"] == baseline]
     first = base.groupby("labeled")["variant"].min()
     return base[base["variant"] == base["labeled"].map(first)]
@@ -147,48 +151,52 @@ def _paired_gain(data: pd.DataFrame, variant: str, labeled: str, base: pd.DataFr
     return float(paired.std(ddof=STD_DDOF)) if len(paired) > STD_DDOF else float("nan")
 
 
-def _format_cell(value: object, float_format: str, missing: str) -> str:
-    if value is None or (isinstance(value, float | np.floating) and np.isnan(value)):
-        return missing
-    if value is pd.NA or value is pd.NaT:
-        return missing
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value))
-    if isinstance(value, float | np.floating):
-        return float_format.format(float(value))
-    text = str(value).replace("\r\n", " ").replace("\n", " ")
-    return text.replace("|", "\\|")
+@dataclass(frozen=True)
+class RunResult:
+    """One run's evaluation, as the summary reads it: who it is and what it scored."""
+
+    identity: RunIdentity
+    metrics: Mapping[str, float]
 
 
-def _is_numeric(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-
-
-def format_cells(
-    df: pd.DataFrame,
-    float_format: str = MARKDOWN_FLOAT_FORMAT,
-    missing: str = MARKDOWN_MISSING,
-    escape: Callable[[str], str] | None = None,
-) -> list[list[str]]:
-    """Every cell of ``df`` as display text (floats formatted, NaN as ``missing``), row by row."""
+def results_frame(runs: Iterable[RunResult]) -> pd.DataFrame:
+    """The runs as a table shaped like ``mlflow.search_runs``'s, for ``comparison_table``."""
     rows = []
-    for record in df.itertuples(index=False, name=None):
-        cells = [_format_cell(value, float_format, missing) for value in record]
-        rows.append([escape(c) for c in cells] if escape else cells)
-    return rows
+    for run in runs:
+        row = {
+            STATUS_COLUMN: FINISHED,
+            VARIANT_COLUMN: run.identity.variant,
+            METHOD_COLUMN: run.identity.method,
+            LABELED_COLUMN: str(run.identity.labeled),
+            SEED_COLUMN: str(run.identity.seed),
+        }
+        row.update({f"metrics.{key}": value for key, value in run.metrics.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
-def to_markdown_table(
-    df: pd.DataFrame, float_format: str = MARKDOWN_FLOAT_FORMAT, missing: str = MARKDOWN_MISSING
-) -> str:
-    """A GitHub-flavoured Markdown table of ``df`` (no index), without the ``tabulate`` package.
+def per_run_table(results: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """One row per run: variant, method, labeled, seed and the metric (the table's raw data)."""
+    columns = {
+        VARIANT_COLUMN: "variant",
+        METHOD_COLUMN: "method",
+        LABELED_COLUMN: "labeled",
+        SEED_COLUMN: "seed",
+        f"metrics.{metric}": metric,
+    }
+    return results[list(columns)].rename(columns=columns).reset_index(drop=True)
 
-    Numeric columns are right-aligned; ``|`` in cells is escaped; NaN shows as ``missing``.
-    """
-    if len(df.columns) == 0:
-        return ""
-    header = [_format_cell(str(c), float_format, missing) for c in df.columns]
-    align = ["---:" if _is_numeric(df.iloc[:, i]) else "---" for i in range(len(df.columns))]
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
-    lines += ["| " + " | ".join(row) + " |" for row in format_cells(df, float_format, missing)]
-    return "\n".join(lines) + "\n"
+
+def headline_metrics(table: pd.DataFrame) -> dict[str, float]:
+    """``<variant>.mIoU_mean`` / ``.mIoU_std`` / ``.gain`` of the summary table (the parent run's
+    columns); NaN entries (one seed: no spread) are left out."""
+    out: dict[str, float] = {}
+    for row in table.itertuples():
+        for key, value in (
+            ("mIoU_mean", row.mIoU_mean),
+            ("mIoU_std", row.mIoU_std),
+            ("gain", row.gain_over_supervised),
+        ):
+            if np.isfinite(value):
+                out[f"{row.variant}.{key}"] = float(value)
+    return out

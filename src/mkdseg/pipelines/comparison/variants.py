@@ -1,0 +1,142 @@
+"""The comparison's parameters (``params:comparison``) as records: its variants and seeds, and
+what one run (a variant with a seed) trains with and is logged as.
+
+A *variant* (``comparison.variants.<name>`` in ``parameters_comparison.yml``) is a label
+budget plus training overrides (method, ablation switches). Every variant runs once per seed;
+seed ``s`` draws the labeled split with seed ``s`` and trains with seed ``s``, so all variants
+of one seed share their labeled images and the gain over the supervised baseline is paired.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+VARIANT_KEYS = frozenset({"labeled", "training"})
+NAMESPACE_ROOT = "comparison"
+SEED_PREFIX = "seed_"
+
+
+def namespace(variant: str, seed: int) -> str:
+    """``comparison.<variant>.seed_<seed>``: one Kedro namespace per variant and seed."""
+    return f"{NAMESPACE_ROOT}.{variant}.{SEED_PREFIX}{seed}"
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``, recursing into dicts (the way conf environments merge)."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the paper's table before seeds: a label budget and training overrides."""
+
+    labeled: Any  # as ``splits.labeled`` takes it: a count, a fraction or "1/16"
+    training: Mapping[str, Any]  # over ``params:training``; passed on as it is
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """What names one run in MLflow: the keys a plain ``kedro run`` logs, plus ``variant``."""
+
+    variant: str
+    method: str | None
+    seed: int
+    labeled: Any
+
+    def params(self) -> dict[str, Any]:
+        """The identity as nested params, flattened by the tracking hook (``training.method``)."""
+        return {
+            "variant": self.variant,
+            "training": {"method": self.method, "seed": self.seed},
+            "splits": {"labeled": self.labeled},
+        }
+
+
+@dataclass(frozen=True)
+class Grid:
+    """``params:comparison``: the variants, the seeds each runs with, and shared overrides."""
+
+    variants: Mapping[str, Variant]
+    seeds: tuple[int, ...]
+    training: Mapping[str, Any]  # over ``params:training``, under each variant's own
+
+    @classmethod
+    def from_parameters(cls, comparison: Mapping[str, Any] | None) -> Grid:
+        """The ``comparison`` parameters, checked: every variant, before any run starts.
+
+        ``only`` (a list of names) runs a subset of ``variants``: environments merge parameters
+        softly (``settings.py``), so an environment cannot drop variants, only select them.
+        """
+        comparison = comparison or {}
+        variants, seeds = comparison.get("variants"), comparison.get("seeds")
+        try:
+            if not isinstance(variants, Mapping):
+                raise TypeError("variants is not a mapping")
+            seeds = tuple(int(seed) for seed in seeds)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                "params:comparison needs comparison.variants (a mapping) and "
+                f"comparison.seeds (a list of integers): {exc}"
+            ) from exc
+        defined = {name: _variant(name, spec) for name, spec in variants.items()}
+        only = comparison.get("only")
+        names = list(defined) if only is None else list(only)
+        if unknown := [name for name in names if name not in defined]:
+            raise ValueError(
+                f"comparison.only names unknown variants {unknown} (known: {sorted(defined)})"
+            )
+        return cls(
+            variants={name: defined[name] for name in names},
+            seeds=seeds,
+            training=comparison.get("training") or {},
+        )
+
+    @property
+    def runs(self) -> tuple[tuple[str, int], ...]:
+        """(variant, seed) of every run, variant by variant: the pipeline's shape."""
+        return tuple((variant, seed) for variant in self.variants for seed in self.seeds)
+
+    def variant(self, name: str) -> Variant:
+        """The variant called ``name``; an unknown name is an error listing the known ones."""
+        if name not in self.variants:
+            raise ValueError(
+                f"comparison.variants has no {name!r} (known: {sorted(self.variants)}); the "
+                "comparison pipeline's namespaces come from the parameters comparison.variants"
+            )
+        return self.variants[name]
+
+    def settings(self, training: Mapping[str, Any], variant: str, seed: int) -> dict[str, Any]:
+        """The ``training`` block one run uses: base, then the shared overrides, then the
+        variant's, then its seed."""
+        shared = deep_merge(training, self.training)
+        return deep_merge(shared, {**self.variant(variant).training, "seed": seed})
+
+    def identity(self, variant: str, settings: Mapping[str, Any]) -> RunIdentity:
+        """The run's identity; ``settings`` is what ``settings`` gave it (method and seed)."""
+        return RunIdentity(
+            variant=variant,
+            method=settings.get("method"),
+            seed=settings["seed"],
+            labeled=self.variant(variant).labeled,
+        )
+
+
+def _variant(name: str, spec: Mapping[str, Any] | None) -> Variant:
+    """``comparison.variants.<name>``: a ``labeled`` budget and optional ``training``."""
+    spec = spec or {}
+    unknown = sorted(set(spec) - VARIANT_KEYS)
+    if unknown or "labeled" not in spec:
+        raise ValueError(
+            f"comparison.variants.{name} needs 'labeled' and may have 'training'; "
+            f"unknown keys: {unknown}"
+        )
+    return Variant(labeled=spec["labeled"], training=spec.get("training") or {})
