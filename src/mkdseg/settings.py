@@ -15,11 +15,12 @@ from kedro.config import OmegaConfigLoader
 
 from mkdseg.catalog.paths import resolve_path, tracking_uri
 from mkdseg.hooks import MkdsegTrackingHook
+from mkdseg.pipelines.comparison.shape import ComparisonShapeHook
 from mkdseg.warning_filters import silence_known_third_party_warnings
 
 silence_known_third_party_warnings()
 
-HOOKS = (MkdsegTrackingHook(),)
+HOOKS = (MkdsegTrackingHook(), ComparisonShapeHook())
 
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from mkdseg.core.atomic import atomic_write_bytes
 from mkdseg.reporting import figures
-from mkdseg.reporting.comparison import format_cells, to_markdown_table
+from mkdseg.reporting.markdown import format_cells, to_markdown_table
 
 REPORT_HTML = "report.html"
 SUMMARY_MD = "summary.md"
