@@ -96,6 +96,7 @@ class BlurRange:
 
     @property
     def max_radius(self) -> int:
+        """The widest kernel radius these draws can give: a batch's shared blur padding."""
         return (
             self.radius[1]
             if self.radius is not None
