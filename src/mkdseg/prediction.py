@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 
 from mkdseg.core.export import Segmenter
-from mkdseg.core.image_io import atomic_save, read_image, write_palette_mask
+from mkdseg.core.image_io import atomic_save, read_image, to_unit_float, write_palette_mask
 from mkdseg.visualization import overlay_mask
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def segment(
 ) -> np.ndarray:
     """Class indices (H, W) for one uint8 RGB image, predicted at ``long_side`` as in evaluation."""
     # torch.tensor copies: images decoded by PIL are read-only arrays, which from_numpy would share.
-    x = torch.tensor(image).permute(2, 0, 1)[None].to(device).float() / 255
+    x = to_unit_float(torch.tensor(image).permute(2, 0, 1)[None].to(device))
     size = tuple(x.shape[-2:])
     if long_side is not None:
         scale = long_side / max(size)
@@ -81,7 +81,8 @@ def predict_folder(
     device: str = "cpu",
     long_side: int | None = None,
 ) -> list[dict[str, str]]:
-    """Write ``<stem>.png`` (palette mask) and ``<stem>_overlay.jpg`` per image; return one record each."""
+    """Write ``<stem>.png`` (palette mask) and ``<stem>_overlay.jpg`` per image; return one
+    record each."""
     segmenter, device_ = place(segmenter, torch.device(device))
     output_dir = Path(output_dir)
     records = []

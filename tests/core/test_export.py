@@ -68,13 +68,13 @@ def test_bundle_keeps_the_aspp_rates_it_was_trained_with():
     segmenter = segmenter_from_bundle(
         make_bundle(model.state_dict(), cfg, ["a", "b", "c"], [[0, 0, 0]] * 3)
     )
-    assert [b[0].dilation[0] for b in segmenter.model.aspp.branches[1:]] == [1, 2, 3]
+    assert [b[0].dilation[0] for b in segmenter.network().aspp.branches[1:]] == [1, 2, 3]
     old = make_bundle(model.state_dict(), CFG, ["a", "b", "c"], [[0, 0, 0]] * 3)
     old["model"].pop("aspp_rates")
     old["model"].pop(
         "aspp_rule"
     )  # a bundle saved before the rates were stored: the release's rates
-    assert [b[0].dilation[0] for b in segmenter_from_bundle(old).model.aspp.branches[1:]] == [
+    assert [b[0].dilation[0] for b in segmenter_from_bundle(old).network().aspp.branches[1:]] == [
         6,
         12,
         18,

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import urllib.error
-
 import pytest
 import torch
 import torchvision
 from torch import nn
 
 from mkdseg.core.model import (
+    ASPP,
     DeepLabV3Plus,
     ResNetBackbone,
     SegOutput,
+    aspp_rates_for,
     build_model,
-    load_backbone_weights,
 )
 
 NUM_CLASSES = 3
@@ -23,7 +22,12 @@ NARROW = dict(decoder_channels=16, aspp_channels=16, low_level_channels=8)
 
 def narrow_model(seed: int = 0, output_stride: int = 16, pretrained: str | None = None):
     return build_model(
-        NUM_CLASSES, "resnet18", output_stride, pretrained=pretrained, head_seed=seed, **NARROW
+        NUM_CLASSES,
+        pretrained=pretrained,
+        head_seed=seed,
+        backbone="resnet18",
+        output_stride=output_stride,
+        **NARROW,
     )
 
 
@@ -101,70 +105,6 @@ def test_head_seed_controls_init() -> None:
     assert torch.all(a.aspp.project[1].weight == 1) and torch.all(a.aspp.project[1].bias == 0)
 
 
-@pytest.fixture
-def resnet18_checkpoint(tmp_path):
-    """A torchvision-style checkpoint (fc included) wrapped under 'state_dict'."""
-    torch.manual_seed(123)
-    state = torchvision.models.resnet18(weights=None).state_dict()
-    path = tmp_path / "r18.pth"
-    torch.save({"state_dict": state}, path)
-    return path, state
-
-
-def test_pretrained_backbone_shared_heads_differ(resnet18_checkpoint) -> None:
-    path, state = resnet18_checkpoint
-    s1, s2 = narrow_model(1, pretrained=str(path)), narrow_model(2, pretrained=str(path))
-    for key, value in s1.backbone.state_dict().items():
-        torch.testing.assert_close(value, state[key])
-        torch.testing.assert_close(value, s2.backbone.state_dict()[key])
-    assert not torch.equal(s1.decoder[0][0].weight, s2.decoder[0][0].weight)
-
-
-def test_mismatched_checkpoint_names_keys(tmp_path, resnet18_checkpoint) -> None:
-    _, state = resnet18_checkpoint
-    state = {k: v for k, v in state.items() if not k.startswith("layer4.")}
-    state["extra.weight"] = torch.zeros(1)
-    path = tmp_path / "bad.pt"
-    torch.save(state, path)
-    with pytest.raises(ValueError, match=r"bad\.pt.*missing keys \[layer4.*more.*extra\.weight"):
-        load_backbone_weights(ResNetBackbone("resnet18"), str(path))
-    with pytest.raises(ValueError, match="resnet34|missing"):
-        load_backbone_weights(ResNetBackbone("resnet34"), resnet18_checkpoint[0])
-
-
-def test_missing_file_is_clear(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="nope.pth"):
-        load_backbone_weights(ResNetBackbone("resnet18"), str(tmp_path / "nope.pth"))
-
-
-def test_failed_download_says_what_to_do(monkeypatch) -> None:
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("no network")
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    with pytest.raises(RuntimeError, match="local path"):
-        load_backbone_weights(ResNetBackbone("resnet18"), "IMAGENET1K_V1")
-
-
-def test_weights_name_resolves_without_network(monkeypatch) -> None:
-    state = torchvision.models.resnet18(weights=None).state_dict()
-    urls: list[str] = []
-
-    def fake(url, **kwargs):
-        urls.append(url)
-        return state
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fake)
-    backbone = ResNetBackbone("resnet18")
-    load_backbone_weights(backbone, "ResNet18_Weights.IMAGENET1K_V1")
-    assert urls == [torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url]
-    torch.testing.assert_close(backbone.conv1.weight, state["conv1.weight"])
-    with pytest.raises(ValueError, match="do not fit"):
-        load_backbone_weights(backbone, "ResNet50_Weights.IMAGENET1K_V2")
-    with pytest.raises(ValueError, match="unknown pretrained weights"):
-        load_backbone_weights(backbone, "IMAGENET9K_V7")
-
-
 def test_narrow_model_learns_on_cpu() -> None:
     torch.manual_seed(0)
     model = narrow_model()
@@ -182,8 +122,6 @@ def test_narrow_model_learns_on_cpu() -> None:
 
 
 def test_aspp_rate_rules() -> None:
-    from mkdseg.core.model import aspp_rates_for
-
     assert aspp_rates_for("fixed", 64, 16) == (6, 12, 18) and aspp_rates_for("fixed", 64, 8) == (
         12,
         24,
@@ -209,8 +147,6 @@ def _equals_its_centre_tap(branch: nn.Sequential, x: torch.Tensor) -> bool:
 
 
 def test_fixed_rates_degenerate_on_a_small_map_and_feature_map_rates_do_not() -> None:
-    from mkdseg.core.model import ASPP, aspp_rates_for
-
     torch.manual_seed(0)
     x = torch.randn(2, 8, 4, 4)  # the feature map at stride 16 of a 64 px crop
     for rule, degenerate in (("fixed", True), ("feature_map", False)):

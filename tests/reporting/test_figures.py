@@ -20,12 +20,10 @@ from mkdseg.reporting.figures import (
     figure_to_png_bytes,
     normalise_confusion,
     per_class_iou_chart,
-    prediction_grid,
     training_curves,
 )
 
 NAMES = ["background", "cat", "dog", "person"]
-COLOURS = [(0, 0, 0), (255, 0, 0), (0, 255, 0), (0, 0, 255)]
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
@@ -153,44 +151,6 @@ def test_training_curves_rejects_unusable_history() -> None:
         training_curves(pd.DataFrame({"step": [0], "other": [1.0]}))
     with pytest.raises(ValueError, match="no column"):
         training_curves(pd.DataFrame({"step": [0], "loss": [1.0]}), columns=["loss_st"])
-
-
-def test_prediction_grid_rows_are_image_gt_prediction() -> None:
-    rng = np.random.default_rng(1)
-    images = [rng.integers(0, 256, size=(8, 10, 3), dtype=np.uint8) for _ in range(2)]
-    gts = [rng.integers(0, 4, size=(8, 10)).astype(np.uint8) for _ in range(2)]
-    gts[0][0, 0] = 255  # ignore pixel: painted with the ignore colour
-    preds = [np.full((8, 10), 1, dtype=np.uint8), np.zeros((8, 10), dtype=np.uint8)]
-    grid = prediction_grid(images, gts, preds, np.array(COLOURS), alpha=0.5, pad=2)
-    assert grid.dtype == np.uint8
-    assert grid.shape == (2 * 8 + 3 * 2, 3 * 10 + 4 * 2, 3)
-    tile = lambda row, col: grid[2 + row * 10 : 10 + row * 10, 2 + col * 12 : 12 + col * 12]  # noqa: E731
-    np.testing.assert_array_equal(tile(0, 0), images[0])
-    expected_pred = np.rint(0.5 * images[0] + 0.5 * np.array(COLOURS[1])).astype(np.uint8)
-    np.testing.assert_array_equal(tile(0, 2), expected_pred)
-    assert tuple(tile(0, 1)[0, 0]) == tuple(
-        np.rint(0.5 * images[0][0, 0] + 0.5 * 255).astype(np.uint8)
-    )
-
-
-def test_prediction_grid_checks_inputs() -> None:
-    image = np.zeros((4, 4, 3), dtype=np.uint8)
-    mask = np.zeros((4, 4), dtype=np.uint8)
-    with pytest.raises(ValueError, match="as many images"):
-        prediction_grid([image], [mask], [], COLOURS)
-    with pytest.raises(ValueError, match="at least one"):
-        prediction_grid([], [], [], COLOURS)
-    with pytest.raises(ValueError, match=r"predictions\[0\]"):
-        prediction_grid([image], [mask], [np.zeros((3, 4), dtype=np.uint8)], COLOURS)
-    with pytest.raises(ValueError, match=r"images\[0\] must be uint8"):
-        prediction_grid([image.astype(float)], [mask], [mask], COLOURS)
-
-
-def test_prediction_grid_resizes_to_the_first_image() -> None:
-    images = [np.zeros((6, 6, 3), np.uint8), np.zeros((12, 9, 3), np.uint8)]
-    masks = [np.zeros(i.shape[:2], np.uint8) for i in images]
-    grid = prediction_grid(images, masks, masks, COLOURS, pad=0)
-    assert grid.shape == (12, 18, 3)
 
 
 def test_comparison_chart_groups_bars_by_budget() -> None:

@@ -134,7 +134,8 @@ def _mean_hue_degrees(pixels: np.ndarray) -> float:
 
 
 def test_objects_carry_their_class_hue_and_the_background_is_greyer() -> None:
-    """class_hue_jitter 0 puts every object of class k at hue (k-1)*45 deg, up to lighting and JPEG."""
+    """class_hue_jitter 0 puts every object of class k at hue (k-1)*45 deg, up to lighting and
+    JPEG."""
     params = SyntheticParams(image_size=64, class_hue_jitter=0.0, boundary_width=2)
     errors, object_sat, background_sat = [], [], []
     for index in range(40):

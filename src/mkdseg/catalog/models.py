@@ -92,8 +92,8 @@ class MlflowModelDataset(AbstractDataset):
     ) -> None:
         if serialization_format not in SERIALIZATION_FORMATS:
             raise DatasetError(
-                f"mlflow_student_model: serialization_format must be one of {SERIALIZATION_FORMATS}, "
-                f"got {serialization_format!r} (conf/base/catalog.yml)"
+                "mlflow_student_model: serialization_format must be one of "
+                f"{SERIALIZATION_FORMATS}, got {serialization_format!r} (conf/base/catalog.yml)"
             )
         self._artifact_path = artifact_path
         self._format = serialization_format

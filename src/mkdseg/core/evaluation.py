@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from mkdseg.core.augmentation import normalize
 from mkdseg.core.config import PRECISIONS
 from mkdseg.core.data import EvalDataset, make_eval_loader
 from mkdseg.core.export import Segmenter
-from mkdseg.core.image_io import MaskEncoding
+from mkdseg.core.image_io import MaskEncoding, to_unit_float
 from mkdseg.core.inference import predict_sliding, predict_whole
 from mkdseg.core.metrics import ConfusionMatrix
 from mkdseg.core.runtime import autocast, resolve_precision
@@ -75,13 +76,13 @@ def evaluate(
     device = torch.device(device)
     amp_dtype = resolve_precision(settings.precision, device)
     segmenter = segmenter.to(device).eval()
-    net = segmenter.normalised()
+    net = segmenter.network()
     confusion = ConfusionMatrix(num_classes, device=device)
     loader = make_eval_loader(EvalDataset(samples, mask_encoding, settings.long_side))
     kept: list[tuple[int, np.ndarray]] = []
     step = max(1, math.ceil(len(samples) * PROGRESS_EVERY))
     for n, (image, mask, index) in enumerate(loader, start=1):
-        x = segmenter.normalise(image.to(device).float() / 255)
+        x = normalize(to_unit_float(image.to(device)))
         mask = mask.to(device)
         with autocast(device, amp_dtype):
             if settings.mode == "whole":

@@ -13,20 +13,18 @@ import os
 from dataclasses import asdict
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mkdseg.core.augmentation import IMAGENET_MEAN, IMAGENET_STD
+from mkdseg.core.augmentation import normalize
 from mkdseg.core.checkpoint import load_checkpoint, save_checkpoint
 from mkdseg.core.config import ModelConfig
 from mkdseg.core.model import DeepLabV3Plus
 
 BUNDLE_FORMAT = "mkdseg-segmenter/1"
-TRAINING_ONLY_KEYS = (
-    "pretrained",
-    "aspp_rule",
-)  # ModelConfig keys that are not architecture arguments
+# ModelConfig keys that are not architecture arguments: the bundle's weights hold the trained
+# backbone, and the rule's rates are stored.
+TRAINING_ONLY_KEYS = ("pretrained", "aspp_rule")
 
 
 class Segmenter(nn.Module):
@@ -35,19 +33,14 @@ class Segmenter(nn.Module):
     def __init__(self, model: DeepLabV3Plus) -> None:
         super().__init__()
         self.model = model
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-
-    def normalise(self, x: Tensor) -> Tensor:
-        """RGB floats in [0, 1] -> the network's input (ImageNet statistics)."""
-        return (x - self.mean) / self.std
 
     def forward(self, x: Tensor) -> Tensor:
-        logits = self.model(self.normalise(x)).logits
+        logits = self.model(normalize(x)).logits
         return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
-    def normalised(self) -> nn.Module:
-        """The bare network, for inference helpers that work on normalised images."""
+    def network(self) -> nn.Module:
+        """The bare network, which takes normalised images and returns stride-4 ``SegOutput``:
+        what the inference helpers run, on images the caller normalised once."""
         return self.model
 
 
@@ -68,14 +61,14 @@ def make_bundle(
 
 
 def segmenter_from_bundle(bundle: dict[str, Any]) -> Segmenter:
+    """The bundle's network in inference mode, rebuilt from its stored architecture."""
     if bundle.get("format") != BUNDLE_FORMAT:
         raise ValueError(
-            f"not an mkdseg model bundle (format {bundle.get('format')!r}, expected {BUNDLE_FORMAT})"
+            f"not an mkdseg model bundle (format {bundle.get('format')!r}, "
+            f"expected {BUNDLE_FORMAT})"
         )
     cfg = dict(bundle["model"])
-    for key in (
-        TRAINING_ONLY_KEYS
-    ):  # the weights below hold the trained backbone; the rule's rates are stored
+    for key in TRAINING_ONLY_KEYS:
         cfg.pop(key, None)
     model = DeepLabV3Plus(len(bundle["class_names"]), **cfg)
     model.load_state_dict(bundle["state_dict"])

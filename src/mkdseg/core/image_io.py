@@ -10,14 +10,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from mkdseg.core.atomic import atomic_path
 
+if TYPE_CHECKING:  # the readers stay importable without loading torch
+    from torch import Tensor
+
 IGNORE_INDEX = 255
 LUT_SIZE = 256
+UINT8_MAX = 255
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
+def to_unit_float(x: Tensor) -> Tensor:
+    """uint8 image tensor -> float32 in [0, 1]: what augmentation and the network take.
+
+    One spelling of the division, so training, evaluation and prediction scale alike.
+    """
+    return x.float() / UINT8_MAX
+
+
 def read_raw_mask(path: str | os.PathLike) -> np.ndarray:
     """Read a mask file's stored values: palette indices / gray levels (H, W) or RGB (H, W, 3).
 
@@ -105,7 +118,8 @@ def read_mask(path: str | os.PathLike, encoding: MaskEncoding | None = None) -> 
 
 
 def palette_bytes(colours: list[list[int]] | np.ndarray) -> list[int]:
-    """A 256-entry PNG palette: the class colours, then black, with 255 white (VOC's boundary colour)."""
+    """A 256-entry PNG palette: the class colours, then black, with 255 in VOC's boundary
+    colour."""
     palette = np.zeros((LUT_SIZE, 3), dtype=np.uint8)
     colours = np.asarray(colours, dtype=np.uint8).reshape(-1, 3)[: LUT_SIZE - 1]
     palette[: len(colours)] = colours

@@ -9,31 +9,25 @@ hence ``build_model`` initialises everything non-pretrained from an explicit ``h
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import NamedTuple
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
+from mkdseg.core.pretrained import load_backbone_weights
+
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 OUTPUT_STRIDES = (8, 16)
 ASPP_RATES = (6, 12, 18)  # DeepLabv3+ at output stride 16 (spec §6); doubled at stride 8
 ASPP_RATE_STRIDE = 16  # the stride ASPP_RATES are given for
-ASPP_REFERENCE_MAP = (
-    512 // ASPP_RATE_STRIDE
-)  # the release's feature map side: 512 px crops at stride 16
+# The release's feature map side: 512 px crops at stride 16.
+ASPP_REFERENCE_MAP = 512 // ASPP_RATE_STRIDE
 ASPP_RULES = ("fixed", "feature_map")
 LOW_LEVEL_STRIDE = 4  # layer1 of a ResNet: the decoder's (and the outputs') resolution
 CLASSIFIER_INIT_STD = 0.01  # mmseg decode-head ``conv_seg`` init used by the release
-CHECKPOINT_WRAPPER_KEYS = ("state_dict", "model")
-DROPPED_KEY_PREFIXES = ("fc.",)  # ImageNet classifier, not part of the backbone
-MAX_KEYS_LISTED = 10
-OPTIONAL_KEY_SUFFIX = "num_batches_tracked"
-CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 
 
 class SegOutput(NamedTuple):
@@ -161,8 +155,9 @@ class DeepLabV3Plus(nn.Module):
         low_level_channels: int = 48,
         aspp_rates: Sequence[int] | None = None,
     ) -> None:
-        """``aspp_rates``: the dilations at this output stride; None: the release's (``aspp_rates_for``
-        with the fixed rule), which is also what bundles saved before the rates were stored used."""
+        """``aspp_rates``: the dilations at this output stride; None: the release's
+        (``aspp_rates_for`` with the fixed rule), which is also what bundles saved before the
+        rates were stored used."""
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
@@ -208,30 +203,18 @@ def init_weights(modules: Iterable[nn.Module], generator: torch.Generator) -> No
 
 def build_model(
     num_classes: int,
-    backbone: str = "resnet50",
-    output_stride: int = 16,
-    decoder_channels: int = 256,
-    aspp_channels: int = 256,
-    low_level_channels: int = 48,
     pretrained: str | None = None,
     head_seed: int = 0,
-    aspp_rates: Sequence[int] | None = None,
+    **architecture: Any,
 ) -> DeepLabV3Plus:
     """Build a DeepLabv3+ whose non-pretrained parts come from ``head_seed`` only.
 
-    Same seed -> identical weights; different seeds -> different heads (and different
-    backbones when ``pretrained`` is None), the same pretrained backbone otherwise.
+    ``architecture``: ``DeepLabV3Plus``'s keyword arguments (backbone, output stride, widths,
+    ASPP rates). Same seed -> identical weights; different seeds -> different heads (and
+    different backbones when ``pretrained`` is None), the same pretrained backbone otherwise.
     """
     with torch.random.fork_rng(devices=[]):  # default inits must not shift the global RNG
-        model = DeepLabV3Plus(
-            num_classes,
-            backbone=backbone,
-            output_stride=output_stride,
-            aspp_channels=aspp_channels,
-            decoder_channels=decoder_channels,
-            low_level_channels=low_level_channels,
-            aspp_rates=aspp_rates,
-        )
+        model = DeepLabV3Plus(num_classes, **architecture)
     generator = torch.Generator().manual_seed(int(head_seed))
     random_parts: list[nn.Module] = model.head_modules()
     if pretrained is None:
@@ -241,114 +224,3 @@ def build_model(
     if pretrained is not None:
         load_backbone_weights(model.backbone, pretrained)
     return model
-
-
-def _truncated(keys: Iterable[str]) -> str:
-    keys = sorted(keys)
-    shown = ", ".join(keys[:MAX_KEYS_LISTED])
-    more = len(keys) - MAX_KEYS_LISTED
-    return f"[{shown}{f', ... ({more} more)' if more > 0 else ''}]"
-
-
-def _looks_like_path(source: str) -> bool:
-    return (
-        os.sep in source
-        or "/" in source
-        or source.lower().endswith(CHECKPOINT_SUFFIXES)
-        or Path(source).exists()
-    )
-
-
-def missing_pretrained_file(source: str | os.PathLike | None) -> Path | None:
-    """The local checkpoint ``source`` names, when that file does not exist; None when it
-    exists, when ``source`` is None, or when it is a torchvision weights name."""
-    if source is None:
-        return None
-    source_str = os.fspath(source)
-    if not _looks_like_path(source_str) or Path(source_str).is_file():
-        return None
-    return Path(source_str)
-
-
-def _read_checkpoint(path: Path) -> dict[str, Tensor]:
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"pretrained backbone checkpoint {path} does not exist: pass an existing "
-            "local file or a torchvision weights name such as 'ResNet50_Weights.IMAGENET1K_V2'"
-        )
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in CHECKPOINT_WRAPPER_KEYS:
-        if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
-            state = state[key]
-            break
-    if not isinstance(state, Mapping):
-        raise ValueError(f"{path} does not hold a state_dict (got {type(state).__name__})")
-    return dict(state)
-
-
-def _resolve_weights(backbone_module: ResNetBackbone, name: str) -> torchvision.models.WeightsEnum:
-    arch = getattr(backbone_module, "arch", None)
-    try:
-        if "." in name:
-            weights = torchvision.models.get_weight(name)
-        else:
-            if arch is None:
-                raise ValueError("a bare weights name needs a backbone with an 'arch' attribute")
-            weights = torchvision.models.get_model_weights(arch)[name]
-    except (KeyError, ValueError, AttributeError) as err:
-        raise ValueError(
-            f"unknown pretrained weights {name!r} for backbone {arch!r}: pass a local checkpoint "
-            f"path or a torchvision name such as 'ResNet50_Weights.IMAGENET1K_V2' ({err})"
-        ) from err
-    if arch is not None and type(weights) is not torchvision.models.get_model_weights(arch):
-        expected = torchvision.models.get_model_weights(arch).__name__
-        raise ValueError(f"weights {name!r} do not fit backbone {arch!r} (expected {expected}.*)")
-    return weights
-
-
-def _download_state_dict(url: str) -> dict[str, Tensor]:
-    """Fetch (or reuse from the torch hub cache) a torchvision checkpoint."""
-    try:
-        return torch.hub.load_state_dict_from_url(
-            url, map_location="cpu", progress=False, weights_only=True
-        )
-    except Exception as err:  # URLError, HTTPError, socket errors, partial files ...
-        raise RuntimeError(
-            f"could not download pretrained weights from {url} ({err}). Download the file "
-            "elsewhere and pass its local path as the 'pretrained' setting."
-        ) from err
-
-
-def load_backbone_weights(backbone_module: nn.Module, source: str | os.PathLike) -> None:
-    """Load ImageNet weights into ``backbone_module`` strictly (``fc.*`` keys dropped).
-
-    ``source`` is a local .pth/.pt state_dict (possibly under "state_dict"/"model") or a
-    torchvision weights name ("ResNet50_Weights.IMAGENET1K_V2", or "IMAGENET1K_V1" for the
-    backbone's own architecture).
-    """
-    source_str = os.fspath(source)
-    if _looks_like_path(source_str):
-        origin = source_str
-        state = _read_checkpoint(Path(source_str))
-    else:
-        weights = _resolve_weights(backbone_module, source_str)
-        origin = f"{source_str} ({weights.url})"
-        state = _download_state_dict(weights.url)
-    state = {k: v for k, v in state.items() if not k.startswith(DROPPED_KEY_PREFIXES)}
-    expected = backbone_module.state_dict()
-    for key in set(expected) - set(state):
-        if key.endswith(OPTIONAL_KEY_SUFFIX):  # absent from older torchvision checkpoints
-            state[key] = expected[key]
-    missing = set(expected) - set(state)
-    unexpected = set(state) - set(expected)
-    if missing or unexpected:
-        raise ValueError(
-            f"pretrained weights {origin} do not match the backbone: "
-            f"missing keys {_truncated(missing)}, unexpected keys {_truncated(unexpected)}"
-        )
-    wrong_shape = [k for k, v in expected.items() if tuple(state[k].shape) != tuple(v.shape)]
-    if wrong_shape:
-        raise ValueError(
-            f"pretrained weights {origin} have wrong shapes for keys {_truncated(wrong_shape)}"
-        )
-    backbone_module.load_state_dict(state, strict=True)

@@ -17,9 +17,6 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from PIL import Image
-
-from mkdseg.visualization import image_grid, overlay_mask
 
 FIGURE_DPI = 100
 CHART_WIDTH_IN = 8.0
@@ -67,10 +64,6 @@ CURVE_PANEL_W_IN = 4.0
 CURVE_PANEL_H_IN = 2.6
 RAW_CURVE_ALPHA = 0.3
 
-OVERLAY_ALPHA = 0.5
-GRID_PAD = 2
-GRID_COLUMNS = 3  # image | ground-truth overlay | prediction overlay
-
 GROUP_WIDTH = 0.8  # share of a label-budget slot taken by its bars
 COMPARISON_SLOT_IN = 1.2  # width per (budget, method) bar, before capping
 COMPARISON_HEIGHT_IN = 4.5
@@ -92,7 +85,8 @@ def _check_iou(class_names: Sequence[str], iou: np.ndarray) -> tuple[list[str], 
     values = np.asarray(iou, dtype=np.float64).reshape(-1)
     if len(names) != len(values):
         raise ValueError(
-            f"iou has {len(values)} entries but class_names has {len(names)}: pass one IoU per class"
+            f"iou has {len(values)} entries but class_names has {len(names)}: "
+            "pass one IoU per class"
         )
     finite = values[np.isfinite(values)]
     if np.any(np.isinf(values)) or np.any((finite < 0) | (finite > 1)):
@@ -134,7 +128,8 @@ def _check_confusion(matrix: np.ndarray, class_names: Sequence[str]) -> np.ndarr
         raise ValueError(f"confusion matrix must be square (C, C), got shape {m.shape}")
     if m.shape[0] != len(class_names):
         raise ValueError(
-            f"confusion matrix is {m.shape[0]}x{m.shape[0]} but class_names has {len(class_names)} names"
+            f"confusion matrix is {m.shape[0]}x{m.shape[0]} but class_names has "
+            f"{len(class_names)} names"
         )
     m = m.astype(np.float64)
     if not np.all(np.isfinite(m)) or np.any(m < 0):
@@ -243,60 +238,6 @@ def training_curves(
     return fig
 
 
-def _resize_tile(tile: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    if tile.shape[:2] == size_hw:
-        return tile
-    resized = Image.fromarray(tile).resize((size_hw[1], size_hw[0]), Image.Resampling.BILINEAR)
-    return np.asarray(resized, dtype=np.uint8)
-
-
-def _check_sample(index: int, image: np.ndarray, gt: np.ndarray, pred: np.ndarray) -> None:
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(
-            f"images[{index}] must be uint8 (H, W, 3), got {image.dtype} {image.shape}"
-        )
-    for name, mask in (("ground_truth", gt), ("predictions", pred)):
-        if mask.shape != image.shape[:2]:
-            raise ValueError(
-                f"{name}[{index}] has shape {mask.shape}; it must match its image's {image.shape[:2]}"
-            )
-
-
-def prediction_grid(
-    images: Sequence[np.ndarray],
-    ground_truth: Sequence[np.ndarray],
-    predictions: Sequence[np.ndarray],
-    colours: Sequence[Sequence[int]] | np.ndarray,
-    alpha: float = OVERLAY_ALPHA,
-    pad: int = GRID_PAD,
-) -> np.ndarray:
-    """A uint8 mosaic, one row per sample: image | ground-truth overlay | prediction overlay.
-
-    Tiles are resized to the first image's size so samples of different sizes share a grid.
-    """
-    if not (len(images) == len(ground_truth) == len(predictions)):
-        raise ValueError(
-            f"prediction_grid needs as many images ({len(images)}), ground-truth masks "
-            f"({len(ground_truth)}) and predictions ({len(predictions)})"
-        )
-    if not images:
-        raise ValueError("prediction_grid needs at least one image")
-    # overlay_mask takes a sequence of triples; an (C, 3) array would be ambiguous in its checks
-    colours = [tuple(int(v) for v in colour) for colour in np.asarray(colours).reshape(-1, 3)]
-    tile_hw = tuple(np.asarray(images[0]).shape[:2])
-    tiles = []
-    for index, (image, gt, pred) in enumerate(zip(images, ground_truth, predictions, strict=True)):
-        image, gt, pred = np.asarray(image), np.asarray(gt), np.asarray(pred)
-        _check_sample(index, image, gt, pred)
-        row = (
-            image,
-            overlay_mask(image, gt, colours, alpha=alpha),
-            overlay_mask(image, pred, colours, alpha=alpha),
-        )
-        tiles.extend(_resize_tile(np.asarray(t, dtype=np.uint8), tile_hw) for t in row)
-    return np.asarray(image_grid(tiles, ncols=GRID_COLUMNS, pad=pad), dtype=np.uint8)
-
-
 def comparison_chart(table: pd.DataFrame, title: str = "mIoU by method and label budget") -> Figure:
     """Grouped bars (one group per label budget, one bar per variant, else per method) of mean
     mIoU with std error bars."""
@@ -352,14 +293,4 @@ def figure_to_png_bytes(fig: Figure, dpi: float | None = None) -> bytes:
         fig.savefig(buffer, format="png", dpi=dpi if dpi is not None else fig.dpi)
     finally:
         close_figure(fig)
-    return buffer.getvalue()
-
-
-def array_to_png_bytes(image: np.ndarray) -> bytes:
-    """Encode a uint8 (H, W, 3) or (H, W) array as PNG bytes (e.g. a prediction grid)."""
-    array = np.asarray(image)
-    if array.dtype != np.uint8 or array.ndim not in (2, 3):
-        raise ValueError(f"expected a uint8 (H, W[, 3]) image, got {array.dtype} {array.shape}")
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()

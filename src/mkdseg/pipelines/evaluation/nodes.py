@@ -12,7 +12,7 @@ from mkdseg.core.evaluation import EvalResult, EvalSettings, evaluate, named_met
 from mkdseg.core.export import segmenter_from_bundle
 from mkdseg.core.image_io import MaskEncoding, read_image, read_mask
 from mkdseg.core.runtime import resolve_device
-from mkdseg.reporting.figures import prediction_grid
+from mkdseg.reporting.prediction_grid import prediction_grid
 
 
 def evaluate_model(
