@@ -28,7 +28,7 @@ from torch.multiprocessing.spawn import ProcessException
 from mkdseg.core.checkpoint import load_checkpoint, save_checkpoint
 from mkdseg.core.config import TrainConfig, config_from_dict, config_to_dict
 from mkdseg.core.image_io import MaskEncoding
-from mkdseg.core.model import missing_pretrained_file
+from mkdseg.core.pretrained import missing_pretrained_file
 from mkdseg.core.runtime import resolve_device
 from mkdseg.core.trainer import Callback, TrainData, Trainer, TrainResult
 

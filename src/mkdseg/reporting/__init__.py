@@ -9,10 +9,10 @@ from mkdseg.reporting.figures import (
     confusion_heatmap,
     figure_to_png_bytes,
     per_class_iou_chart,
-    prediction_grid,
     training_curves,
 )
 from mkdseg.reporting.markdown import to_markdown_table
+from mkdseg.reporting.prediction_grid import prediction_grid
 from mkdseg.reporting.report import write_report
 
 __all__ = [

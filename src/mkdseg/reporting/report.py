@@ -20,6 +20,7 @@ import pandas as pd
 from mkdseg.core.atomic import atomic_write_bytes
 from mkdseg.reporting import figures
 from mkdseg.reporting.markdown import format_cells, to_markdown_table
+from mkdseg.reporting.prediction_grid import array_to_png_bytes
 
 REPORT_HTML = "report.html"
 SUMMARY_MD = "summary.md"
@@ -140,7 +141,7 @@ def _render_figures(
     if history is not None and "step" in history.columns and figures.curve_columns(history):
         pngs["training_curves"] = figures.figure_to_png_bytes(figures.training_curves(history))
     if prediction_grid is not None:
-        pngs["predictions"] = figures.array_to_png_bytes(prediction_grid)
+        pngs["predictions"] = array_to_png_bytes(prediction_grid)
     if comparison is not None and not comparison.empty:
         pngs["comparison"] = figures.figure_to_png_bytes(figures.comparison_chart(comparison))
     return pngs
