@@ -352,3 +352,78 @@ def test_cuda_bf16_steps_train_channels_last_networks(tiny_data):
     assert all(math.isfinite(h["loss"]) for h in history) and history[-1]["nonfinite_skipped"] == 0
     conv = trainer.students[0].backbone.conv1.weight
     assert conv.is_cuda and conv.is_contiguous(memory_format=torch.channels_last)
+
+
+def _fixed_batch(seed: int) -> tuple:
+    """Two labeled and two unlabeled 32 px images, some ignored labels and some padding."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (2, 3, 32, 32), generator=g, dtype=torch.uint8)
+    y = torch.randint(0, TINY_CLASSES, (2, 32, 32), generator=g)
+    y[:, :3] = 255
+    u = torch.randint(0, 256, (2, 3, 32, 32), generator=g, dtype=torch.uint8)
+    valid = torch.ones(2, 32, 32, dtype=torch.bool)
+    valid[0, 20:] = False
+    return (x, y), (u, valid)
+
+
+# The losses of two steps on _fixed_batch(0), _fixed_batch(1), as computed before issue 13's
+# refactor (CPU, fp32): a rewrite of the step must give the same numbers.
+FIXED_STEP_LOSSES = {
+    "supervised": [
+        {"loss": 1.0987794399261475, "loss_sup": 1.0987794399261475},
+        {"loss": 1.0993940830230713, "loss_sup": 1.0993940830230713},
+    ],
+    "mean_teacher": [
+        {
+            "loss": 1.1499236822128296,
+            "loss_sup": 1.0985219478607178,
+            "loss_st": 0.05140173062682152,
+            "loss_ss": 0.0,
+        },
+        {
+            "loss": 1.1241601705551147,
+            "loss_sup": 1.0998327732086182,
+            "loss_st": 0.024327414110302925,
+            "loss_ss": 0.0,
+        },
+    ],
+    "cps": [
+        {
+            "loss": 4.394316673278809,
+            "loss_sup": 2.1979594230651855,
+            "loss_st": 0.0,
+            "loss_ss": 2.196357250213623,
+        },
+        {
+            "loss": 4.376380920410156,
+            "loss_sup": 2.198519706726074,
+            "loss_st": 0.0,
+            "loss_ss": 2.177861213684082,
+        },
+    ],
+    "mkd": [
+        {
+            "loss": 7.666347026824951,
+            "loss_sup": 2.197368621826172,
+            "loss_st": 2.1872758865356445,
+            "loss_ss": 2.1880645751953125,
+        },
+        {
+            "loss": 7.538631439208984,
+            "loss_sup": 2.199904441833496,
+            "loss_st": 2.1381382942199707,
+            "loss_ss": 2.1315197944641113,
+        },
+    ],
+}
+
+
+@pytest.mark.parametrize("method", sorted(FIXED_STEP_LOSSES))
+def test_the_losses_of_two_fixed_steps_are_unchanged(method):
+    # A mean-teacher threshold low enough that some pixels pass on an untrained network.
+    over = {"mean_teacher": {"confidence_threshold": 0.345}} if method == "mean_teacher" else {}
+    trainer = Trainer(tiny_config(method, **over), TINY_CLASSES)
+    for step, expected in enumerate(FIXED_STEP_LOSSES[method]):
+        metrics = trainer.train_step(*_fixed_batch(step))
+        losses = {k: v for k, v in metrics.items() if k.startswith("loss")}
+        assert losses == pytest.approx(expected, rel=1e-5, abs=1e-7), step
