@@ -23,7 +23,15 @@ from mkdseg.core.feature_augmentation import ClassFeatureStatistics
 from mkdseg.core.image_io import IGNORE_INDEX
 from mkdseg.core.losses import pseudo_label_ce
 from mkdseg.core.model import SegOutput
-from mkdseg.core.targets import Branch, feature_augment, make_grid, make_view, teacher_target
+from mkdseg.core.targets import (
+    Branch,
+    Grid,
+    View,
+    feature_augment,
+    make_grid,
+    make_view,
+    teacher_target,
+)
 from mkdseg.core.views import Views
 
 BACKGROUND_CLASS = 0  # the class the kept-share diagnostic reports apart (VOC and the embedded set)
@@ -77,53 +85,34 @@ def consistency(
     m, u = method, views.unlabeled
     decoder = tuple(students[0].output.logits.shape[-2:])
     grid = make_grid(m, decoder, views.labels, u.valid, u.mask)
-    n_l, valid_mix = grid.n_labeled, grid.valid_mixed
-    own = [make_view(b.output.logits, b.output.features, grid.labels, valid_mix) for b in students]
+    own = [
+        make_view(b.output.logits, b.output.features, grid.labels, grid.valid_mixed)
+        for b in students
+    ]
     z_s = [
         feature_augment(v, b.stats, b.classifier, lam, m.feature_aug_students)
         for v, b in zip(own, students, strict=True)
     ]
-    from_unmixed = peers_from_unmixed(m, len(students))
     with torch.no_grad():
         targets = [teacher_target(m, b, grid, lam) for b in teachers]
-        if from_unmixed:  # the other student's prediction on the unmixed images, mixed
-            peer_logits = [
-                torch.cat([torch.zeros_like(z[:n_l]), grid.mixer.mix(o.logits)])
-                for z, o in zip(z_s, unmixed, strict=True)
-            ]
-            peer_ignore = torch.cat([torch.ones_like(grid.labels, dtype=torch.bool), ~valid_mix])
-    peer_confidence = None
-    if m.student_confidence_threshold is not None:
-        peer_confidence = [
-            z.detach().softmax(1).max(1).values
-            for z in (peer_logits if from_unmixed else [v.logits for v in own])
-        ]
-    labeled_ignore = (
+    rows = (
         grid.labels == IGNORE_INDEX
         if m.teacher_rows == "all"
         else torch.ones_like(grid.labels, dtype=torch.bool)
     )
-    ignore = torch.cat([labeled_ignore, ~valid_mix])
+    ignore = torch.cat([rows, ~grid.valid_mixed])
     teacher_labels = PseudoLabels(
-        logits=[t.logits for t in targets],
-        ignore=ignore,
-        confidence=[t.confidence for t in targets],
-        threshold=m.confidence_threshold,
+        [t.logits for t in targets], ignore, [t.confidence for t in targets], m.confidence_threshold
     )
-    peer_labels = PseudoLabels(
-        logits=peer_logits if from_unmixed else z_s,
-        ignore=peer_ignore if from_unmixed else ignore,
-        confidence=peer_confidence,
-        threshold=m.student_confidence_threshold,
-    )
+    with_peers = m.student_term and len(students) == 2
     result = consistency_losses(
         z_s,
         teachers=teacher_labels if m.teacher_term else None,
-        peers=peer_labels if m.student_term and len(students) == 2 else None,
+        peers=_peer_labels(m, own, z_s, unmixed, grid, ignore) if with_peers else None,
         average=m.threshold_average,
     )
-    if m.teacher_term or from_unmixed:  # some target was CutMix-ed from the unmixed images
-        result.metrics["target_alignment"] = grid.mixer.alignment(valid_mix)
+    if m.teacher_term or peers_from_unmixed(m, len(students)):  # targets CutMix-ed from x_w
+        result.metrics["target_alignment"] = grid.mixer.alignment(grid.valid_mixed)
     result.metrics["lambda"] = lam
     result.metrics.update(
         teacher_diagnostics(
@@ -131,10 +120,37 @@ def consistency(
             predictions=[t.unmixed_prediction for t in targets],
             valid=grid.valid_unmixed,
             report_threshold=m.confidence_report_threshold,
-            n_labeled=n_l,
+            n_labeled=grid.n_labeled,
         )
     )
     return result
+
+
+def _peer_labels(
+    method: MethodConfig,
+    own: list[View],
+    augmented: list[Tensor],
+    unmixed: list[SegOutput],
+    grid: Grid,
+    ignore: Tensor,
+) -> PseudoLabels:
+    """``L_ss`` targets: the other student's augmented logits on the mixed image, over ``ignore``'s
+    complement (MKD); or, with ``peers_from_unmixed``, its no-grad prediction on the unmixed
+    images, mixed, on the unlabeled rows only (CPS+CutMix). A threshold reads the confidence of
+    the logits before feature augmentation."""
+    logits, before_augmentation = augmented, [v.logits for v in own]
+    if peers_from_unmixed(method, len(augmented)):
+        n_l = grid.n_labeled
+        with torch.no_grad():
+            logits = before_augmentation = [
+                torch.cat([torch.zeros_like(z[:n_l]), grid.mixer.mix(o.logits)])
+                for z, o in zip(augmented, unmixed, strict=True)
+            ]
+            ignore = torch.cat([torch.ones_like(grid.labels, dtype=torch.bool), ~grid.valid_mixed])
+    confidence = None
+    if method.student_confidence_threshold is not None:
+        confidence = [z.detach().softmax(1).max(1).values for z in before_augmentation]
+    return PseudoLabels(logits, ignore, confidence, method.student_confidence_threshold)
 
 
 def kept_by_group(

@@ -52,7 +52,7 @@ class Networks:
     ) -> None:
         self.cfg, self.world_size = cfg, world_size
         m = cfg.model
-        seed_everything(cfg.seed)  # the backbones' initialisation; heads have their own seeds
+        seed_everything(cfg.seed)  # before anything draws from the global generators
         students = [
             build_model(
                 num_classes,
@@ -72,15 +72,15 @@ class Networks:
         if self.teacher_pair is not None:
             self.teacher_pair.requires_grad_(False)
         self._place(device, memory_format)
-        count = {True: cfg.num_students, False: 0}
-        self.student_stats = [
-            ClassFeatureStatistics(num_classes, m.decoder_channels).to(device)
-            for _ in range(count[cfg.uses_unlabeled])
-        ]
-        self.teacher_stats = [
-            ClassFeatureStatistics(num_classes, m.decoder_channels).to(device)
-            for _ in range(count[self.teacher_pair is not None])
-        ]
+        self.student_stats = self._estimators(num_classes, device, cfg.uses_unlabeled)
+        self.teacher_stats = self._estimators(num_classes, device, self.teacher_pair is not None)
+
+    def _estimators(
+        self, num_classes: int, device: torch.device, wanted: bool
+    ) -> list[ClassFeatureStatistics]:
+        """One feature estimator per branch, or none when its networks learn from no targets."""
+        channels, count = self.cfg.model.decoder_channels, self.cfg.num_students if wanted else 0
+        return [ClassFeatureStatistics(num_classes, channels).to(device) for _ in range(count)]
 
     def _place(self, device: torch.device, memory_format: torch.memory_format) -> None:
         for pair in (self.student_pair, self.teacher_pair):
