@@ -1,20 +1,19 @@
 """Benchmark an MKD training step against the passes it is made of.
 
     python -m mkdseg.bench                 # CPU-sized model (the default training setting)
-    python -m mkdseg.bench --preset gpu    # ResNet-101 DeepLabv3+, 512x512, 8+8 images, bf16 and fp32
+    python -m mkdseg.bench --preset gpu    # ResNet-101 DeepLabv3+, 512x512, 8+8 images
     python -m mkdseg.bench --profile 15    # ... and torch.profiler's top 15 ops of one step
-    python -m mkdseg.bench --compare channels_last fused_sgd compile   # step variants side by side
+    python -m mkdseg.bench --compare channels_last fused_sgd compile   # step variants
 
-In one run it times, interleaved and by median (these machines are noisy):
-the whole MKD step (augmentation, EMA, four networks, feature augmentation,
-losses, optimizer); the students' forward+backward on ``[x_l; x_mix]``; the
-teachers' forward on ``[x_l; x_w]``. ``overhead_ratio`` = step / (students +
-teachers) is printed last. It also measures data-loader throughput against what
-a step consumes. For each precision it counts the FLOPs of one step, measures the
-device's own matmul peak in that precision and prints the utilisation (``mfu``).
-The last lines, one per line: ``precision_auto=`` (what ``training.precision: auto``
-picks here), ``speedup_vs_fp32=`` (auto against fp32, same run), ``mfu=`` (auto) and
-``overhead_ratio=`` (auto). Only torch, torchvision, numpy and PIL are needed.
+In one run it times, interleaved and by median (these machines are noisy): the whole MKD step
+(augmentation, EMA, four networks, feature augmentation, losses, optimizer); the students'
+forward+backward on ``[x_l; x_mix]``; the teachers' forward on ``[x_l; x_w]``.
+``overhead_ratio`` = step / (students + teachers) is printed last. It also measures data-loader
+throughput against what a step consumes (``bench_loader.py``). For each precision it counts the
+FLOPs of one step, measures the device's own matmul peak in that precision and prints the
+utilisation (``mfu``). The last lines, one per line: ``precision_auto=`` (what
+``training.precision: auto`` picks here), ``speedup_vs_fp32=`` (auto against fp32, same run),
+``mfu=`` (auto) and ``overhead_ratio=`` (auto). Only torch, torchvision, numpy and PIL are needed.
 """
 
 from __future__ import annotations
@@ -22,21 +21,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
-from mkdseg.core.augmentation import normalize, photometric_distortion, strong_augment
+from mkdseg.bench_loader import bench_loader
+from mkdseg.bench_variants import VARIANTS
 from mkdseg.core.config import config_from_dict
-from mkdseg.core.cutmix import box_mask, mix
-from mkdseg.core.data import LabeledDataset, UnlabeledDataset, make_train_loader
 from mkdseg.core.flops import count_flops, matmul_peak
-from mkdseg.core.image_io import MaskEncoding, write_palette_mask
 from mkdseg.core.runtime import (
     autocast,
     cpu_has_native_bf16,
@@ -46,6 +39,7 @@ from mkdseg.core.runtime import (
     resolve_precision,
 )
 from mkdseg.core.trainer import Trainer
+from mkdseg.core.views import Batch, make_views
 
 PRESETS = {
     # The CPU setting of conf/base/parameters_training.yml on the embedded 64 px set.
@@ -112,9 +106,7 @@ def make_trainer(preset: dict, device: str, precision: str) -> Trainer:
     return Trainer(cfg, preset["classes"])
 
 
-def random_batch(
-    preset: dict, seed: int = 0
-) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+def random_batch(preset: dict, seed: int = 0) -> tuple[Batch, Batch]:
     g = torch.Generator().manual_seed(seed)
     b, c, n = preset["batch"], preset["crop"], preset["classes"]
     images = torch.randint(0, 256, (b, 3, c, c), generator=g, dtype=torch.uint8)
@@ -139,31 +131,24 @@ def bench_step(
     """Median times of the step and of its passes, measured interleaved on the same networks;
     the step's FLOPs and the device's matmul peak in the same precision."""
     trainer = make_trainer(preset, device, precision)
-    dev = trainer.device
+    dev, nets = trainer.device, trainer.nets
     labeled, unlabeled = random_batch(preset)
     g = torch.Generator(device=dev).manual_seed(0)
-    x_l = normalize(photometric_distortion(labeled[0].to(dev).float() / 255, g))
-    x_u = unlabeled[0].to(dev).float() / 255
-    x_w = normalize(photometric_distortion(x_u, g))
-    x_mix = normalize(
-        mix(
-            strong_augment(x_u, g),
-            box_mask(x_u.shape[0], x_u.shape[-2], x_u.shape[-1], g, device=dev),
-        )
-    )
-    student_in = torch.cat([x_l, x_mix]).contiguous(memory_format=trainer.memory_format)
-    teacher_in = torch.cat([x_l, x_w]).contiguous(memory_format=trainer.memory_format)
+    views = make_views(trainer.cfg, labeled, unlabeled, g, dev, trainer.blur, trainer.memory_format)
+    x_l, u = views.labeled, views.unlabeled
+    student_in = torch.cat([x_l, u.mixed]).contiguous(memory_format=trainer.memory_format)
+    teacher_in = torch.cat([x_l, u.weak]).contiguous(memory_format=trainer.memory_format)
 
     def students() -> None:
         with autocast(dev, trainer.amp_dtype):
-            outs = trainer.student_pair(student_in)
+            outs = nets.student_pair(student_in)
             loss = sum(o.logits.float().mean() for o in outs)
         loss.backward()
-        trainer.optimizer.zero_grad(set_to_none=True)
+        trainer.optimizer.sgd.zero_grad(set_to_none=True)
 
     def teachers() -> None:
         with torch.no_grad(), autocast(dev, trainer.amp_dtype):
-            trainer.teacher_pair(teacher_in)
+            nets.teacher_pair(teacher_in)
 
     def step() -> None:
         trainer.train_step(labeled, unlabeled)
@@ -194,41 +179,10 @@ def bench_step(
     }
 
 
-def _channels_last(trainer: Trainer) -> None:
-    trainer.memory_format = torch.channels_last
-    for pair in (trainer.student_pair, trainer.teacher_pair):
-        pair.to(memory_format=torch.channels_last)
-
-
-def _fused_sgd(trainer: Trainer) -> None:
-    group = trainer.optimizer.param_groups[0]
-    trainer.optimizer = torch.optim.SGD(
-        trainer.student_pair.parameters(),
-        lr=group["lr"],
-        momentum=group["momentum"],
-        weight_decay=group["weight_decay"],
-        fused=True,
-    )
-
-
-def _compile(trainer: Trainer) -> None:
-    for pair in (trainer.student_pair, trainer.teacher_pair):
-        for i, net in enumerate(pair.nets):
-            pair.nets[i] = torch.compile(net)
-
-
-# Candidate speed-ups, applied to a built trainer; kept in the training code only where they pay.
-VARIANTS: dict[str, Callable[[Trainer], None]] = {
-    "channels_last": _channels_last,
-    "fused_sgd": _fused_sgd,
-    "compile": _compile,
-}
-
-
 def bench_variants(
     preset: dict, device: str, precision: str, names: list[str], reps: int
 ) -> dict[str, dict]:
-    """Step time of each variant against the plain step, interleaved; set-up (compile) time apart."""
+    """Step time of each variant against the plain step, interleaved; set-up (compile) apart."""
     labeled, unlabeled = random_batch(preset)
     trainers, setup = {}, {}
     for name in ["plain", *names]:
@@ -273,50 +227,6 @@ def profile_step(preset: dict, device: str, precision: str, top: int) -> str:
     return prof.key_averages().table(sort_by=key, row_limit=top)
 
 
-def write_images(
-    root: Path, count: int, size: int, classes: int
-) -> tuple[list[tuple[str, str]], list[str]]:
-    """Random JPEG images and palette masks, larger than the crop as real images are."""
-    rng = np.random.default_rng(0)
-    samples = []
-    for i in range(count):
-        image, mask = root / f"{i:04d}.jpg", root / f"{i:04d}.png"
-        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
-            image, quality=90
-        )
-        write_palette_mask(
-            rng.integers(0, classes, (size, size)), [[i, i, i] for i in range(classes)], mask
-        )
-        samples.append((str(image), str(mask)))
-    return samples, [s[0] for s in samples]
-
-
-def bench_loader(preset: dict, workers: int, batches: int = 20) -> float:
-    """Images/s that the data loaders deliver (labeled + unlabeled), decode and geometry included."""
-    crop, b = preset["crop"], preset["batch"]
-    with tempfile.TemporaryDirectory() as tmp:
-        samples, images = write_images(Path(tmp), 32, int(crop * 1.25), preset["classes"])
-        geometry = {
-            "crop_size": crop,
-            "base_size": None,
-            "scale_range": (0.5, 2.0),
-            "hflip_prob": 0.5,
-        }
-        args = {
-            "batch_size": b,
-            "start_iteration": 0,
-            "total_iterations": batches,
-            "num_workers": workers,
-        }
-        lab = make_train_loader(LabeledDataset(samples, MaskEncoding(), **geometry), seed=0, **args)
-        unl = make_train_loader(UnlabeledDataset(images, **geometry), seed=1, **args)
-        it = zip(lab, unl, strict=False)
-        next(it)  # worker start-up is not throughput
-        start = time.perf_counter()
-        n = sum(1 for _ in it)
-        return n * 2 * b / (time.perf_counter() - start)
-
-
 def precisions_to_run(requested: list[str] | None, device: torch.device) -> tuple[str, list[str]]:
     """(what ``auto`` picks on ``device``, the precisions to time: auto first, then fp32)."""
     auto = precision_name(resolve_precision("auto", device))
@@ -332,16 +242,20 @@ def main(argv: list[str] | None = None) -> None:
     name = args.preset or ("gpu" if cuda else "cpu")
     preset = PRESETS[name]
     auto, precisions = precisions_to_run(args.precision, resolve_device(args.device))
+    b = preset["batch"]
     print(
-        f"preset={name} backbone={preset['backbone']} crop={preset['crop']} batch={preset['batch']}+{preset['batch']} "
-        f"device={'cuda:' + torch.cuda.get_device_name() if cuda else 'cpu'} threads={torch.get_num_threads()} "
+        f"preset={name} backbone={preset['backbone']} crop={preset['crop']} batch={b}+{b} "
+        f"device={'cuda:' + torch.cuda.get_device_name() if cuda else 'cpu'} "
+        f"threads={torch.get_num_threads()} "
         f"torch={torch.__version__} cpu_native_bf16={cpu_has_native_bf16()}"
     )
     results = {}
     for precision in precisions:
-        r = results[precision] = bench_step(preset, args.device, precision, args.reps, args.warmup)
+        r = bench_step(preset, args.device, precision, args.reps, args.warmup)
+        results[precision] = r
         print(
-            f"[{precision}] step={r['step_s'] * 1e3:.1f}ms students_fwd_bwd={r['students_s'] * 1e3:.1f}ms "
+            f"[{precision}] step={r['step_s'] * 1e3:.1f}ms "
+            f"students_fwd_bwd={r['students_s'] * 1e3:.1f}ms "
             f"teachers_fwd={r['teachers_s'] * 1e3:.1f}ms images/s={r['images_per_s']:.1f} "
             f"step_GFLOP={r['step_flops'] / 1e9:.1f} achieved_GFLOP/s={r['flops_per_s'] / 1e9:.1f} "
             f"matmul_peak_GFLOP/s={r['peak_flops_per_s'] / 1e9:.1f} mfu={r['mfu']:.3f} "
@@ -362,8 +276,9 @@ def main(argv: list[str] | None = None) -> None:
     delivered = bench_loader(preset, args.workers)
     consumed = results[ref]["images_per_s"]
     print(
-        f"data loader: {delivered:.1f} images/s with {args.workers} workers; a step consumes {consumed:.1f} "
-        f"images/s; loader_ratio={delivered / consumed:.2f} (goal >= 2)"
+        f"data loader: {delivered:.1f} images/s with {args.workers} workers; "
+        f"a step consumes {consumed:.1f} images/s; "
+        f"loader_ratio={delivered / consumed:.2f} (goal >= 2)"
     )
     if ref != auto:
         print(f"(auto would pick {auto}, which was not timed: the lines below describe {ref})")

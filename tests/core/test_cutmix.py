@@ -91,7 +91,7 @@ def test_resize_mask_nearest_and_use_at_another_resolution() -> None:
 
 def test_bad_parameters_are_rejected() -> None:
     with pytest.raises(ValueError, match="area"):
-        cutmix.box_mask(2, 8, 8, _gen(), area=(0.6, 0.2))
+        cutmix.sample_boxes(2, 8, 8, _gen(), area=(0.6, 0.2))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

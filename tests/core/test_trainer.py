@@ -9,11 +9,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mkdseg.core import consistency as consistency_module
+from mkdseg.core import networks as networks_module
 from mkdseg.core import trainer as trainer_module
+from mkdseg.core import views as views_module
 from mkdseg.core.augmentation import BlurRange
 from mkdseg.core.checkpoint import latest_checkpoint
 from mkdseg.core.cutmix import mix
-from mkdseg.core.trainer import Trainer, TrainingDivergedError
+from mkdseg.core.model import SegOutput
+from mkdseg.core.optimization import TrainingDivergedError
+from mkdseg.core.trainer import Trainer
 
 from .conftest import TINY_CLASSES, tiny_config
 
@@ -48,27 +53,27 @@ def test_every_method_trains(method, tiny_data):
     }[method]
     assert expected <= set(last)
     assert ("target_alignment" in last) == (method != "supervised")
-    assert len(trainer.students) == (1 if method in ("supervised", "mean_teacher") else 2)
-    assert set(result.student) == set(trainer.students[0].state_dict())
+    assert len(trainer.nets.students) == (1 if method in ("supervised", "mean_teacher") else 2)
+    assert set(result.student) == set(trainer.nets.students[0].state_dict())
 
 
 def test_teachers_get_no_gradients_and_follow_ema(tiny_data):
     trainer = Trainer(tiny_config("mkd", iterations=1), TINY_CLASSES)
     trainer.fit(tiny_data)
-    for teacher in trainer.teachers:
+    for teacher in trainer.nets.teachers:
         assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
     # After step 1 (momentum 0 at t=1) each teacher equals its student *before* the update.
     trainer2 = Trainer(tiny_config("mkd", iterations=1), TINY_CLASSES)
-    before = [{k: v.clone() for k, v in s.named_parameters()} for s in trainer2.students]
+    before = [{k: v.clone() for k, v in s.named_parameters()} for s in trainer2.nets.students]
     trainer2.fit(tiny_data)
-    for teacher, params in zip(trainer2.teachers, before, strict=True):
+    for teacher, params in zip(trainer2.nets.teachers, before, strict=True):
         for name, p in teacher.named_parameters():
             torch.testing.assert_close(p, params[name])
 
 
 def test_students_start_from_different_heads(tiny_data):
     trainer = Trainer(tiny_config("cps"), TINY_CLASSES)
-    s1, s2 = (s.state_dict() for s in trainer.students)
+    s1, s2 = (s.state_dict() for s in trainer.nets.students)
     assert not torch.equal(s1["classifier.weight"], s2["classifier.weight"])
 
 
@@ -85,9 +90,9 @@ def test_loss_decreases_on_a_tiny_problem(tiny_data):
 
 def _all_state(trainer: Trainer) -> dict[str, torch.Tensor]:
     state = {}
-    for i, net in enumerate(trainer.students + trainer.teachers):
+    for i, net in enumerate(trainer.nets.students + trainer.nets.teachers):
         state.update({f"net{i}.{k}": v for k, v in net.state_dict().items()})
-    for i, s in enumerate(trainer.student_stats + trainer.teacher_stats):
+    for i, s in enumerate(trainer.nets.student_stats + trainer.nets.teacher_stats):
         state.update({f"stats{i}.{k}": v for k, v in s.state_dict().items()})
     return state
 
@@ -146,11 +151,11 @@ def test_nonfinite_losses_are_skipped_then_stop(tiny_data, monkeypatch):
     trainer = Trainer(
         tiny_config("supervised", iterations=10, max_nonfinite_in_row=3), TINY_CLASSES
     )
-    before = {k: v.clone() for k, v in trainer.students[0].state_dict().items()}
+    before = {k: v.clone() for k, v in trainer.nets.students[0].state_dict().items()}
     with pytest.raises(TrainingDivergedError, match="max_nonfinite_in_row=3"):
         trainer.fit(tiny_data)
-    assert trainer.nonfinite_total == 3
-    for k, v in trainer.students[0].named_parameters():
+    assert trainer.optimizer.nonfinite_total == 3
+    for k, v in trainer.nets.students[0].named_parameters():
         assert torch.equal(v, before[k]), "a skipped step must not change the weights"
 
 
@@ -176,13 +181,13 @@ def test_callback_receives_every_logged_metric(tiny_data):
 @pytest.mark.parametrize("method", ["mean_teacher", "cps"])
 def test_strong_view_uses_the_configured_ops(method, tiny_data, monkeypatch):
     seen = []
-    real = trainer_module.strong_augment
+    real = views_module.strong_augment
 
     def spy(x, generator, weights, blur):
         seen.append((weights, blur))
         return real(x, generator, weights, blur)
 
-    monkeypatch.setattr(trainer_module, "strong_augment", spy)
+    monkeypatch.setattr(views_module, "strong_augment", spy)
     cfg = tiny_config(method, iterations=1, augment={"crop_size": 32, "blur_reference_crop": 64})
     cfg.augment.strong_ops = {"blur": 1.0}
     Trainer(cfg, TINY_CLASSES).fit(tiny_data)
@@ -209,7 +214,7 @@ def test_student_threshold_changes_only_the_student_term(tiny_data):
 def test_network_pair_runs_each_view_in_its_own_pass():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
-    pair = trainer_module.NetworkPair([_LogitsAndFeatures(net)])
+    pair = networks_module.NetworkPair([_LogitsAndFeatures(net)])
     a, b = torch.randn(2, 3, 4, 4), torch.randn(3, 3, 4, 4) * 5 + 2
     (separate,) = pair(a, b)
     (joint,) = pair(torch.cat([a, b]))
@@ -227,9 +232,9 @@ class _LogitsAndFeatures(torch.nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, x: torch.Tensor) -> trainer_module.SegOutput:
+    def forward(self, x: torch.Tensor) -> SegOutput:
         out = self.net(x)
-        return trainer_module.SegOutput(out, out * 2)
+        return SegOutput(out, out * 2)
 
 
 @pytest.mark.parametrize("separate", [False, True])
@@ -237,7 +242,7 @@ def test_views_are_passed_jointly_or_separately(separate, tiny_data):
     cfg = tiny_config("mkd", iterations=1, separate_view_passes=separate)
     trainer = Trainer(cfg, TINY_CLASSES)
     batches = []
-    for net in trainer.students + trainer.teachers:
+    for net in trainer.nets.students + trainer.nets.teachers:
         net.register_forward_pre_hook(lambda _module, args: batches.append(args[0].shape[0]))
     trainer.fit(tiny_data)
     n_l, n_u = cfg.batch_size, cfg.unlabeled_batch_size
@@ -245,20 +250,25 @@ def test_views_are_passed_jointly_or_separately(separate, tiny_data):
 
 
 def _capture_step(trainer: Trainer, monkeypatch) -> dict:
-    """Record the augmented batch and the arguments of ``consistency_losses`` of the next step."""
+    """Record the step's views and the arguments of ``consistency_losses`` of the next step."""
     seen: dict = {}
-    real_augment, real_losses = trainer._augment, trainer_module.cons.consistency_losses
+    real_views, real_losses = trainer_module.make_views, consistency_module.consistency_losses
 
-    def augment(*args):
-        seen["batch"] = real_augment(*args)
-        return seen["batch"]
+    def make_views(*args, **kwargs):
+        seen["views"] = real_views(*args, **kwargs)
+        return seen["views"]
 
-    def losses(*args):
-        seen["losses"] = args
-        return real_losses(*args)
+    def losses(students, **kwargs):
+        seen["students"], seen["teachers"], seen["peers"] = (
+            students,
+            kwargs["teachers"],
+            kwargs["peers"],
+        )
+        seen["average"] = kwargs["average"]
+        return real_losses(students, **kwargs)
 
-    monkeypatch.setattr(trainer, "_augment", augment)
-    monkeypatch.setattr(trainer_module.cons, "consistency_losses", losses)
+    monkeypatch.setattr(trainer_module, "make_views", make_views)
+    monkeypatch.setattr(consistency_module, "consistency_losses", losses)
     return seen
 
 
@@ -266,34 +276,28 @@ def test_cps_student_learns_the_other_students_prediction_on_the_unmixed_images(
     tiny_data, monkeypatch
 ):
     trainer = Trainer(tiny_config("cps", iterations=1, precision="fp32"), TINY_CLASSES)
-    before = [
-        copy.deepcopy(net) for net in trainer.students
-    ]  # the weights the step's targets come from
+    # The weights the step's targets come from.
+    before = [copy.deepcopy(net) for net in trainer.nets.students]
     seen = _capture_step(trainer, monkeypatch)
     trainer.fit(tiny_data)
-    b = seen["batch"]
-    students, teachers, *_, student_targets, student_ignore = seen["losses"]
-    n_l = b["x_l"].shape[0]
-    assert (
-        teachers == [] and students[0].shape[-2:] == b["mask"].shape[-2:]
-    )  # loss at input resolution
-    torch.testing.assert_close(
-        b["x_mix"], mix(b["x_w"], b["mask"])
-    )  # trained on the mixed (weak) images
-    mask = b["mask"][:, 0] > 0
+    x_l, u, peers = seen["views"].labeled, seen["views"].unlabeled, seen["peers"]
+    n_l = x_l.shape[0]
+    # No teacher term; the loss at input resolution.
+    assert seen["teachers"] is None and seen["students"][0].shape[-2:] == u.mask.shape[-2:]
+    torch.testing.assert_close(u.mixed, mix(u.weak, u.mask))  # trained on the mixed (weak) images
+    mask = u.mask[:, 0] > 0
     for k in range(2):
-        with (
-            torch.no_grad()
-        ):  # the other student on the unmixed images, train-mode BatchNorm as in the step
-            logits = before[1 - k](b["x_w"]).logits
+        # The other student on the unmixed images, train-mode BatchNorm as in the step.
+        with torch.no_grad():
+            logits = before[1 - k](u.weak).logits
         pred = F.interpolate(
             logits, size=mask.shape[-2:], mode="bilinear", align_corners=False
         ).argmax(1)
         expected = torch.where(
             mask, pred, pred.roll(1, 0)
         )  # each pixel from the image CutMix put there
-        assert torch.equal(student_targets[1 - k][n_l:].argmax(1), expected)
-    assert student_ignore[:n_l].all()  # labeled images are not in the CPS loss
+        assert torch.equal(peers.logits[1 - k][n_l:].argmax(1), expected)
+    assert peers.ignore[:n_l].all()  # labeled images are not in the CPS loss
 
 
 def test_mean_teacher_learns_its_teachers_prediction_on_the_unmixed_weak_view(
@@ -302,22 +306,24 @@ def test_mean_teacher_learns_its_teachers_prediction_on_the_unmixed_weak_view(
     trainer = Trainer(tiny_config("mean_teacher", iterations=1, precision="fp32"), TINY_CLASSES)
     seen = _capture_step(trainer, monkeypatch)
     history = trainer.fit(tiny_data).history
-    b = seen["batch"]
-    students, teachers, confidence, ignore, threshold, student_term, _, _, average, *_ = seen[
-        "losses"
-    ]
-    assert (len(students), len(teachers), threshold, average) == (1, 1, 0.95, "valid")
+    x_l, u, teachers = seen["views"].labeled, seen["views"].unlabeled, seen["teachers"]
+    assert (len(seen["students"]), len(teachers.logits), teachers.threshold, seen["average"]) == (
+        1,
+        1,
+        0.95,
+        "valid",
+    )
+    assert seen["peers"] is None
     assert trainer.cfg.method.ema_momentum_end == 0.99 and history[0]["ema_momentum"] == 0.0
-    n_l = b["x_l"].shape[0]
-    assert ignore[:n_l].all() and not ignore[n_l:].all()  # loss_u: the unlabeled images only
+    n_l = x_l.shape[0]
+    # loss_u: the unlabeled images only
+    assert teachers.ignore[:n_l].all() and not teachers.ignore[n_l:].all()
     with torch.no_grad():  # at step 1 the teacher is the student's copy; one joint [x_l; x_w] pass
-        logits = trainer.teachers[0](torch.cat([b["x_l"], b["x_w"]])).logits[n_l:]
-    up = F.interpolate(logits, size=b["mask"].shape[-2:], mode="bilinear", align_corners=False)
-    expected = b["mask"] * up + (1 - b["mask"]) * up.roll(
-        1, 0
-    )  # at input resolution, the exact mask
-    torch.testing.assert_close(teachers[0][n_l:], expected)
-    torch.testing.assert_close(confidence[0][n_l:], expected.softmax(1).max(1).values)
+        logits = trainer.nets.teachers[0](torch.cat([x_l, u.weak])).logits[n_l:]
+    up = F.interpolate(logits, size=u.mask.shape[-2:], mode="bilinear", align_corners=False)
+    expected = u.mask * up + (1 - u.mask) * up.roll(1, 0)  # at input resolution, the exact mask
+    torch.testing.assert_close(teachers.logits[0][n_l:], expected)
+    torch.testing.assert_close(teachers.confidence[0][n_l:], expected.softmax(1).max(1).values)
     assert history[0]["target_alignment"] == 1.0
 
 
@@ -325,22 +331,19 @@ def test_mkd_teacher_targets_are_mixed_at_decoder_resolution_then_resized(tiny_d
     trainer = Trainer(tiny_config("mkd", iterations=1, precision="fp32"), TINY_CLASSES)
     seen = _capture_step(trainer, monkeypatch)
     trainer.fit(tiny_data)
-    b = seen["batch"]
-    teachers, confidence = seen["losses"][1], seen["losses"][2]
-    n_l = b["x_l"].shape[0]
-    for k, teacher in enumerate(trainer.teachers):
+    x_l, u, teachers = seen["views"].labeled, seen["views"].unlabeled, seen["teachers"]
+    n_l = x_l.shape[0]
+    for k, teacher in enumerate(trainer.nets.teachers):
         with torch.no_grad():
-            logits = teacher(torch.cat([b["x_l"], b["x_w"]])).logits[n_l:]
-        m = F.interpolate(
-            b["mask"], size=logits.shape[-2:], mode="nearest"
-        )  # mixed at decoder resolution ...
+            logits = teacher(torch.cat([x_l, u.weak])).logits[n_l:]
+        # Mixed at decoder resolution ...
+        m = F.interpolate(u.mask, size=logits.shape[-2:], mode="nearest")
         mixed = m * logits + (1 - m) * logits.roll(1, 0)
         expected = F.interpolate(
-            mixed, size=teachers[k].shape[-2:], mode="bilinear", align_corners=False
+            mixed, size=teachers.logits[k].shape[-2:], mode="bilinear", align_corners=False
         )
-        torch.testing.assert_close(
-            confidence[k][n_l:], expected.softmax(1).max(1).values
-        )  # ... then resized
+        # ... then resized.
+        torch.testing.assert_close(teachers.confidence[k][n_l:], expected.softmax(1).max(1).values)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -350,5 +353,80 @@ def test_cuda_bf16_steps_train_channels_last_networks(tiny_data):
     assert trainer.amp_dtype in (torch.bfloat16, torch.float16)
     history = trainer.fit(tiny_data).history
     assert all(math.isfinite(h["loss"]) for h in history) and history[-1]["nonfinite_skipped"] == 0
-    conv = trainer.students[0].backbone.conv1.weight
+    conv = trainer.nets.students[0].backbone.conv1.weight
     assert conv.is_cuda and conv.is_contiguous(memory_format=torch.channels_last)
+
+
+def _fixed_batch(seed: int) -> tuple:
+    """Two labeled and two unlabeled 32 px images, some ignored labels and some padding."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (2, 3, 32, 32), generator=g, dtype=torch.uint8)
+    y = torch.randint(0, TINY_CLASSES, (2, 32, 32), generator=g)
+    y[:, :3] = 255
+    u = torch.randint(0, 256, (2, 3, 32, 32), generator=g, dtype=torch.uint8)
+    valid = torch.ones(2, 32, 32, dtype=torch.bool)
+    valid[0, 20:] = False
+    return (x, y), (u, valid)
+
+
+# The losses of two steps on _fixed_batch(0), _fixed_batch(1), as computed before issue 13's
+# refactor (CPU, fp32): a rewrite of the step must give the same numbers.
+FIXED_STEP_LOSSES = {
+    "supervised": [
+        {"loss": 1.0987794399261475, "loss_sup": 1.0987794399261475},
+        {"loss": 1.0993940830230713, "loss_sup": 1.0993940830230713},
+    ],
+    "mean_teacher": [
+        {
+            "loss": 1.1499236822128296,
+            "loss_sup": 1.0985219478607178,
+            "loss_st": 0.05140173062682152,
+            "loss_ss": 0.0,
+        },
+        {
+            "loss": 1.1241601705551147,
+            "loss_sup": 1.0998327732086182,
+            "loss_st": 0.024327414110302925,
+            "loss_ss": 0.0,
+        },
+    ],
+    "cps": [
+        {
+            "loss": 4.394316673278809,
+            "loss_sup": 2.1979594230651855,
+            "loss_st": 0.0,
+            "loss_ss": 2.196357250213623,
+        },
+        {
+            "loss": 4.376380920410156,
+            "loss_sup": 2.198519706726074,
+            "loss_st": 0.0,
+            "loss_ss": 2.177861213684082,
+        },
+    ],
+    "mkd": [
+        {
+            "loss": 7.666347026824951,
+            "loss_sup": 2.197368621826172,
+            "loss_st": 2.1872758865356445,
+            "loss_ss": 2.1880645751953125,
+        },
+        {
+            "loss": 7.538631439208984,
+            "loss_sup": 2.199904441833496,
+            "loss_st": 2.1381382942199707,
+            "loss_ss": 2.1315197944641113,
+        },
+    ],
+}
+
+
+@pytest.mark.parametrize("method", sorted(FIXED_STEP_LOSSES))
+def test_the_losses_of_two_fixed_steps_are_unchanged(method):
+    # A mean-teacher threshold low enough that some pixels pass on an untrained network.
+    over = {"mean_teacher": {"confidence_threshold": 0.345}} if method == "mean_teacher" else {}
+    trainer = Trainer(tiny_config(method, **over), TINY_CLASSES)
+    for step, expected in enumerate(FIXED_STEP_LOSSES[method]):
+        metrics = trainer.train_step(*_fixed_batch(step))
+        losses = {k: v for k, v in metrics.items() if k.startswith("loss")}
+        assert losses == pytest.approx(expected, rel=1e-5, abs=1e-7), step

@@ -1,15 +1,14 @@
 """The unsupervised part of MKD (spec §4, §5): who teaches whom, on what targets.
 
-Everything here works on network outputs already computed by the trainer, over
-the concatenation ``[labeled; unlabeled]``:
+``consistency`` takes the step's network outputs over ``[labeled; unlabeled]``:
 
-- students saw ``[x_l; x_mix]``; teachers saw ``[x_l; x_w]`` and their unlabeled
-  half is CutMix-ed with the same mask so targets line up with ``x_mix`` (``TargetMixer``);
+- students saw ``[x_l; x_mix]``; teachers saw ``[x_l; x_w]`` and their unlabeled half is
+  CutMix-ed with the same mask so targets line up with ``x_mix`` (``targets.TargetMixer``);
 - every network's logits are feature-augmented with its own estimator;
 - ``L_st``: student k learns the argmax of the *other* branch's teacher
   (the same branch's teacher when there is one branch, i.e. mean teacher);
-- ``L_ss``: the two students teach each other (CPS), never thresholded: on the mixed image
-  (MKD), or from their no-grad predictions on the unmixed images, mixed (CPS+CutMix).
+- ``L_ss``: the two students teach each other (CPS), never thresholded by default: on the mixed
+  image (MKD), or from their no-grad predictions on the unmixed images, mixed (CPS+CutMix).
 """
 
 from __future__ import annotations
@@ -17,178 +16,149 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from mkdseg.core.cutmix import mix, resize_mask
-from mkdseg.core.feature_augmentation import (
-    ClassFeatureStatistics,
-    augment_logits,
-    augmentation_table,
-)
+from mkdseg.core.config import MethodConfig
+from mkdseg.core.feature_augmentation import ClassFeatureStatistics
 from mkdseg.core.image_io import IGNORE_INDEX
 from mkdseg.core.losses import pseudo_label_ce
+from mkdseg.core.model import SegOutput
+from mkdseg.core.targets import (
+    Branch,
+    Grid,
+    View,
+    feature_augment,
+    make_grid,
+    make_view,
+    teacher_target,
+)
+from mkdseg.core.views import Views
 
-# Label sampling on a coarser grid: the top-left pixel of each block (F.interpolate "nearest", as
-# mmseg's resize in the release) or the pixel at its centre ("nearest-exact").
-SAMPLING_MODES = {"corner": "nearest", "centre": "nearest-exact"}
 BACKGROUND_CLASS = 0  # the class the kept-share diagnostic reports apart (VOC and the embedded set)
-MAJORITY = 0.5  # a grid cell belongs to the image covering more than half of it
 
 
 @dataclass
-class View:
-    """One network's outputs at consistency resolution, with the labels its estimator uses."""
+class PseudoLabels:
+    """The targets of one term: student k learns the argmax of ``logits[(k + 1) % n]``, the other
+    branch's (its own branch's when there is one)."""
 
-    logits: Tensor  # (B, C, h, w), float32
-    features: Tensor  # (B, A, h, w), float32, detached
-    labels: Tensor  # (B, h, w): ground truth on labeled rows, own argmax on unlabeled, 255 = ignore
-
-
-def to_resolution(x: Tensor, size: tuple[int, int]) -> Tensor:
-    """Bilinear resize of logits/features (the release downsamples by 0.5)."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x.float()
-    return F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False)
-
-
-def labels_to_resolution(labels: Tensor, size: tuple[int, int], sampling: str = "corner") -> Tensor:
-    """Resize integer labels / boolean masks (B, H, W) by sampling one pixel per cell.
-
-    "corner" takes each block's top-left pixel: at 64 px on an 8 x 8 grid a quarter of the object
-    cells then get a label that is not their block's majority; "centre" takes its centre pixel.
-    """
-    if sampling not in SAMPLING_MODES:
-        raise ValueError(f"label sampling must be one of {tuple(SAMPLING_MODES)}, got {sampling!r}")
-    if tuple(labels.shape[-2:]) == tuple(size):
-        return labels
-    resized = F.interpolate(labels[:, None].float(), size=size, mode=SAMPLING_MODES[sampling])[:, 0]
-    return resized.to(labels.dtype)
-
-
-def make_view(
-    logits: Tensor, features: Tensor, labels_small: Tensor, valid_unlabeled: Tensor
-) -> View:
-    """Resize a network's outputs and attach its estimator labels."""
-    size = tuple(labels_small.shape[-2:])
-    z = to_resolution(logits, size)
-    f = to_resolution(features.detach(), size)
-    n_l = labels_small.shape[0]
-    own = z[n_l:].detach().argmax(1)
-    own = torch.where(valid_unlabeled, own, torch.full_like(own, IGNORE_INDEX))
-    return View(z, f, torch.cat([labels_small.long(), own]))
-
-
-def feature_augment(
-    view: View, stats: ClassFeatureStatistics, classifier_weight: Tensor, lam: float, enabled: bool
-) -> Tensor:
-    """Update the network's estimator with this step's features, then augment its logits.
-
-    The estimator is updated even when augmentation is off so that the statistics
-    (and therefore a later switch-on, or a checkpoint) stay meaningful.
-    """
-    stats.update_from_maps(view.features, view.labels)
-    if not enabled or lam == 0.0:
-        return view.logits
-    weight = classifier_weight.detach().float().flatten(1)
-    table = augmentation_table(weight, stats.var.to(weight), lam)
-    return augment_logits(view.logits, view.labels, table)
-
-
-def mix_teacher(z: Tensor, n_labeled: int, mask_small: Tensor) -> Tensor:
-    """CutMix a teacher's unlabeled rows with the students' mask so targets line up with x_mix."""
-    return torch.cat([z[:n_labeled], mix(z[n_labeled:], mask_small)])
-
-
-@dataclass
-class TargetMixer:
-    """Turns outputs on the unmixed unlabeled images into targets aligned with ``x_mix`` on the grid.
-
-    ``mixing="decoder"`` (the release): the mask is resized (nearest) to the decoder resolution,
-    outputs are mixed there, then resized bilinearly to the grid, so a grid cell's target blends
-    its sub-cells in about the proportions of the two images. When the grid is finer than the
-    decoder (``consistency_scale`` > 1) outputs are upsampled to the grid first and mixed there.
-    ``mixing="grid"``: outputs are resized to the grid and mixed with the mask sampled (nearest)
-    at the grid, where one top-left pixel decides a whole cell.
-    """
-
-    mask: Tensor  # (B_u, 1, H, W) the CutMix mask at input resolution, 1 = the sample, 0 = its partner
-    decoder: tuple[int, int]
-    grid: tuple[int, int]
-    mixing: str = "decoder"
-    sampling: str = "corner"  # how padding masks are sampled (labels_to_resolution)
-
-    def __post_init__(self) -> None:
-        if self.mixing not in ("grid", "decoder"):
-            raise ValueError(f"target mixing must be grid or decoder, got {self.mixing!r}")
-        finer = self.grid[0] * self.grid[1] > self.decoder[0] * self.decoder[1]
-        self.mix_size = self.grid if self.mixing == "grid" or finer else self.decoder
-        self.mix_mask = resize_mask(self.mask, self.mix_size)
-
-    def mix(self, x: Tensor) -> Tensor:
-        """(B_u, K, h, w) outputs on the unmixed images -> (B_u, K, *grid) float32, mixed."""
-        mixed = mix(to_resolution(x, self.mix_size), self.mix_mask)
-        return to_resolution(mixed, self.grid)
-
-    def valid(self, valid_unmixed: Tensor) -> Tensor:
-        """Padding mask (B_u, H, W) bool of the unmixed images -> the mixed targets' (B_u, *grid).
-
-        ``grid`` mixing: the input-resolution mixed mask sampled at the grid (``sampling``).
-        ``decoder`` mixing: each image's unpadded share of every decoder cell, mixed and resized
-        like the outputs; a cell is valid where more than half of its target comes from unpadded pixels.
-        """
-        if self.mixing == "grid":
-            return labels_to_resolution(
-                mix(valid_unmixed.bool(), self.mask), self.grid, self.sampling
-            )
-        share = F.interpolate(valid_unmixed.float()[:, None], size=self.mix_size, mode="area")
-        return self.mix(share)[:, 0] > MAJORITY
-
-    def weight(self) -> Tensor:
-        """(B_u, 1, *grid): how much of each cell's target comes from the sample (not its partner)."""
-        return to_resolution(self.mix_mask.float(), self.grid)
-
-    def alignment(self, valid: Tensor) -> Tensor:
-        """Share of the valid cells (B_u, *grid) whose target does not come mostly from the image
-        covering the minority of the cell, measured against the input-resolution mask (detached
-        0-d tensor). A target blended half and half, or a cell split exactly in half, counts as
-        aligned: neither image is the minority's."""
-        weight = self.weight()[:, 0]
-        truth = F.interpolate(self.mask.float(), size=self.grid, mode="area")[:, 0]
-        aligned = (
-            ((weight > MAJORITY) == (truth > MAJORITY)) | (weight == MAJORITY) | (truth == MAJORITY)
-        )
-        valid = valid.bool()
-        return ((aligned & valid).sum() / valid.sum().clamp(min=1)).float().detach()
-
-    def view(
-        self,
-        logits: Tensor,
-        features: Tensor,
-        n_labeled: int,
-        labels_small: Tensor,
-        valid_mix: Tensor,
-    ) -> View:
-        """A teacher's view of ``[x_l; x_w]`` (decoder resolution) as targets for ``[x_l; x_mix]``:
-        labeled rows resized, unlabeled rows mixed, then the estimator labels attached."""
-        z = torch.cat([to_resolution(logits[:n_labeled], self.grid), self.mix(logits[n_labeled:])])
-        f = features.detach()
-        f = torch.cat([to_resolution(f[:n_labeled], self.grid), self.mix(f[n_labeled:])])
-        return make_view(z, f, labels_small, valid_mix)
+    logits: list[Tensor]  # per branch (B, C, h, w); detached by the loss
+    ignore: Tensor  # (B, h, w) bool: the pixels left out
+    confidence: list[Tensor] | None = None  # per branch (B, h, w): what ``threshold`` reads
+    threshold: float | None = None  # None: every pixel not ignored counts
 
 
 @dataclass
 class ConsistencyResult:
     loss_st: Tensor
     loss_ss: Tensor
-    metrics: dict[str, Tensor]  # detached 0-d tensors
+    metrics: dict[str, Tensor | float]  # detached 0-d tensors, and lambda
+
+
+def branches(
+    outputs: list[SegOutput], nets: list[nn.Module], stats: list[ClassFeatureStatistics]
+) -> list[Branch]:
+    """Each network's output with its estimator and classifier weight."""
+    return [
+        Branch(o, s, net.classifier.weight) for o, net, s in zip(outputs, nets, stats, strict=True)
+    ]
+
+
+def peers_from_unmixed(method: MethodConfig, num_students: int) -> bool:
+    """CPS+CutMix: ``L_ss`` targets are the students' no-grad predictions on the unmixed images."""
+    return method.student_term and num_students == 2 and method.cps_targets == "unmixed"
+
+
+def consistency(
+    method: MethodConfig,
+    views: Views,
+    students: list[Branch],
+    teachers: list[Branch],
+    unmixed: list[SegOutput],
+    lam: float,
+) -> ConsistencyResult:
+    """``L_st`` and ``L_ss`` of one step, with their diagnostics.
+
+    ``unmixed``: the students' no-grad outputs on ``x_w`` when ``peers_from_unmixed``, else empty;
+    ``lam``: this step's feature-augmentation strength.
+    """
+    m, u = method, views.unlabeled
+    decoder = tuple(students[0].output.logits.shape[-2:])
+    grid = make_grid(m, decoder, views.labels, u.valid, u.mask)
+    own = [
+        make_view(b.output.logits, b.output.features, grid.labels, grid.valid_mixed)
+        for b in students
+    ]
+    z_s = [
+        feature_augment(v, b.stats, b.classifier, lam, m.feature_aug_students)
+        for v, b in zip(own, students, strict=True)
+    ]
+    with torch.no_grad():
+        targets = [teacher_target(m, b, grid, lam) for b in teachers]
+    rows = (
+        grid.labels == IGNORE_INDEX
+        if m.teacher_rows == "all"
+        else torch.ones_like(grid.labels, dtype=torch.bool)
+    )
+    ignore = torch.cat([rows, ~grid.valid_mixed])
+    teacher_labels = PseudoLabels(
+        [t.logits for t in targets], ignore, [t.confidence for t in targets], m.confidence_threshold
+    )
+    with_peers = m.student_term and len(students) == 2
+    result = consistency_losses(
+        z_s,
+        teachers=teacher_labels if m.teacher_term else None,
+        peers=_peer_labels(m, own, z_s, unmixed, grid, ignore) if with_peers else None,
+        average=m.threshold_average,
+    )
+    if m.teacher_term or peers_from_unmixed(m, len(students)):  # targets CutMix-ed from x_w
+        result.metrics["target_alignment"] = grid.mixer.alignment(grid.valid_mixed)
+    result.metrics["lambda"] = lam
+    result.metrics.update(
+        teacher_diagnostics(
+            confidence=[t.unmixed_confidence for t in targets],
+            predictions=[t.unmixed_prediction for t in targets],
+            valid=grid.valid_unmixed,
+            report_threshold=m.confidence_report_threshold,
+            n_labeled=grid.n_labeled,
+        )
+    )
+    return result
+
+
+def _peer_labels(
+    method: MethodConfig,
+    own: list[View],
+    augmented: list[Tensor],
+    unmixed: list[SegOutput],
+    grid: Grid,
+    ignore: Tensor,
+) -> PseudoLabels:
+    """``L_ss`` targets: the other student's augmented logits on the mixed image, over ``ignore``'s
+    complement (MKD); or, with ``peers_from_unmixed``, its no-grad prediction on the unmixed
+    images, mixed, on the unlabeled rows only (CPS+CutMix). A threshold reads the confidence of
+    the logits before feature augmentation."""
+    logits, before_augmentation = augmented, [v.logits for v in own]
+    if peers_from_unmixed(method, len(augmented)):
+        n_l = grid.n_labeled
+        with torch.no_grad():
+            logits = before_augmentation = [
+                torch.cat([torch.zeros_like(z[:n_l]), grid.mixer.mix(o.logits)])
+                for z, o in zip(augmented, unmixed, strict=True)
+            ]
+            ignore = torch.cat([torch.ones_like(grid.labels, dtype=torch.bool), ~grid.valid_mixed])
+    confidence = None
+    if method.student_confidence_threshold is not None:
+        confidence = [z.detach().softmax(1).max(1).values for z in before_augmentation]
+    return PseudoLabels(logits, ignore, confidence, method.student_confidence_threshold)
 
 
 def kept_by_group(
     targets: list[Tensor], confidence: list[Tensor], ignore: Tensor, threshold: float | None
 ) -> dict[str, Tensor]:
     """Share of the valid pixels that pass the threshold, among those whose target is background
-    (class ``BACKGROUND_CLASS``) and among the others: shows when a threshold keeps one group only."""
+    (class ``BACKGROUND_CLASS``) and among the others: shows when a threshold keeps one group
+    only."""
     valid = ~ignore.bool()
     counts = torch.zeros(2, 2, device=valid.device)  # (background, objects) x (kept, valid)
     for logits, conf in zip(targets, confidence, strict=True):
@@ -201,69 +171,58 @@ def kept_by_group(
     return {"kept_share_st_background": share[0], "kept_share_st_objects": share[1]}
 
 
+def _term(
+    students: list[Tensor], labels: PseudoLabels, average: str
+) -> tuple[Tensor, list[Tensor]]:
+    """The sum over students of CE against the other branch's pseudo-labels; kept shares."""
+    n = len(students)
+    loss, kept = students[0].new_zeros(()), []
+    for k in range(n):
+        other = (k + 1) % n
+        confidence = labels.confidence[other] if labels.confidence else None
+        ce, share = pseudo_label_ce(
+            students[k],
+            labels.logits[other].detach(),
+            labels.ignore,
+            confidence,
+            labels.threshold,
+            average,
+        )
+        loss = loss + ce
+        kept.append(share)
+    return loss, kept
+
+
 def consistency_losses(
     students: list[Tensor],
-    teachers: list[Tensor],
-    teacher_confidence: list[Tensor],
-    ignore: Tensor,
-    threshold: float | None,
-    student_term: bool,
-    student_confidence: list[Tensor] | None = None,
-    student_threshold: float | None = None,
+    teachers: PseudoLabels | None = None,
+    peers: PseudoLabels | None = None,
     average: str = "kept",
-    student_targets: list[Tensor] | None = None,
-    student_ignore: Tensor | None = None,
 ) -> ConsistencyResult:
-    """``L_st`` and ``L_ss`` from feature-augmented logits (already mixed for teachers).
+    """``L_st`` against ``teachers`` and ``L_ss`` against ``peers`` (None: that term is 0), from
+    the students' feature-augmented logits.
 
-    ``teachers`` may be empty (CPS / supervised); ``students`` has one or two entries.
-    ``teacher_confidence`` is each teacher's max-softmax *before* feature augmentation,
-    used only for the optional threshold on ``L_st``; ``student_confidence`` likewise for the
-    optional threshold on ``L_ss`` (not in the spec, where ``L_ss`` is never thresholded);
-    ``average`` is how thresholded terms are averaged (``pseudo_label_ce``).
-    ``student_targets``: what student k learns in ``L_ss`` is the argmax of
-    ``student_targets[1 - k]`` (CPS+CutMix: the other student's prediction on the unmixed
-    images, mixed), over the pixels not in ``student_ignore``; by default it is the other
-    student's own logits on the mixed image, over the pixels not in ``ignore``.
+    ``average`` is how thresholded terms are averaged (``pseudo_label_ce``). A teacher's
+    confidence is its max-softmax *before* feature augmentation. ``L_ss`` needs two students.
     """
-    zero = students[0].new_zeros(())
-    loss_st, loss_ss = zero, zero
-    kept = []
-    n = len(students)
-    metrics: dict[str, Tensor] = {}
-    if teachers:
-        used = []
-        for k in range(n):
-            other = (k + 1) % n  # the other branch; the same one when there is a single branch
-            loss, share = pseudo_label_ce(
-                students[k],
-                teachers[other].detach(),
-                ignore,
-                teacher_confidence[other],
-                threshold,
-                average,
-            )
-            loss_st = loss_st + loss
-            kept.append(share)
-            used.append(other)
+    if peers is not None and len(students) != 2:
+        raise ValueError(f"consistency_losses: L_ss needs two students, got {len(students)}")
+    loss_st = loss_ss = students[0].new_zeros(())
+    metrics: dict[str, Tensor | float] = {}
+    if teachers is not None:
+        loss_st, kept = _term(students, teachers, average)
+        others = [(k + 1) % len(students) for k in range(len(students))]
         metrics["kept_share_st"] = torch.stack(kept).mean()
         metrics.update(
             kept_by_group(
-                [teachers[i] for i in used],
-                [teacher_confidence[i] for i in used],
-                ignore,
-                threshold,
+                [teachers.logits[i] for i in others],
+                [teachers.confidence[i] for i in others] if teachers.confidence else [],
+                teachers.ignore,
+                teachers.threshold,
             )
         )
-    if student_term and n == 2:
-        targets = student_targets if student_targets is not None else students
-        mask = student_ignore if student_targets is not None else ignore
-        for k in range(2):
-            conf = student_confidence[1 - k] if student_confidence else None
-            loss, _ = pseudo_label_ce(
-                students[k], targets[1 - k].detach(), mask, conf, student_threshold, average
-            )
-            loss_ss = loss_ss + loss
+    if peers is not None:
+        loss_ss, _ = _term(students, peers, average)
     return ConsistencyResult(loss_st, loss_ss, metrics)
 
 
@@ -278,8 +237,7 @@ def teacher_diagnostics(
     as detached 0-d tensors (the trainer moves a step's metrics to the host in one transfer).
 
     Takes each teacher's max-softmax and argmax (B, h, w) on ``[x_l; x_w]``, before feature
-    augmentation and CutMix, as the trainer already has them; measured on the unlabeled
-    weak-view pixels.
+    augmentation and CutMix; measured on the unlabeled weak-view pixels.
     """
     if not confidence:
         return {}

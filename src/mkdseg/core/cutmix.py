@@ -22,6 +22,7 @@ N_BOXES = 3  # spec §2 / release
 BOX_AREA = (0.25, 0.5)  # area fraction of each box before the sqrt(1/n_boxes) side scaling
 ASPECT_RANGE = (0.3, 1 / 0.3)  # height/width ratio, log-uniform
 PARITY = 2
+Device = torch.device | str | None
 
 
 def _rand(shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> Tensor:
@@ -70,17 +71,12 @@ def boxes_to_mask(boxes: Tensor, height: int, width: int) -> Tensor:
 
 
 def box_mask(
-    batch: int,
-    height: int,
-    width: int,
-    generator: torch.Generator,
-    n_boxes: int = N_BOXES,
-    area: tuple[float, float] = BOX_AREA,
-    device: torch.device | str | None = None,
+    batch: int, height: int, width: int, generator: torch.Generator, device: Device = None
 ) -> Tensor:
-    """The CutMix mask M (B, 1, H, W): 1 keeps the sample, 0 takes its partner."""
-    boxes = sample_boxes(batch, height, width, generator, n_boxes, area, device=device)
-    return boxes_to_mask(boxes, height, width)
+    """The CutMix mask M (B, 1, H, W) of the spec's boxes: 1 keeps the sample, 0 its partner."""
+    return boxes_to_mask(
+        sample_boxes(batch, height, width, generator, device=device), height, width
+    )
 
 
 def resize_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:

@@ -10,7 +10,8 @@ from mkdseg.core.image_io import IGNORE_INDEX
 
 
 def supervised_ce(logits: Tensor, labels: Tensor, ignore_index: int = IGNORE_INDEX) -> Tensor:
-    """Mean CE over non-ignored pixels, logits (B, C, h, w) upsampled bilinearly to labels (B, H, W)."""
+    """Mean CE over non-ignored pixels; logits (B, C, h, w) upsampled bilinearly to labels
+    (B, H, W)."""
     if logits.dim() != 4 or labels.dim() != 3 or logits.shape[0] != labels.shape[0]:
         raise ValueError(
             f"supervised_ce: logits must be (B, C, h, w) and labels (B, H, W), "

@@ -1,0 +1,70 @@
+"""The images of one training step, augmented once on the training device (spec §2).
+
+``make_views`` turns the loaders' uint8 batches into the typed record every later part of the
+step reads: the labeled images and their labels, and (for a method that uses unlabeled images)
+the weak view ``x_w``, the CutMix-ed view ``x_mix``, the padding mask and the CutMix mask ``M``.
+The generator's draws come in a fixed order (photometric of ``x_l``, the CutMix boxes,
+photometric of ``x_u``, then the strong view), so a step replays from its seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from mkdseg.core.augmentation import BlurRange, normalize, photometric_distortion, strong_augment
+from mkdseg.core.config import TrainConfig
+from mkdseg.core.cutmix import box_mask, mix
+
+Batch = tuple[Tensor, Tensor]  # images (B, 3, H, W) uint8 and labels or padding masks (B, H, W)
+
+
+@dataclass
+class UnlabeledViews:
+    """The unlabeled images' views; images normalised, in the networks' memory format."""
+
+    weak: Tensor  # x_w (B_u, 3, H, W): what the teachers (and CPS's unmixed targets) see
+    mixed: Tensor  # x_mix = M * x_s + (1 - M) * x_s[pi] (x_s: the strong or the weak view)
+    valid: Tensor  # (B_u, H, W) bool: image pixels, not the crop's padding
+    mask: Tensor  # M (B_u, 1, H, W) float: 1 keeps the sample, 0 takes its partner
+
+
+@dataclass
+class Views:
+    """What one step trains on."""
+
+    labeled: Tensor  # x_l (B_l, 3, H, W), photometric-distorted and normalised
+    labels: Tensor  # y_l (B_l, H, W), 255 = ignore
+    unlabeled: UnlabeledViews | None  # None exactly when the method uses no unlabeled images
+
+
+def make_views(
+    cfg: TrainConfig,
+    labeled: Batch,
+    unlabeled: Batch | None,
+    generator: torch.Generator,
+    device: torch.device,
+    blur: BlurRange,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> Views:
+    """Photometric, strong and CutMix augmentation of one step's batches, on ``device``."""
+    x_l, y_l = (v.to(device, non_blocking=True) for v in labeled)
+    x_l = normalize(photometric_distortion(x_l.float() / 255, generator))
+    x_l = x_l.contiguous(memory_format=memory_format)
+    if not cfg.uses_unlabeled:
+        return Views(x_l, y_l, None)
+    if unlabeled is None:
+        raise ValueError(f"training.method {cfg.method.name!r} needs an unlabeled batch")
+    x_u, valid = (v.to(device, non_blocking=True) for v in unlabeled)
+    x_u = x_u.float() / 255
+    mask = box_mask(x_u.shape[0], x_u.shape[-2], x_u.shape[-1], generator, device=device)
+    weak = photometric_distortion(x_u, generator)
+    if cfg.method.mixed_view == "weak":
+        strong = weak
+    else:
+        strong = strong_augment(x_u, generator, cfg.augment.strong_weights, blur)
+    x_w = normalize(weak).contiguous(memory_format=memory_format)
+    x_mix = normalize(mix(strong, mask)).contiguous(memory_format=memory_format)
+    return Views(x_l, y_l, UnlabeledViews(x_w, x_mix, valid.bool(), mask))
