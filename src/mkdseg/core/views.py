@@ -17,6 +17,7 @@ from torch import Tensor
 from mkdseg.core.augmentation import BlurRange, normalize, photometric_distortion, strong_augment
 from mkdseg.core.config import TrainConfig
 from mkdseg.core.cutmix import box_mask, mix
+from mkdseg.core.image_io import to_unit_float
 
 Batch = tuple[Tensor, Tensor]  # images (B, 3, H, W) uint8 and labels or padding masks (B, H, W)
 
@@ -51,14 +52,14 @@ def make_views(
 ) -> Views:
     """Photometric, strong and CutMix augmentation of one step's batches, on ``device``."""
     x_l, y_l = (v.to(device, non_blocking=True) for v in labeled)
-    x_l = normalize(photometric_distortion(x_l.float() / 255, generator))
+    x_l = normalize(photometric_distortion(to_unit_float(x_l), generator))
     x_l = x_l.contiguous(memory_format=memory_format)
     if not cfg.uses_unlabeled:
         return Views(x_l, y_l, None)
     if unlabeled is None:
         raise ValueError(f"training.method {cfg.method.name!r} needs an unlabeled batch")
     x_u, valid = (v.to(device, non_blocking=True) for v in unlabeled)
-    x_u = x_u.float() / 255
+    x_u = to_unit_float(x_u)
     mask = box_mask(x_u.shape[0], x_u.shape[-2], x_u.shape[-1], generator, device=device)
     weak = photometric_distortion(x_u, generator)
     if cfg.method.mixed_view == "weak":
