@@ -116,9 +116,9 @@ def test_description_names_method_labels_dataset_and_the_headline_metric_once_kn
     )
     assert "(125 of 2000 training images)" in after and after.endswith("val_mIoU_whole **0.338**.")
     other = run_description(["ingestion"], {"dataset"}, PARAMS)
-    assert (
-        other
-        == "Kedro pipeline `ingestion` on the `synthetic` dataset (`data/01_raw/synthetic`): ingestion: synthetic."
+    assert other == (
+        "Kedro pipeline `ingestion` on the `synthetic` dataset (`data/01_raw/synthetic`): "
+        "ingestion: synthetic."
     )
 
 

@@ -14,21 +14,12 @@ from typing import Any
 
 import pandas as pd
 
-from mkdseg.core.config import TrainConfig, config_from_dict, config_to_dict
+from mkdseg.core.config import TrainConfig, config_from_dict, config_to_dict, resume_identity
 from mkdseg.core.image_io import MaskEncoding
 from mkdseg.core.trainer import TrainData
 
 # Keys of the `training` block used by the pipeline, not by the trainer.
 PIPELINE_KEYS = ("gpus", "resume", "checkpoint_root")
-# Keys that do not change what a run computes: a resumed run may differ in them.
-RESUME_INSENSITIVE = (
-    "iterations",
-    "device",
-    "num_workers",
-    "log_every",
-    "threads",
-    "checkpoint_every",
-)
 RUN_KEY_LENGTH = 12
 
 
@@ -73,10 +64,8 @@ def run_key(
     class_metadata: dict[str, Any],
 ) -> str:
     """A short hash of everything that makes two runs compute the same thing (for resume):
-    the configuration, both id lists and the dataset (source, root, classes)."""
-    config = config_to_dict(cfg)
-    for key in RESUME_INSENSITIVE:
-        config.pop(key, None)
+    the configuration's resume identity, both id lists and the dataset (source, root, classes)."""
+    config = resume_identity(config_to_dict(cfg))
     dataset = {k: class_metadata.get(k) for k in ("source", "root", "names")}
     payload = json.dumps(
         {

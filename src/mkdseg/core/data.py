@@ -25,8 +25,6 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mkdseg.core.image_io import IGNORE_INDEX, MaskEncoding, read_image, read_mask
 
-SCALE_RANGE = (0.5, 2.0)  # random rescale ratio of the base size (spec §2)
-HFLIP_PROB = 0.5  # horizontal flip probability (spec §2)
 IMAGE_PAD_VALUE = 0  # spec §2: pad image with 0 ...
 MASK_PAD_VALUE = IGNORE_INDEX  # ... and mask with 255
 
@@ -118,12 +116,12 @@ def aug_seed(seed: int, iteration: int, rank: int, slot: int) -> int:
 
 @dataclass(frozen=True)
 class Geometry:
-    """The shared random geometry (spec §2)."""
+    """The shared random geometry (spec §2); ``AugmentConfig.geometry`` holds the values."""
 
     crop_size: int
-    base_size: int | None = None
-    scale_range: tuple[float, float] = SCALE_RANGE
-    hflip_prob: float = HFLIP_PROB
+    base_size: int | None  # None: rescale relative to each image's own size
+    scale_range: tuple[float, float]  # random rescale ratio of the base size
+    hflip_prob: float
 
     def __post_init__(self) -> None:
         if self.crop_size < 1:
@@ -190,14 +188,11 @@ class LabeledDataset(Dataset):
         self,
         samples: Sequence[tuple[str, str]],
         mask_encoding: MaskEncoding,
-        crop_size: int,
-        base_size: int | None = None,
-        scale_range: tuple[float, float] = SCALE_RANGE,
-        hflip_prob: float = HFLIP_PROB,
+        geometry: Geometry,
     ) -> None:
         self.samples = [(str(i), str(m)) for i, m in samples]
         self.mask_encoding = mask_encoding
-        self.geometry = Geometry(crop_size, base_size, tuple(scale_range), hflip_prob)
+        self.geometry = geometry
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -212,16 +207,9 @@ class LabeledDataset(Dataset):
 class UnlabeledDataset(Dataset):
     """Images with the shared geometry; also returns which pixels are real (not padding)."""
 
-    def __init__(
-        self,
-        samples: Sequence[str],
-        crop_size: int,
-        base_size: int | None = None,
-        scale_range: tuple[float, float] = SCALE_RANGE,
-        hflip_prob: float = HFLIP_PROB,
-    ) -> None:
+    def __init__(self, samples: Sequence[str], geometry: Geometry) -> None:
         self.samples = [str(s) for s in samples]
-        self.geometry = Geometry(crop_size, base_size, tuple(scale_range), hflip_prob)
+        self.geometry = geometry
 
     def __len__(self) -> int:
         return len(self.samples)
