@@ -54,6 +54,8 @@ def test_pipeline_keys_are_not_passed_to_the_trainer():
     )
     with pytest.raises(ValueError, match="training.itrations"):
         training_inputs.trainer_config({**TRAINING, "itrations": 3})
+    run = training_inputs.run_settings(TRAINING)
+    assert run == training_inputs.RunSettings(checkpoint_root="/ck", gpus=1, resume=False)
 
 
 def test_run_key_ignores_length_and_device_but_not_method_data_or_labels():
@@ -73,7 +75,7 @@ def test_run_key_ignores_length_and_device_but_not_method_data_or_labels():
     assert key(base) != key(base, labeled=("a",))
     assert key(base) != key(base, unlabeled=("d",))
     assert key(base) != key(base, metadata={**meta, "root": "/data/b"})
-    path = training_inputs.checkpoint_dir(TRAINING, base, ["a", "b"], ["c"], meta)
+    path = training_inputs.checkpoint_dir("/ck", base, ["a", "b"], ["c"], meta)
     assert path.as_posix() == f"/ck/mkd-{key(base)}"
 
 

@@ -6,9 +6,11 @@ nothing of manifests or Kedro parameters.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +20,29 @@ from mkdseg.core.config import TrainConfig, config_from_dict, config_to_dict, re
 from mkdseg.core.image_io import MaskEncoding
 from mkdseg.core.trainer import TrainData
 
-# Keys of the `training` block used by the pipeline, not by the trainer.
-PIPELINE_KEYS = ("gpus", "resume", "checkpoint_root")
 RUN_KEY_LENGTH = 12
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The keys of the ``training`` block that the pipeline reads and the trainer does not."""
+
+    checkpoint_root: str  # checkpoints go to <checkpoint_root>/<method>-<run key>
+    gpus: int = 1  # > 1: DDP workers started by the node
+    resume: bool = False  # continue from the latest checkpoint of the same run key
+
+
+PIPELINE_KEYS = frozenset(f.name for f in dataclasses.fields(RunSettings))
 
 
 def trainer_config(training: dict[str, Any]) -> TrainConfig:
     """The core's ``TrainConfig`` from the ``training`` parameter block."""
     return config_from_dict({k: v for k, v in training.items() if k not in PIPELINE_KEYS})
+
+
+def run_settings(training: dict[str, Any]) -> RunSettings:
+    """The pipeline's own keys of the ``training`` parameter block."""
+    return RunSettings(**{k: v for k, v in training.items() if k in PIPELINE_KEYS})
 
 
 def samples_for(manifest: pd.DataFrame, ids: Sequence[str], what: str) -> list[tuple[str, str]]:
@@ -80,7 +97,7 @@ def run_key(
 
 
 def checkpoint_dir(
-    training: dict[str, Any],
+    checkpoint_root: str | Path,
     cfg: TrainConfig,
     labeled_ids: Sequence[str],
     unlabeled_ids: Sequence[str],
@@ -88,4 +105,4 @@ def checkpoint_dir(
 ) -> Path:
     """``<checkpoint_root>/<method>-<run key>``: one folder per configuration and data."""
     key = run_key(cfg, labeled_ids, unlabeled_ids, class_metadata)
-    return Path(training["checkpoint_root"]) / f"{cfg.method.name}-{key}"
+    return Path(checkpoint_root) / f"{cfg.method.name}-{key}"
