@@ -1,5 +1,4 @@
-"""Issue 12's measurement grid: each consistency/baseline fix against today's behaviour, paired
-by seed.
+"""Issue 12's measurement grid: each consistency/baseline fix against today's, paired by seed.
 
     python scripts/consistency_grid.py --device cuda --jobs 8 --threads 2  # the grid (GPU machine)
     python scripts/consistency_grid.py --device cpu --jobs 1 --iterations 10 --seeds 0 \

@@ -1,16 +1,14 @@
 """Datasets and deterministic sampling (spec §2, shared geometry only).
 
-Photometric, strong and CutMix augmentation run batched on the device elsewhere; the
-loaders here only decode files and apply the shared geometry (rescale, crop, flip),
-returning uint8 tensors.
+Photometric, strong and CutMix augmentation run batched on the device elsewhere; the loaders
+here only decode files and apply the shared geometry (rescale, crop, flip): uint8 tensors.
 
 Exact resume: ``IterationSampler`` is used as the DataLoader's ``batch_sampler``. For each
 iteration ``t`` it yields ``batch_size`` tuples ``(index, aug_seed)``, a pure function of
 ``(seed, t, rank, world_size)``; the training datasets take such a tuple in
 ``__getitem__`` and draw all their randomness from ``np.random.default_rng(aug_seed)``.
-So a run resumed at iteration ``k`` sees exactly the batches an uninterrupted run sees.
-Give the labeled and the unlabeled loaders different seeds, or their sample orders and
-geometries would be correlated.
+So a run resumed at iteration ``k`` sees exactly the batches an uninterrupted run sees. Give
+the labeled and unlabeled loaders different seeds, or their orders and geometries correlate.
 """
 
 from __future__ import annotations
