@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,6 +168,7 @@ class TrainConfig:
             (self.max_nonfinite_in_row >= 1, "max_nonfinite_in_row must be >= 1"),
         )
 
+    # What the method's record (core/methods.py) says, for the trainer.
     @property
     def num_students(self) -> int:
         return METHODS[self.method.name].students
@@ -181,7 +182,9 @@ class TrainConfig:
         return METHODS[self.method.name].unlabeled
 
 
-def _build(cls: type, values: Mapping[str, Any] | None, where: str, known: Any = None) -> Any:
+def _build(
+    cls: type, values: Mapping[str, Any] | None, where: str, known: Iterable[str] | None = None
+) -> Any:
     """Build a config dataclass, refusing unknown keys so typos don't pass silently; an invalid
     value is named by its parameter (``where``.<field>)."""
     values = dict(values or {})
