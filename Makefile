@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)  ## full default pipeline on the embedded synthetic dataset
 	$(BIN)/kedro run $(ARGS)
 
-test: $(STAMP)  ## lint + the whole test suite (CPU only, no network)
+test: $(STAMP)  ## format check + lint + the whole test suite (CPU only, no network)
+	$(BIN)/ruff format --check src tests scripts
 	$(BIN)/ruff check src tests scripts
 	$(BIN)/python -m pytest $(ARGS)
 

@@ -1,18 +1,20 @@
 """Calibration: how well one training setting learns the embedded synthetic dataset.
 
-    .venv/bin/python scripts/calibrate.py '<dataset.synthetic JSON>' NAME METHOD LABELS ITERATIONS [THREADS] ['<training JSON>']
+    .venv/bin/python scripts/calibrate.py '<dataset.synthetic JSON>' NAME METHOD LABELS \
+        ITERATIONS [THREADS] ['<training JSON>']
 
 Generates (or reuses) the synthetic set under /tmp/mkdseg-calibration, splits it 1/16 or 1/8
 (LABELS = "1/16", "1/8") or uses every training image (LABELS = "all"), trains with the core trainer
 (the code path of the training node, without Kedro/MLflow) and prints one JSON line: val mIoU,
-per-class IoU, training seconds. MKD consistency ramps up over the first quarter of the
-iterations; other training settings go in the last argument. Its "seed" (default 0) draws both the
-labeled split and the initialisation, as in the comparison pipeline. Settings not given are the
-core's defaults (``core/config.py``, the release's values), not conf/base's: pass e.g.
-``{"mkd": {"confidence_threshold": 0.95}}`` for the paper's threshold. Example (a row of the README's
-calibration table):
+per-class IoU, training seconds. Consistency ramps up over the first quarter of the iterations;
+other training settings go in the last argument. Its "seed" (default 0) draws both the labeled
+split and the initialisation, as in the comparison pipeline. Settings not given are the core's
+defaults (``core/config.py``, the release's values), not conf/base's: pass e.g.
+``{"consistency": {"confidence_threshold": 0.95}}`` for the paper's threshold. Example (a row of
+the README's calibration table):
 
-    .venv/bin/python scripts/calibrate.py '{"image_size":64,"class_hue_jitter":45}' sup16 supervised 1/16 300 1
+    .venv/bin/python scripts/calibrate.py '{"image_size":64,"class_hue_jitter":45}' sup16 \
+        supervised 1/16 300 1
 """
 
 from __future__ import annotations
@@ -106,13 +108,28 @@ def run_in_subprocess(
 
 
 def dataset(synth: dict) -> tuple[pd.DataFrame, dict]:
-    """The synthetic set under ``ROOT`` (generated on first use): its manifest and class metadata."""
+    """The synthetic set under ``ROOT`` (made on first use): its manifest and class metadata."""
     root = ROOT / ("data_" + "_".join(f"{k}{v}" for k, v in sorted(synth.items())))
     manifest, meta, _ = build_manifest(
         {"source": "synthetic", "root": str(root), "synthetic": synth, "on_bad_sample": "fail"},
         PROJECT,
     )
     return manifest, meta
+
+
+def training_params(method: str, iterations: int, crop: int, extra: dict) -> dict:
+    """The ``training`` block of a run: ``BASE``, the method, consistency ramped up over the first
+    quarter of the run, then ``extra`` merged one level deep."""
+    params = {
+        **BASE,
+        "method": method,
+        "iterations": iterations,
+        "augment": {"crop_size": crop},
+        "consistency": {"consistency_rampup": iterations // 4},
+    }
+    for key, value in extra.items():
+        params[key] = {**params.get(key, {}), **value} if isinstance(value, dict) else value
+    return params
 
 
 def main(argv: list[str]) -> None:
@@ -130,16 +147,7 @@ def main(argv: list[str]) -> None:
     labeled, unlabeled, val, _ = make_split(
         manifest, meta["names"], budget, int(extra.get("seed", 0)), PROJECT
     )
-    params = {
-        **BASE,
-        "method": method,
-        "iterations": iterations,
-        "augment": {"crop_size": synth.get("image_size", 64)},
-        "mkd": {"consistency_rampup": iterations // 4},
-    }
-    for key, value in extra.items():
-        params[key] = {**params.get(key, {}), **value} if isinstance(value, dict) else value
-    cfg = config_from_dict(params)
+    cfg = config_from_dict(training_params(method, iterations, synth.get("image_size", 64), extra))
     data = training_inputs.train_data(
         manifest, meta, labeled + unlabeled if labels == "all" else labeled, unlabeled
     )

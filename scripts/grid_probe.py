@@ -1,4 +1,5 @@
-"""How well targets and labels line up with the 1/8 consistency grid at a crop size (issue 12, findings 1-2).
+"""How well targets and labels line up with the 1/8 consistency grid at a crop size (issue 12,
+findings 1-2).
 
     python scripts/grid_probe.py [CROP]          # default 64 px; deterministic, seconds on a CPU
 
@@ -19,10 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mkdseg.core.consistency import TargetMixer, labels_to_resolution
+from mkdseg.core.config import AugmentConfig
 from mkdseg.core.cutmix import box_mask
-from mkdseg.core.data import Geometry
 from mkdseg.core.image_io import IGNORE_INDEX
+from mkdseg.core.targets import TargetMixer, labels_to_resolution
 from mkdseg.sources.synthetic import SYNTHETIC_CLASSES, SyntheticParams, render_sample
 
 MASKS = 4000  # CutMix masks
@@ -66,7 +67,7 @@ def main(argv: list[str]) -> None:
     )
     params = SyntheticParams(image_size=crop, class_hue_jitter=45)
     raw = [render_sample(params, "train", i)[1] for i in range(IMAGES)]
-    geometry = Geometry(crop)
+    geometry = AugmentConfig(crop_size=crop).geometry
     crops = [
         geometry.apply(np.zeros((*m.shape, 3), np.uint8), m, np.random.default_rng(i))[1]
         for i, m in enumerate(raw)
@@ -75,7 +76,8 @@ def main(argv: list[str]) -> None:
         labels = torch.from_numpy(np.stack(maps).astype(np.int64))
         print(
             f"finding 2, {crop} px, {name}: object cells labelled off their majority: "
-            f"corner {label_mismatch(labels, 'corner'):.2%}, centre {label_mismatch(labels, 'centre'):.2%}"
+            f"corner {label_mismatch(labels, 'corner'):.2%}, "
+            f"centre {label_mismatch(labels, 'centre'):.2%}"
         )
 
 

@@ -104,12 +104,12 @@ def main() -> None:
     diffs = [by[(s, "bf16")]["miou"] - by[(s, "fp32")]["miou"] for s in args.seeds]
     for s, d in zip(args.seeds, diffs, strict=True):
         print(
-            f"seed {s}: bf16 {by[(s, 'bf16')]['miou']:.4f} fp32 {by[(s, 'fp32')]['miou']:.4f} diff {d:+.4f}"
+            f"seed {s}: bf16 {by[(s, 'bf16')]['miou']:.4f} fp32 {by[(s, 'fp32')]['miou']:.4f} "
+            f"diff {d:+.4f}"
         )
     for prec in ("bf16", "fp32"):
-        print(
-            f"{prec}_train_s_mean={statistics.mean(by[(s, prec)]['train_s'] for s in args.seeds):.0f}"
-        )
+        mean = statistics.mean(by[(s, prec)]["train_s"] for s in args.seeds)
+        print(f"{prec}_train_s_mean={mean:.0f}")
     print(f"mean_diff={statistics.mean(diffs):+.4f}")
     print(f"diff_std={statistics.stdev(diffs) if len(diffs) > 1 else float('nan'):.4f}")
 

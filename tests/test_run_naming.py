@@ -116,9 +116,9 @@ def test_description_names_method_labels_dataset_and_the_headline_metric_once_kn
     )
     assert "(125 of 2000 training images)" in after and after.endswith("val_mIoU_whole **0.338**.")
     other = run_description(["ingestion"], {"dataset"}, PARAMS)
-    assert (
-        other
-        == "Kedro pipeline `ingestion` on the `synthetic` dataset (`data/01_raw/synthetic`): ingestion: synthetic."
+    assert other == (
+        "Kedro pipeline `ingestion` on the `synthetic` dataset (`data/01_raw/synthetic`): "
+        "ingestion: synthetic."
     )
 
 
@@ -129,3 +129,9 @@ def test_groups_and_pipeline_names_are_read_like_kedro_mlflow_reads_them() -> No
     assert pipeline_names_of({"pipeline_names": None}) == ["__default__"]
     assert pipeline_names_of({"pipeline_names": ["a", "b"]}) == ["a", "b"]
     assert pipeline_names_of({"pipeline_name": "a"}) == ["a"]
+
+
+def test_a_comparison_that_selects_variants_counts_the_selected_ones() -> None:
+    params = {**PARAMS, "comparison": {**PARAMS["comparison"], "only": ["b"]}}
+    groups = {"dataset", "comparison", "training", "evaluation"}
+    assert run_name(["comparison"], groups, params) == "comparison: 1 variants x 3 seeds"

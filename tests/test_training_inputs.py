@@ -1,4 +1,7 @@
-"""Manifest + split ids -> trainer inputs; run keys for resume."""
+"""Manifest + split ids -> trainer inputs; run keys for resume; the shipped conf's methods."""
+
+import dataclasses
+import functools
 
 import pandas as pd
 import pytest
@@ -51,6 +54,8 @@ def test_pipeline_keys_are_not_passed_to_the_trainer():
     )
     with pytest.raises(ValueError, match="training.itrations"):
         training_inputs.trainer_config({**TRAINING, "itrations": 3})
+    run = training_inputs.run_settings(TRAINING)
+    assert run == training_inputs.RunSettings(checkpoint_root="/ck", gpus=1, resume=False)
 
 
 def test_run_key_ignores_length_and_device_but_not_method_data_or_labels():
@@ -65,20 +70,27 @@ def test_run_key_ignores_length_and_device_but_not_method_data_or_labels():
         return training_inputs.run_key(cfg, list(labeled), list(unlabeled), metadata)
 
     assert key(base) == key(longer, labeled=("b", "a"))
+    assert key(base) == "6512d612053d"  # as before issue 13: MKD runs resume their checkpoints
     assert key(base) != key(other)
     assert key(base) != key(base, labeled=("a",))
     assert key(base) != key(base, unlabeled=("d",))
     assert key(base) != key(base, metadata={**meta, "root": "/data/b"})
-    path = training_inputs.checkpoint_dir(TRAINING, base, ["a", "b"], ["c"], meta)
+    path = training_inputs.checkpoint_dir("/ck", base, ["a", "b"], ["c"], meta)
     assert path.as_posix() == f"/ck/mkd-{key(base)}"
+
+
+@functools.cache
+def shipped_training(env: str) -> dict:
+    """conf/<env> merged over conf/base: the ``training`` block."""
+    args = {**settings.CONFIG_LOADER_ARGS, "default_run_env": env}
+    loader = OmegaConfigLoader(conf_source=str(PROJECT_ROOT / "conf"), runtime_params={}, **args)
+    return loader["parameters"]["training"]
 
 
 @pytest.mark.parametrize("env", ["local", "voc", "cityscapes", "comparison_tiny"])
 def test_every_config_environment_builds_a_training_config(env: str) -> None:
     """Each conf/<env> merged over conf/base must be a valid training configuration."""
-    args = {**settings.CONFIG_LOADER_ARGS, "default_run_env": env}
-    loader = OmegaConfigLoader(conf_source=str(PROJECT_ROOT / "conf"), runtime_params={}, **args)
-    cfg = training_inputs.trainer_config(loader["parameters"]["training"])
+    cfg = training_inputs.trainer_config(shipped_training(env))
     assert cfg.iterations > 0 and cfg.augment.crop_size > 0
     if env in ("voc", "cityscapes"):  # the release's values where issue 12 changed conf/base
         assert (cfg.method.label_sampling, cfg.method.threshold_average, cfg.model.aspp_rule) == (
@@ -87,3 +99,74 @@ def test_every_config_environment_builds_a_training_config(env: str) -> None:
             "fixed",
         )
         assert cfg.augment.blur_reference_crop == cfg.augment.crop_size
+
+
+# Every switch each method resolved to with the shipped conf at bc0dd6e, before issue 13 moved
+# the shared switches from training.mkd to training.consistency: the layout changed, not a value.
+MKD_SWITCHES = {
+    "name": "mkd",
+    "teacher_term": True,
+    "student_term": True,
+    "feature_aug_students": True,
+    "feature_aug_teachers": True,
+    "confidence_threshold": 0.95,
+    "threshold_average": "valid",
+    "target_mixing": "decoder",
+    "label_sampling": "centre",
+    "cps_targets": "mixed",
+    "mixed_view": "strong",
+    "teacher_rows": "all",
+    "student_confidence_threshold": None,
+    "ema_momentum_end": 0.6,
+    "weight_teacher": 1.5,
+    "weight_student": 1.0,
+    "lambda_end": 1.5,
+    "lambda_schedule": "cosine",
+    "consistency_scale": 0.5,
+    "consistency_rampup": 150,
+    "teacher_bn_mode": "train",
+    "confidence_report_threshold": 0.95,
+}
+NO_TERMS = {
+    "teacher_term": False,
+    "student_term": False,
+    "feature_aug_students": False,
+    "feature_aug_teachers": False,
+}
+BASELINES = {
+    "supervised": NO_TERMS,
+    "mean_teacher": {
+        **NO_TERMS,
+        "teacher_term": True,
+        "teacher_rows": "unlabeled",
+        "ema_momentum_end": 0.99,
+        "weight_teacher": 1.0,
+        "consistency_scale": 4.0,
+    },
+    "cps": {
+        **NO_TERMS,
+        "student_term": True,
+        "cps_targets": "unmixed",
+        "mixed_view": "weak",
+        "consistency_scale": 4.0,
+    },
+    "mkd": {},
+}
+# conf/voc and conf/cityscapes: the release's values; mean teacher keeps its 0.95 / valid.
+RELEASE = {
+    "confidence_threshold": None,
+    "threshold_average": "kept",
+    "label_sampling": "corner",
+    "consistency_rampup": 0,
+}
+RELEASE_MEAN_TEACHER = {"label_sampling": "corner", "consistency_rampup": 0}
+
+
+@pytest.mark.parametrize("env", ["local", "voc", "cityscapes"])
+@pytest.mark.parametrize("method", list(BASELINES))
+def test_each_method_resolves_the_switches_it_had_before_issue_13(env: str, method: str) -> None:
+    cfg = training_inputs.trainer_config({**shipped_training(env), "method": method})
+    expected = {**MKD_SWITCHES, **BASELINES[method], "name": method}
+    if env != "local":
+        expected.update(RELEASE_MEAN_TEACHER if method == "mean_teacher" else RELEASE)
+    assert dataclasses.asdict(cfg.method) == expected

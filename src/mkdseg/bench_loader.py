@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mkdseg.core.config import AugmentConfig
 from mkdseg.core.data import LabeledDataset, UnlabeledDataset, make_train_loader
 from mkdseg.core.image_io import MaskEncoding, write_palette_mask
 
@@ -37,20 +38,15 @@ def bench_loader(preset: dict, workers: int, batches: int = 20) -> float:
     crop, b = preset["crop"], preset["batch"]
     with tempfile.TemporaryDirectory() as tmp:
         samples, images = write_images(Path(tmp), 32, int(crop * 1.25), preset["classes"])
-        geometry = {
-            "crop_size": crop,
-            "base_size": None,
-            "scale_range": (0.5, 2.0),
-            "hflip_prob": 0.5,
-        }
+        geometry = AugmentConfig(crop_size=crop).geometry  # the spec's rescale and flip
         args = {
             "batch_size": b,
             "start_iteration": 0,
             "total_iterations": batches,
             "num_workers": workers,
         }
-        lab = make_train_loader(LabeledDataset(samples, MaskEncoding(), **geometry), seed=0, **args)
-        unl = make_train_loader(UnlabeledDataset(images, **geometry), seed=1, **args)
+        lab = make_train_loader(LabeledDataset(samples, MaskEncoding(), geometry), seed=0, **args)
+        unl = make_train_loader(UnlabeledDataset(images, geometry), seed=1, **args)
         it = zip(lab, unl, strict=False)
         next(it)  # worker start-up is not throughput
         start = time.perf_counter()

@@ -16,6 +16,8 @@ from fractions import Fraction
 from pathlib import PurePath
 from typing import Any
 
+from mkdseg.core.methods import METHODS
+
 PARAMS_PREFIX = "params:"
 DEFAULT_PIPELINE = "__default__"
 # Pipelines whose run *is* a training run: named by what was trained, without a prefix.
@@ -28,16 +30,10 @@ _FRACTION_TEXT = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 _NUMBER_TEXT = re.compile(r"^\s*(\d+|\d*\.\d+)\s*$")
 HEADLINE_METRIC = "val_mIoU_{mode}"
 HEADLINE_FORMAT = "{:.3f}"
-METHOD_TITLES = {
-    "supervised": "Supervised baseline (labeled images only)",
-    "mean_teacher": "Mean teacher",
-    "cps": "Cross pseudo supervision (CPS)",
-    "mkd": "MKD (Mutual Knowledge Distillation: two students, two mean teachers)",
-}
 
 
 def consumed_groups(inputs: Iterable[str]) -> set[str]:
-    """Top-level parameter groups among a pipeline's inputs: ``params:training.seed`` -> ``training``."""
+    """Top-level parameter groups of its inputs: ``params:training.seed`` -> ``training``."""
     return {
         name[len(PARAMS_PREFIX) :].split(".")[0]
         for name in inputs
@@ -46,7 +42,8 @@ def consumed_groups(inputs: Iterable[str]) -> set[str]:
 
 
 def labels_text(labeled: Any) -> str:
-    """``splits.labeled`` as a reader says it: ``1/16``, ``all labels``, ``92 labels``, ``split labeled.txt``."""
+    """``splits.labeled`` as a reader says it: ``1/16``, ``all labels``, ``92 labels``,
+    ``split labeled.txt``."""
     if isinstance(labeled, str):
         if match := _FRACTION_TEXT.match(labeled):
             numerator, denominator = (int(v) for v in match.groups())
@@ -68,7 +65,8 @@ def labels_text(labeled: Any) -> str:
 
 
 def labels_phrase(labeled: Any) -> str:
-    """``splits.labeled`` in a sentence: ``1/16 of the labels``, ``92 labeled images``, ``all labels``."""
+    """``splits.labeled`` in a sentence: ``1/16 of the labels``, ``92 labeled images``,
+    ``all labels``."""
     text = labels_text(labeled)
     if text.endswith(" labels") and text != "all labels":
         return text.replace(" labels", " labeled images")
@@ -87,8 +85,8 @@ def _training_subject(params: Mapping[str, Any]) -> str:
 def _subject(group: str, params: Mapping[str, Any]) -> str:
     if group == "comparison":
         comparison = params.get("comparison") or {}
-        variants, seeds = comparison.get("variants") or {}, comparison.get("seeds") or []
-        return f"{len(variants)} variants x {len(seeds)} seeds"
+        variants = comparison.get("only") or comparison.get("variants") or {}  # only: a subset
+        return f"{len(variants)} variants x {len(comparison.get('seeds') or [])} seeds"
     if group == "training":
         return _training_subject(params)
     if group == "prediction":
@@ -103,7 +101,7 @@ def _subject(group: str, params: Mapping[str, Any]) -> str:
 
 
 def pipeline_names_of(run_params: Mapping[str, Any]) -> list[str]:
-    """The pipelines a ``kedro run`` ran, read from its ``run_params`` as kedro-mlflow reads them."""
+    """The pipelines a ``kedro run`` ran, read from its ``run_params`` as kedro-mlflow does."""
     names = (
         run_params.get("pipeline_name") or run_params.get("pipeline_names") or [DEFAULT_PIPELINE]
     )
@@ -153,13 +151,14 @@ def run_description(
     training, splits = params.get("training") or {}, params.get("splits") or {}
     model = training.get("model") or {}
     method = str(training.get("method"))
+    title = METHODS[method].title if method in METHODS else method
     counts = ""
     if "n_labeled" in metrics and "n_unlabeled" in metrics:
         labeled, unlabeled = int(metrics["n_labeled"]), int(metrics["n_unlabeled"])
         counts = f" ({labeled} of {labeled + unlabeled} training images)"
     text = (
-        f"**{METHOD_TITLES.get(method, method)}** trained with {labels_phrase(splits.get('labeled'))}"
-        f"{counts} of {data_text}, seed {training.get('seed')}: {model.get('backbone')} DeepLabv3+, "
+        f"**{title}** trained with {labels_phrase(splits.get('labeled'))}{counts} of {data_text}, "
+        f"seed {training.get('seed')}: {model.get('backbone')} DeepLabv3+, "
         f"{training.get('iterations')} iterations, batch {training.get('batch_size')} labeled + "
         f"{training.get('unlabeled_batch_size')} unlabeled. "
     )

@@ -6,35 +6,43 @@ nothing of manifests or Kedro parameters.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from mkdseg.core.config import TrainConfig, config_from_dict, config_to_dict
+from mkdseg.core.config import TrainConfig, config_from_dict, config_to_dict, resume_identity
 from mkdseg.core.image_io import MaskEncoding
 from mkdseg.core.trainer import TrainData
 
-# Keys of the `training` block used by the pipeline, not by the trainer.
-PIPELINE_KEYS = ("gpus", "resume", "checkpoint_root")
-# Keys that do not change what a run computes: a resumed run may differ in them.
-RESUME_INSENSITIVE = (
-    "iterations",
-    "device",
-    "num_workers",
-    "log_every",
-    "threads",
-    "checkpoint_every",
-)
 RUN_KEY_LENGTH = 12
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The keys of the ``training`` block that the pipeline reads and the trainer does not."""
+
+    checkpoint_root: str  # checkpoints go to <checkpoint_root>/<method>-<run key>
+    gpus: int = 1  # > 1: DDP workers started by the node
+    resume: bool = False  # continue from the latest checkpoint of the same run key
+
+
+PIPELINE_KEYS = frozenset(f.name for f in dataclasses.fields(RunSettings))
 
 
 def trainer_config(training: dict[str, Any]) -> TrainConfig:
     """The core's ``TrainConfig`` from the ``training`` parameter block."""
     return config_from_dict({k: v for k, v in training.items() if k not in PIPELINE_KEYS})
+
+
+def run_settings(training: dict[str, Any]) -> RunSettings:
+    """The pipeline's own keys of the ``training`` parameter block."""
+    return RunSettings(**{k: v for k, v in training.items() if k in PIPELINE_KEYS})
 
 
 def samples_for(manifest: pd.DataFrame, ids: Sequence[str], what: str) -> list[tuple[str, str]]:
@@ -73,10 +81,8 @@ def run_key(
     class_metadata: dict[str, Any],
 ) -> str:
     """A short hash of everything that makes two runs compute the same thing (for resume):
-    the configuration, both id lists and the dataset (source, root, classes)."""
-    config = config_to_dict(cfg)
-    for key in RESUME_INSENSITIVE:
-        config.pop(key, None)
+    the configuration's resume identity, both id lists and the dataset (source, root, classes)."""
+    config = resume_identity(config_to_dict(cfg))
     dataset = {k: class_metadata.get(k) for k in ("source", "root", "names")}
     payload = json.dumps(
         {
@@ -91,7 +97,7 @@ def run_key(
 
 
 def checkpoint_dir(
-    training: dict[str, Any],
+    checkpoint_root: str | Path,
     cfg: TrainConfig,
     labeled_ids: Sequence[str],
     unlabeled_ids: Sequence[str],
@@ -99,4 +105,4 @@ def checkpoint_dir(
 ) -> Path:
     """``<checkpoint_root>/<method>-<run key>``: one folder per configuration and data."""
     key = run_key(cfg, labeled_ids, unlabeled_ids, class_metadata)
-    return Path(training["checkpoint_root"]) / f"{cfg.method.name}-{key}"
+    return Path(checkpoint_root) / f"{cfg.method.name}-{key}"

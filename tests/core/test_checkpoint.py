@@ -76,7 +76,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path
 
 
 def test_launch_job_and_result_files_hold_plain_values(tiny_data, tmp_path: Path) -> None:
-    job = Job({"method": "mkd"}, tiny_data, str(tmp_path), True, "cpu")
+    job = Job(tiny_config("cps"), tiny_data, str(tmp_path), True, "cpu")
     save_checkpoint(job_to_dict(job), tmp_path / "job.pt")
     assert job_from_dict(load_checkpoint(tmp_path / "job.pt")) == job
     result = TrainResult({"w": torch.ones(2)}, [{"step": 1.0}], 1, 0, tmp_path / "c.pt", ["d"], 0)

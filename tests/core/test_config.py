@@ -1,8 +1,9 @@
-"""Method presets and parameter validation."""
+"""Method records, parameter layering and validation, plain data and resume identity."""
 
 import pytest
 
-from mkdseg.core.config import config_from_dict, config_to_dict
+from mkdseg.core.config import TrainConfig, config_from_dict, config_to_dict, resume_identity
+from mkdseg.core.methods import METHODS, method_named
 
 
 @pytest.mark.parametrize(
@@ -14,13 +15,16 @@ from mkdseg.core.config import config_from_dict, config_to_dict
         ("mkd", 2, True, True),
     ],
 )
-def test_methods_are_presets_of_one_configuration(method, students, teachers, unlabeled):
+def test_methods_are_records_of_one_configuration(method, students, teachers, unlabeled):
     cfg = config_from_dict({"method": method})
     assert (cfg.num_students, cfg.uses_teachers, cfg.uses_unlabeled) == (
         students,
         teachers,
         unlabeled,
     )
+    record = method_named(method)
+    assert (record.students, record.teachers, record.unlabeled) == (students, teachers, unlabeled)
+    assert config_from_dict(config_to_dict(cfg)) == cfg
 
 
 def test_mkd_ablation_switches_are_kept_and_round_trip():
@@ -36,8 +40,11 @@ def test_mkd_ablation_switches_are_kept_and_round_trip():
     [
         ({"method": "fixmatch"}, "training.method must be one of"),
         ({"mkd": {"lamda_end": 1}}, "training.mkd.lamda_end"),
-        ({"unlabeled_batch_size": 1}, "CutMix"),
-        ({"mkd": {"confidence_threshold": 1.5}}, "confidence_threshold"),
+        ({"consistency": {"name": "cps"}}, "training.consistency.name"),
+        ({"unlabeled_batch_size": 1}, "training.unlabeled_batch_size.*CutMix"),
+        ({"iterations": 0}, "training.iterations must be >= 1"),
+        ({"consistency": {"confidence_threshold": 1.5}}, "training.consistency.confidence_thr"),
+        ({"cps": {"confidence_threshold": 1.5}}, "training.cps.confidence_threshold"),
         ({"precision": "fp8"}, "training.precision"),
         ({"augment": {"strong_ops": {"greyscale": 0.5}}}, "training.augment.strong_ops"),
         ({"augment": {"strong_ops": {"blur": 0.0}}}, "positive sum"),
@@ -55,7 +62,7 @@ def test_strong_ops_default_to_the_spec_and_leave_out_what_is_not_named():
     assert config_from_dict(config_to_dict(cfg)) == cfg
 
 
-def test_baseline_presets_carry_their_published_values():
+def test_baselines_carry_their_published_values_and_ignore_mkds_block():
     mt = config_from_dict(
         {"method": "mean_teacher", "mkd": {"ema_momentum_end": 0.6, "weight_teacher": 1.5}}
     )
@@ -94,10 +101,48 @@ def test_a_methods_block_overrides_its_published_values_but_not_its_defining_swi
     cfg = config_from_dict(params)
     assert (cfg.method.ema_momentum_end, cfg.method.threshold_average) == (0.6, "kept")
     assert config_from_dict(config_to_dict(cfg)) == cfg
-    with pytest.raises(ValueError, match="training.cps.cps_targets is fixed"):
+    with pytest.raises(ValueError, match="training.cps.cps_targets: 'mixed' contradicts"):
         config_from_dict({"method": "cps", "cps": {"cps_targets": "mixed"}})
     with pytest.raises(ValueError, match="training.mean_teacher.ema_momentm_end"):
         config_from_dict({"method": "mean_teacher", "mean_teacher": {"ema_momentm_end": 0.6}})
+
+
+def test_shared_switches_reach_every_method_over_its_published_values():
+    shared = {"consistency": {"consistency_rampup": 7, "consistency_scale": 1.0}}
+    for name in METHODS:
+        cfg = config_from_dict({"method": name, **shared})
+        assert (cfg.method.consistency_rampup, cfg.method.consistency_scale) == (7, 1.0), name
+    own = config_from_dict({"method": "cps", **shared, "cps": {"consistency_scale": 2.0}})
+    assert own.method.consistency_scale == 2.0  # the method's own block over the shared one
+
+
+def test_a_user_set_switch_the_method_fixes_is_an_error_naming_both():
+    message = (
+        r"training.consistency.teacher_term: True contradicts training.method: cps, "
+        r"which fixes teacher_term: False"
+    )
+    with pytest.raises(ValueError, match=message):
+        config_from_dict({"method": "cps", "consistency": {"teacher_term": True}})
+    with pytest.raises(ValueError, match="training.mean_teacher.mixed_view: 'weak' contradicts"):
+        config_from_dict({"method": "mean_teacher", "mean_teacher": {"mixed_view": "weak"}})
+    agreeing = config_from_dict({"method": "cps", "consistency": {"teacher_term": False}})
+    assert not agreeing.uses_teachers  # the same value is no conflict
+    ablation = config_from_dict({"method": "mkd", "consistency": {"teacher_term": False}})
+    assert not ablation.uses_teachers and ablation.num_students == 2
+
+
+def test_resume_identity_leaves_out_only_what_does_not_change_the_computation():
+    cfg = config_to_dict(TrainConfig())
+    identity = resume_identity(cfg)
+    assert set(cfg) - set(identity) == {
+        "iterations",
+        "device",
+        "num_workers",
+        "log_every",
+        "threads",
+        "checkpoint_every",
+    }
+    assert identity["method"] == "mkd" and identity["mkd"]["weight_teacher"] == 1.5
 
 
 def test_aspp_rates_are_resolved_from_the_rule_and_the_crop():
@@ -113,8 +158,8 @@ def test_aspp_rates_are_resolved_from_the_rule_and_the_crop():
     ("params", "message"),
     [
         ({"mkd": {"threshold_average": "all"}}, "training.mkd.threshold_average"),
-        ({"mkd": {"target_mixing": "image"}}, "training.mkd.target_mixing"),
-        ({"mkd": {"label_sampling": "middle"}}, "training.mkd.label_sampling"),
+        ({"consistency": {"target_mixing": "image"}}, "training.consistency.target_mixing"),
+        ({"consistency": {"label_sampling": "middle"}}, "training.consistency.label_sampling"),
         ({"mkd": {"consistency_scale": 5}}, "training.mkd.consistency_scale"),
         ({"model": {"aspp_rule": "clip"}}, "training.model.aspp_rule"),
         ({"augment": {"blur_reference_crop": 0}}, "training.augment.blur_reference_crop"),

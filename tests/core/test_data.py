@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from mkdseg.core.config import AugmentConfig
 from mkdseg.core.data import (
     EvalDataset,
+    Geometry,
     IterationSampler,
     LabeledDataset,
     UnlabeledDataset,
@@ -17,6 +21,11 @@ from mkdseg.core.data import (
     make_train_loader,
 )
 from mkdseg.core.image_io import MaskEncoding
+
+
+def geometry(crop_size: int, **changes: object) -> Geometry:
+    """The spec's geometry (``AugmentConfig``'s defaults) at ``crop_size``, with ``changes``."""
+    return dataclasses.replace(AugmentConfig().geometry, crop_size=crop_size, **changes)
 
 
 def write_pair(folder, name: str, height: int, width: int, seed: int = 0) -> tuple[str, str]:
@@ -73,7 +82,7 @@ def test_sampler_rejects_bad_arguments() -> None:
 
 
 def test_labeled_geometry_is_consistent(pairs) -> None:
-    dataset = LabeledDataset(pairs, MaskEncoding(), crop_size=16, hflip_prob=0.5)
+    dataset = LabeledDataset(pairs, MaskEncoding(), geometry(16, hflip_prob=0.5))
     for seed in range(6):
         image, mask = dataset[(0, seed)]
         assert image.dtype == torch.uint8 and image.shape == (3, 16, 16)
@@ -90,8 +99,12 @@ def test_labeled_geometry_is_consistent(pairs) -> None:
 
 def test_flip_and_padding(tmp_path) -> None:
     pair = write_pair(tmp_path, "small", 8, 10)
-    no_flip = LabeledDataset([pair], MaskEncoding(), 16, scale_range=(1.0, 1.0), hflip_prob=0.0)
-    flip = LabeledDataset([pair], MaskEncoding(), 16, scale_range=(1.0, 1.0), hflip_prob=1.0)
+    no_flip = LabeledDataset(
+        [pair], MaskEncoding(), geometry(16, scale_range=(1.0, 1.0), hflip_prob=0.0)
+    )
+    flip = LabeledDataset(
+        [pair], MaskEncoding(), geometry(16, scale_range=(1.0, 1.0), hflip_prob=1.0)
+    )
     image, mask = no_flip[(0, 0)]
     assert torch.all(mask[8:] == 255) and torch.all(mask[:, 10:] == 255)
     assert torch.all(image[:, 8:] == 0) and torch.all(image[:, :, 10:] == 0)
@@ -103,18 +116,20 @@ def test_flip_and_padding(tmp_path) -> None:
 
 def test_base_size_sets_the_long_side(tmp_path) -> None:
     pair = write_pair(tmp_path, "wide", 10, 20)
-    dataset = LabeledDataset([pair], MaskEncoding(), 64, base_size=40, scale_range=(1.0, 1.0))
+    dataset = LabeledDataset(
+        [pair], MaskEncoding(), geometry(64, base_size=40, scale_range=(1.0, 1.0))
+    )
     _, mask = dataset[(0, 0)]
     real = mask != 255
     assert int(real.any(0).sum()) == 40 and int(real.any(1).sum()) == 20
 
 
 def test_unlabeled_valid_marks_real_pixels(pairs) -> None:
-    dataset = UnlabeledDataset([p[0] for p in pairs], crop_size=48, scale_range=(1.0, 1.0))
+    dataset = UnlabeledDataset([p[0] for p in pairs], geometry(48, scale_range=(1.0, 1.0)))
     image, valid = dataset[(1, 5)]
     assert image.shape == (3, 48, 48) and valid.dtype == torch.bool
     assert int(valid.sum()) == 24 * 30
-    labeled = LabeledDataset(pairs, MaskEncoding(), 48, scale_range=(1.0, 1.0))
+    labeled = LabeledDataset(pairs, MaskEncoding(), geometry(48, scale_range=(1.0, 1.0)))
     labeled_image, mask = labeled[(1, 5)]
     assert torch.equal(valid, mask != 255) and torch.equal(image, labeled_image)
 
@@ -123,7 +138,7 @@ def test_size_mismatch_names_files(tmp_path) -> None:
     image, _ = write_pair(tmp_path, "a", 10, 12)
     _, other_mask = write_pair(tmp_path, "b", 11, 12)
     with pytest.raises(ValueError, match="b_mask.png"):
-        LabeledDataset([(image, other_mask)], MaskEncoding(), 8)[(0, 0)]
+        LabeledDataset([(image, other_mask)], MaskEncoding(), geometry(8))[(0, 0)]
 
 
 def test_eval_dataset_and_collate(pairs) -> None:
@@ -140,7 +155,7 @@ def test_eval_dataset_and_collate(pairs) -> None:
 
 
 def test_train_loader_resumes_exactly(pairs) -> None:
-    dataset = LabeledDataset(pairs, MaskEncoding(), crop_size=12)
+    dataset = LabeledDataset(pairs, MaskEncoding(), geometry(12))
     full = list(
         make_train_loader(dataset, 2, seed=4, start_iteration=0, total_iterations=4, num_workers=0)
     )
@@ -154,7 +169,7 @@ def test_train_loader_resumes_exactly(pairs) -> None:
 
 
 def test_worker_processes_give_the_same_batches(pairs) -> None:
-    dataset = LabeledDataset(pairs, MaskEncoding(), crop_size=12)
+    dataset = LabeledDataset(pairs, MaskEncoding(), geometry(12))
     args = dict(batch_size=2, seed=9, start_iteration=1, total_iterations=3)
     in_process = list(make_train_loader(dataset, num_workers=0, **args))
     loader = make_train_loader(dataset, num_workers=1, **args)

@@ -1,4 +1,4 @@
-"""DDP on the CPU: two gloo workers stay in sync; a crashed worker fails the job instead of hanging."""
+"""DDP on the CPU: two gloo workers stay in sync; a crashed worker fails the job, not hangs."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_two_process_gloo_run_keeps_teachers_and_estimators_identical(tiny_data)
 def test_a_crashed_worker_fails_the_job(tiny_data, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
-    # One sample per rank per step: exactly one rank reads the broken file, the other waits in a collective.
+    # One sample per rank per step: one rank reads the broken file, the other waits in a collective.
     data = dataclasses.replace(
         tiny_data, labeled=[(str(broken), tiny_data.labeled[0][1]), tiny_data.labeled[1]]
     )

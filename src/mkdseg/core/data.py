@@ -1,16 +1,14 @@
 """Datasets and deterministic sampling (spec §2, shared geometry only).
 
-Photometric, strong and CutMix augmentation run batched on the device elsewhere; the
-loaders here only decode files and apply the shared geometry (rescale, crop, flip),
-returning uint8 tensors.
+Photometric, strong and CutMix augmentation run batched on the device elsewhere; the loaders
+here only decode files and apply the shared geometry (rescale, crop, flip): uint8 tensors.
 
 Exact resume: ``IterationSampler`` is used as the DataLoader's ``batch_sampler``. For each
 iteration ``t`` it yields ``batch_size`` tuples ``(index, aug_seed)``, a pure function of
 ``(seed, t, rank, world_size)``; the training datasets take such a tuple in
 ``__getitem__`` and draw all their randomness from ``np.random.default_rng(aug_seed)``.
-So a run resumed at iteration ``k`` sees exactly the batches an uninterrupted run sees.
-Give the labeled and the unlabeled loaders different seeds, or their sample orders and
-geometries would be correlated.
+So a run resumed at iteration ``k`` sees exactly the batches an uninterrupted run sees. Give
+the labeled and unlabeled loaders different seeds, or their orders and geometries correlate.
 """
 
 from __future__ import annotations
@@ -25,8 +23,6 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mkdseg.core.image_io import IGNORE_INDEX, MaskEncoding, read_image, read_mask
 
-SCALE_RANGE = (0.5, 2.0)  # random rescale ratio of the base size (spec §2)
-HFLIP_PROB = 0.5  # horizontal flip probability (spec §2)
 IMAGE_PAD_VALUE = 0  # spec §2: pad image with 0 ...
 MASK_PAD_VALUE = IGNORE_INDEX  # ... and mask with 255
 
@@ -118,12 +114,12 @@ def aug_seed(seed: int, iteration: int, rank: int, slot: int) -> int:
 
 @dataclass(frozen=True)
 class Geometry:
-    """The shared random geometry (spec §2)."""
+    """The shared random geometry (spec §2); ``AugmentConfig.geometry`` holds the values."""
 
     crop_size: int
-    base_size: int | None = None
-    scale_range: tuple[float, float] = SCALE_RANGE
-    hflip_prob: float = HFLIP_PROB
+    base_size: int | None  # None: rescale relative to each image's own size
+    scale_range: tuple[float, float]  # random rescale ratio of the base size
+    hflip_prob: float
 
     def __post_init__(self) -> None:
         if self.crop_size < 1:
@@ -190,14 +186,11 @@ class LabeledDataset(Dataset):
         self,
         samples: Sequence[tuple[str, str]],
         mask_encoding: MaskEncoding,
-        crop_size: int,
-        base_size: int | None = None,
-        scale_range: tuple[float, float] = SCALE_RANGE,
-        hflip_prob: float = HFLIP_PROB,
+        geometry: Geometry,
     ) -> None:
         self.samples = [(str(i), str(m)) for i, m in samples]
         self.mask_encoding = mask_encoding
-        self.geometry = Geometry(crop_size, base_size, tuple(scale_range), hflip_prob)
+        self.geometry = geometry
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -212,16 +205,9 @@ class LabeledDataset(Dataset):
 class UnlabeledDataset(Dataset):
     """Images with the shared geometry; also returns which pixels are real (not padding)."""
 
-    def __init__(
-        self,
-        samples: Sequence[str],
-        crop_size: int,
-        base_size: int | None = None,
-        scale_range: tuple[float, float] = SCALE_RANGE,
-        hflip_prob: float = HFLIP_PROB,
-    ) -> None:
+    def __init__(self, samples: Sequence[str], geometry: Geometry) -> None:
         self.samples = [str(s) for s in samples]
-        self.geometry = Geometry(crop_size, base_size, tuple(scale_range), hflip_prob)
+        self.geometry = geometry
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -17,7 +17,7 @@ def ema_momentum(step: int, m_end: float) -> float:
         raise ValueError(f"ema_momentum: step counts from 1, got {step}")
     if not 0.0 <= m_end < 1.0:
         raise ValueError(
-            f"ema_momentum: training.mkd.ema_momentum_end must be in [0, 1), got {m_end}"
+            f"ema_momentum: the momentum bound ema_momentum_end must be in [0, 1), got {m_end}"
         )
     return min(1.0 - 1.0 / step, m_end)
 

@@ -39,9 +39,9 @@ POLL_SECONDS = 0.2
 
 @dataclass
 class Job:
-    """Everything a worker needs, picklable for spawn."""
+    """Everything a worker needs, picklable for spawn (a job file holds it as plain data)."""
 
-    config: dict
+    config: TrainConfig
     data: TrainData
     checkpoint_dir: str | None
     resume: bool
@@ -60,13 +60,7 @@ def train(
     if world_size <= 1:
         return Trainer(cfg, data.num_classes).fit(data, callback, checkpoint_dir, resume)
     device_type = check_before_spawn(cfg, world_size)
-    job = Job(
-        config_to_dict(cfg),
-        data,
-        str(checkpoint_dir) if checkpoint_dir else None,
-        resume,
-        device_type,
-    )
+    job = Job(cfg, data, str(checkpoint_dir) if checkpoint_dir else None, resume, device_type)
     ctx = mp.get_context("spawn")
     metrics_queue, error_queue = ctx.Queue(), ctx.Queue()
     with tempfile.TemporaryDirectory(prefix="mkdseg-ddp-") as tmp:
@@ -96,8 +90,9 @@ def check_before_spawn(cfg: TrainConfig, world_size: int) -> str:
     problems = []
     if (missing := missing_pretrained_file(cfg.model.pretrained)) is not None:
         problems.append(
-            f"training.model.pretrained: the backbone checkpoint {missing} does not exist; place the "
-            "ImageNet weights file there, or set training.model.pretrained: null to train from scratch"
+            f"training.model.pretrained: the backbone checkpoint {missing} does not exist; place "
+            "the ImageNet weights file there, or set training.model.pretrained: null to train from "
+            "scratch"
         )
     device_type = "cpu"
     try:
@@ -112,9 +107,9 @@ def check_before_spawn(cfg: TrainConfig, world_size: int) -> str:
         )
     if cfg.device == AUTO_DEVICE and device_type == "cpu":
         problems.append(
-            f"training.gpus={world_size} but no CUDA device is visible (training.device=auto chose the "
-            "CPU); set training.gpus: 1 to train in one process, or training.device: cpu to run "
-            f"{world_size} CPU (gloo) workers on purpose"
+            f"training.gpus={world_size} but no CUDA device is visible (training.device=auto chose "
+            "the CPU); set training.gpus: 1 to train in one process, or training.device: cpu to "
+            f"run {world_size} CPU (gloo) workers on purpose"
         )
     if problems:
         raise RuntimeError(
@@ -124,7 +119,7 @@ def check_before_spawn(cfg: TrainConfig, world_size: int) -> str:
 
 
 def _first_error(error_queue: mp.Queue, fallback: Exception) -> Exception:
-    """The error of the worker that failed first: its peers then fail too, on the broken collective."""
+    """The error of the worker that failed first (its peers then fail on the broken collective)."""
     try:
         rank, trace = error_queue.get(timeout=POLL_SECONDS * 10)
     except queue_module.Empty:
@@ -168,8 +163,9 @@ def _init_process_group(
 def _run_rank(
     rank: int, world_size: int, device: torch.device, job: Job, callback: Callback | None
 ) -> tuple[TrainResult, list[str]]:
-    cfg = config_from_dict(job.config)
-    trainer = Trainer(cfg, job.data.num_classes, rank=rank, world_size=world_size, device=device)
+    trainer = Trainer(
+        job.config, job.data.num_classes, rank=rank, world_size=world_size, device=device
+    )
     result = trainer.fit(job.data, callback if rank == 0 else None, job.checkpoint_dir, job.resume)
     digests: list[list[str]] = [[] for _ in range(world_size)]
     dist.all_gather_object(digests, result.rank_digests)
@@ -214,7 +210,7 @@ def _result_from_file(path: Path) -> TrainResult:
 
 
 # Job and result files are read with the safe unpickler like any checkpoint, so they hold
-# plain values only: these convert the dataclasses (paths, mask encoding) to and from them.
+# plain values only: these convert the dataclasses (config, paths, mask encoding) to and from them.
 def result_to_dict(result: TrainResult) -> dict:
     return {
         **vars(result),
@@ -231,6 +227,7 @@ def job_to_dict(job: Job) -> dict:
     data = job.data
     return {
         **vars(job),
+        "config": config_to_dict(job.config),
         "data": {
             "labeled": [list(pair) for pair in data.labeled],
             "unlabeled": list(data.unlabeled),
@@ -248,7 +245,7 @@ def job_from_dict(raw: dict) -> Job:
         mask_encoding=MaskEncoding.from_dict(data["mask_encoding"]),
         num_classes=int(data["num_classes"]),
     )
-    return Job(**{**raw, "data": train_data})
+    return Job(**{**raw, "config": config_from_dict(raw["config"]), "data": train_data})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -279,7 +276,7 @@ def write_job(
     resume: bool = False,
 ) -> Path:
     """Write a job file for ``torchrun ... -m mkdseg.core.launch --job PATH --result OUT``."""
-    job = Job(config_to_dict(cfg), data, checkpoint_dir, resume, resolve_device(cfg.device).type)
+    job = Job(cfg, data, checkpoint_dir, resume, resolve_device(cfg.device).type)
     return save_checkpoint(job_to_dict(job), path)
 
 

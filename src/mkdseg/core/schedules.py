@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-POLY_POWER = 0.9  # spec §6 / release
 LAMBDA_SCHEDULES = ("cosine", "linear", "constant")
 
 
@@ -16,16 +15,12 @@ def _progress(iteration: int, total: int, name: str) -> float:
     return iteration / total
 
 
-def poly_lr(
-    base_lr: float, iteration: int, total: int, power: float = POLY_POWER, min_lr: float = 0.0
-) -> float:
+def poly_lr(base_lr: float, iteration: int, total: int, power: float, min_lr: float = 0.0) -> float:
     """``(base_lr - min_lr) * (1 - iteration/total)^power + min_lr`` (mmseg's poly policy)."""
     return (base_lr - min_lr) * (1.0 - _progress(iteration, total, "poly_lr")) ** power + min_lr
 
 
-def feature_aug_lambda(
-    iteration: int, total: int, lambda_end: float, schedule: str = "cosine"
-) -> float:
+def feature_aug_lambda(iteration: int, total: int, lambda_end: float, schedule: str) -> float:
     """Feature-augmentation strength at ``iteration`` of ``total``.
 
     cosine (release): ``lambda_end * (1 - cos(pi t / T)) / 2``; linear: ``lambda_end * t / T``;
@@ -33,8 +28,7 @@ def feature_aug_lambda(
     """
     if schedule not in LAMBDA_SCHEDULES:
         raise ValueError(
-            f"training.mkd.lambda_schedule must be one of {', '.join(LAMBDA_SCHEDULES)}, "
-            f"got {schedule!r}"
+            f"lambda_schedule must be one of {', '.join(LAMBDA_SCHEDULES)}, got {schedule!r}"
         )
     t = _progress(iteration, total, "feature_aug_lambda")
     if schedule == "cosine":
@@ -48,14 +42,14 @@ RAMPUP_SHARPNESS = 5.0  # exp(-5 (1 - t/T)^2): Laine & Aila (2017), used by Mean
 
 
 def consistency_rampup(iteration: int, rampup_iterations: int) -> float:
-    """Weight factor of the consistency terms: a sigmoid ramp from ~0 to 1 over ``rampup_iterations``.
+    """Weight factor of the consistency terms: a sigmoid ramp, ~0 to 1 over ``rampup_iterations``.
 
     0 iterations (the MKD release) means no ramp: always 1. Training from scratch
     needs a ramp, or the untrained teachers' pseudo-labels collapse every network
     onto one class in the first iterations.
     """
     if rampup_iterations < 0:
-        raise ValueError(f"training.mkd.consistency_rampup must be >= 0, got {rampup_iterations}")
+        raise ValueError(f"consistency_rampup must be >= 0, got {rampup_iterations}")
     if rampup_iterations == 0 or iteration >= rampup_iterations:
         return 1.0
     t = max(iteration, 0) / rampup_iterations

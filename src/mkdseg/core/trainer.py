@@ -31,7 +31,7 @@ from mkdseg.core.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from mkdseg.core.config import TrainConfig, config_to_dict
+from mkdseg.core.config import TrainConfig, config_to_dict, resume_identity
 from mkdseg.core.consistency import branches, consistency, peers_from_unmixed
 from mkdseg.core.data import LabeledDataset, UnlabeledDataset, make_train_loader
 from mkdseg.core.image_io import MaskEncoding
@@ -165,23 +165,13 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         # A top-level key newer than the checkpoint had its default when the checkpoint was made.
-        mine, theirs = (
-            config_to_dict(self.cfg),
-            {**config_to_dict(TrainConfig()), **state["config"]},
-        )
-        for key in (
-            "method",
-            "mkd",
-            "model",
-            "batch_size",
-            "unlabeled_batch_size",
-            "seed",
-            "separate_view_passes",
-        ):
-            if mine[key] != theirs[key]:
+        mine = resume_identity(config_to_dict(self.cfg))
+        theirs = resume_identity({**config_to_dict(TrainConfig()), **state["config"]})
+        for key, value in mine.items():
+            if theirs.get(key) != value:
                 raise ValueError(
                     f"checkpoint was made with a different training.{key} "
-                    f"({theirs[key]!r} vs {mine[key]!r}); resume needs the same configuration"
+                    f"({theirs.get(key)!r} vs {value!r}); resume needs the same configuration"
                 )
         self.nets.load_state_dict(state)
         self.optimizer.load_state_dict(state)
@@ -261,13 +251,7 @@ class Trainer:
         self, data: TrainData
     ) -> Iterator[tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor] | None]]:
         """Labeled and unlabeled batches, starting at the current iteration."""
-        cfg, aug = self.cfg, self.cfg.augment
-        geometry = {
-            "crop_size": aug.crop_size,
-            "base_size": aug.base_size,
-            "scale_range": aug.scale_range,
-            "hflip_prob": aug.hflip_prob,
-        }
+        cfg, geometry = self.cfg, self.cfg.augment.geometry
         loader_args = {
             "start_iteration": self.iteration,
             "total_iterations": cfg.iterations,
@@ -277,7 +261,7 @@ class Trainer:
             "pin_memory": self.device.type == "cuda",
         }
         labeled = make_train_loader(
-            LabeledDataset(data.labeled, data.mask_encoding, **geometry),
+            LabeledDataset(data.labeled, data.mask_encoding, geometry),
             batch_size=cfg.batch_size,
             seed=cfg.seed,
             **loader_args,
@@ -289,7 +273,7 @@ class Trainer:
                 f"training.method {cfg.method.name!r} needs unlabeled images, the split has none"
             )
         unlabeled = make_train_loader(
-            UnlabeledDataset(data.unlabeled, **geometry),
+            UnlabeledDataset(data.unlabeled, geometry),
             batch_size=cfg.unlabeled_batch_size,
             seed=cfg.seed + 1,
             **loader_args,

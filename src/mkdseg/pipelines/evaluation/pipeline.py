@@ -6,22 +6,10 @@ from kedro.pipeline import Pipeline, node
 
 from mkdseg.pipelines.evaluation.nodes import evaluate_model
 
+EVALUATE_INPUTS = ["student_model", "manifest", "class_metadata", "val_ids", "params:evaluation"]
+EVALUATE_OUTPUTS = ["evaluation_metrics", "confusion_matrix", "prediction_examples"]
+
 
 def create_pipeline(**kwargs: object) -> Pipeline:
-    return Pipeline(
-        [
-            node(
-                evaluate_model,
-                inputs=[
-                    "student_model",
-                    "manifest",
-                    "class_metadata",
-                    "val_ids",
-                    "params:evaluation",
-                ],
-                outputs=["evaluation_metrics", "confusion_matrix", "prediction_examples"],
-                name="evaluate_model",
-            ),
-        ],
-        tags="evaluation",
-    )
+    evaluate = node(evaluate_model, EVALUATE_INPUTS, EVALUATE_OUTPUTS, name="evaluate_model")
+    return Pipeline([evaluate], tags="evaluation")

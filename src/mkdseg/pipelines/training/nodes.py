@@ -21,19 +21,19 @@ def train_model(
     training: dict[str, Any],
 ) -> tuple[dict, pd.DataFrame, dict[str, float]]:
     """Train; return student 1 (bundle), the per-iteration history and summary metrics."""
-    cfg = training_inputs.trainer_config(training)
+    cfg, run = training_inputs.trainer_config(training), training_inputs.run_settings(training)
     data = training_inputs.train_data(manifest, class_metadata, labeled_ids, unlabeled_ids)
     checkpoints = training_inputs.checkpoint_dir(
-        training, cfg, labeled_ids, unlabeled_ids, class_metadata
+        run.checkpoint_root, cfg, labeled_ids, unlabeled_ids, class_metadata
     )
     with TrainingProgress(cfg.iterations, f"training {cfg.method.name}") as bar:
         result = train(
             cfg,
             data,
-            world_size=int(training.get("gpus", 1)),
+            world_size=run.gpus,
             callback=bar.update,
             checkpoint_dir=checkpoints,
-            resume=bool(training.get("resume", False)),
+            resume=run.resume,
         )
     bundle = make_bundle(
         result.student, cfg.model, class_metadata["names"], class_metadata["colours"]

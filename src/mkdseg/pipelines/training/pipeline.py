@@ -6,28 +6,16 @@ from kedro.pipeline import Pipeline, node
 
 from mkdseg.pipelines.training.nodes import export_model, train_model
 
+TRAIN_INPUTS = ["manifest", "class_metadata", "labeled_ids", "unlabeled_ids", "params:training"]
+TRAIN_OUTPUTS = ["student_model", "training_history", "training_metrics"]
+
 
 def create_pipeline(**kwargs: object) -> Pipeline:
-    return Pipeline(
-        [
-            node(
-                train_model,
-                inputs=[
-                    "manifest",
-                    "class_metadata",
-                    "labeled_ids",
-                    "unlabeled_ids",
-                    "params:training",
-                ],
-                outputs=["student_model", "training_history", "training_metrics"],
-                name="train_model",
-            ),
-            node(
-                export_model,
-                inputs=["student_model", "params:mlflow"],
-                outputs="mlflow_student_model",
-                name="log_model_to_mlflow",
-            ),
-        ],
-        tags="training",
+    train = node(train_model, TRAIN_INPUTS, TRAIN_OUTPUTS, name="train_model")
+    export = node(
+        export_model,
+        ["student_model", "params:mlflow"],
+        "mlflow_student_model",
+        name="log_model_to_mlflow",
     )
+    return Pipeline([train, export], tags="training")
