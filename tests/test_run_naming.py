@@ -135,3 +135,9 @@ def test_a_comparison_that_selects_variants_counts_the_selected_ones() -> None:
     params = {**PARAMS, "comparison": {**PARAMS["comparison"], "only": ["b"]}}
     groups = {"dataset", "comparison", "training", "evaluation"}
     assert run_name(["comparison"], groups, params) == "comparison: 1 variants x 3 seeds"
+
+
+def test_an_empty_selection_counts_no_variants() -> None:
+    params = {**PARAMS, "comparison": {**PARAMS["comparison"], "only": []}}
+    groups = {"dataset", "comparison", "training", "evaluation"}
+    assert run_name(["comparison"], groups, params) == "comparison: 0 variants x 3 seeds"

@@ -85,7 +85,8 @@ def _training_subject(params: Mapping[str, Any]) -> str:
 def _subject(group: str, params: Mapping[str, Any]) -> str:
     if group == "comparison":
         comparison = params.get("comparison") or {}
-        variants = comparison.get("only") or comparison.get("variants") or {}  # only: a subset
+        only = comparison.get("only")  # a subset of the variants, as variants.Grid reads it
+        variants = (comparison.get("variants") or {}) if only is None else only
         return f"{len(variants)} variants x {len(comparison.get('seeds') or [])} seeds"
     if group == "training":
         return _training_subject(params)

@@ -168,3 +168,26 @@ def test_aspp_rates_are_resolved_from_the_rule_and_the_crop():
 def test_issue_12_switches_are_validated(params, message):
     with pytest.raises(ValueError, match=message):
         config_from_dict(params)
+
+
+@pytest.mark.parametrize("method", ["supervised", "mean_teacher", "cps"])
+def test_a_shared_setting_left_in_the_mkd_block_is_an_error_for_another_method(method) -> None:
+    with pytest.raises(
+        ValueError, match=r"training\.mkd\.consistency_rampup .*training\.consistency"
+    ):
+        config_from_dict({"method": method, "mkd": {"consistency_rampup": 5}})
+    shared = config_from_dict({"method": method, "consistency": {"consistency_rampup": 5}})
+    assert shared.method.consistency_rampup == 5
+
+
+def test_the_mkd_block_may_set_shared_settings_for_mkd_and_its_own_switches_for_any_method() -> (
+    None
+):
+    assert config_from_dict({"mkd": {"consistency_rampup": 5}}).method.consistency_rampup == 5
+    cps = config_from_dict({"method": "cps", "mkd": {"ema_momentum_end": 0.5}})  # read by mkd only
+    assert cps.method.ema_momentum_end == 0.6
+
+
+def test_an_unknown_lambda_schedule_fails_when_the_config_is_built() -> None:
+    with pytest.raises(ValueError, match=r"training\.mkd\.lambda_schedule must be one of cosine"):
+        config_from_dict({"mkd": {"lambda_schedule": "exponential"}})

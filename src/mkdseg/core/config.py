@@ -19,7 +19,15 @@ from typing import Any
 
 from mkdseg.core.data import Geometry
 from mkdseg.core.fields import check, choice
-from mkdseg.core.methods import METHODS, MKD, SHARED_BLOCK, SWITCHES, MethodConfig, method_named
+from mkdseg.core.methods import (
+    METHODS,
+    MKD,
+    SHARED_BLOCK,
+    SHARED_SWITCHES,
+    SWITCHES,
+    MethodConfig,
+    method_named,
+)
 from mkdseg.core.model import ASPP_RULES, aspp_rates_for
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -216,7 +224,9 @@ def config_from_dict(params: Mapping[str, Any]) -> TrainConfig:
     params = dict(params)
     method = method_named(params.pop("method", MKD.name))
     shared = _switches(params.pop(SHARED_BLOCK, None), SHARED_BLOCK)
-    own = {name: _switches(params.pop(name, None), name) for name in METHODS}[method.name]
+    blocks = {name: _switches(params.pop(name, None), name) for name in METHODS}
+    _reject_shared_in_mkd_block(blocks[MKD.name], method.name)
+    own = blocks[method.name]
     parts = {
         "method": _build(MethodConfig, method.switches(shared, own), "training"),
         "model": _build(ModelConfig, params.pop("model", None), "training.model"),
@@ -225,6 +235,18 @@ def config_from_dict(params: Mapping[str, Any]) -> TrainConfig:
     }
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     return _build(TrainConfig, {**params, **parts}, "training", known | {SHARED_BLOCK, *METHODS})
+
+
+def _reject_shared_in_mkd_block(mkd_block: Mapping[str, Any], method: str) -> None:
+    """``training.mkd`` is read for method mkd only; until issue 13 it also held the settings
+    every method shares, so such a value left there for another method is an error rather than
+    silently ignored."""
+    misplaced = sorted(set(mkd_block) & SHARED_SWITCHES)
+    if method != MKD.name and misplaced:
+        raise ValueError(
+            f"training.mkd.{misplaced[0]} is read for method mkd only, and training.method is "
+            f"{method}; put the settings every method shares in training.{SHARED_BLOCK}"
+        )
 
 
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:

@@ -19,8 +19,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mkdseg.core.fields import check, choice
+from mkdseg.core.schedules import LAMBDA_SCHEDULES
 
 SHARED_BLOCK = "consistency"  # training.consistency: the switches every method shares
+# The settings conf/base puts in training.consistency (training.mkd held them before issue 13).
+SHARED_SWITCHES = frozenset(
+    {
+        "confidence_threshold",
+        "threshold_average",
+        "target_mixing",
+        "label_sampling",
+        "student_confidence_threshold",
+        "consistency_rampup",
+        "teacher_bn_mode",
+        "confidence_report_threshold",
+    }
+)
 MAX_CONSISTENCY_SCALE = 4.0  # the decoder is at 1/4 of the input: 4 puts consistency at input res
 
 
@@ -159,7 +173,7 @@ class MethodConfig:
     weight_teacher: float = 1.5  # w_st, release
     weight_student: float = 1.0  # w_ss, release
     lambda_end: float = 1.5  # feature-augmentation strength, release
-    lambda_schedule: str = "cosine"  # cosine ramp (release); constant | linear
+    lambda_schedule: str = choice("cosine", LAMBDA_SCHEDULES)  # cosine ramp (release)
     consistency_scale: float = 0.5  # release: 1/2 decoder resolution (1/8 input); 4: input res
     consistency_rampup: int = 0  # iterations of sigmoid ramp on w_st, w_ss; release: 0 (none)
     teacher_bn_mode: str = choice("train", ("train", "eval"))  # release: batch statistics
