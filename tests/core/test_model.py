@@ -7,13 +7,13 @@ import torch
 import torchvision
 from torch import nn
 
+from mkdseg.core.architectures import build_model
 from mkdseg.core.model import (
     ASPP,
     DeepLabV3Plus,
     ResNetBackbone,
     SegOutput,
     aspp_rates_for,
-    build_model,
 )
 
 NUM_CLASSES = 3

@@ -8,7 +8,8 @@ import pytest
 import torch
 import torchvision
 
-from mkdseg.core.model import ResNetBackbone, build_model
+from mkdseg.core.architectures import build_model
+from mkdseg.core.model import ResNetBackbone
 from mkdseg.core.pretrained import load_backbone_weights, missing_pretrained_file
 
 NARROW = dict(decoder_channels=16, aspp_channels=16, low_level_channels=8)

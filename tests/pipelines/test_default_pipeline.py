@@ -51,7 +51,7 @@ def _params(tmp_path: Path, registered_model_name: str | None = None, **training
         "data_root": str(tmp_path / "data"),
         "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "mlflow_artifact_location": str(tmp_path / "mlartifacts"),
-        "dataset": {"synthetic": {"image_size": TINY_IMAGE_SIZE, "n_train": 8, "n_val": 4}},
+        "dataset": {"textures": {"image_size": TINY_IMAGE_SIZE, "n_train": 8, "n_val": 4}},
         "sample_grid": {"rows": 1, "cols": 2, "tile_size": TINY_IMAGE_SIZE},
         "splits": {"labeled": 4},
         "training": {
@@ -129,7 +129,7 @@ def test_runs_are_named_and_described_and_the_experiment_opens_on_training(train
     metrics = json.loads((trained / "data/08_reporting/evaluation_metrics.json").read_text())
     description = parents[-1].data.tags["mlflow.note.content"]
     assert (
-        "trained with 4 labeled images (4 of 8 training images) of the `synthetic` dataset"
+        "trained with 4 labeled images (4 of 8 training images) of the `textures` dataset"
         in description
     )
     assert description.endswith(f"val_mIoU_whole **{metrics['val_mIoU_whole']:.3f}**.")
@@ -143,13 +143,13 @@ def test_model_loads_back_from_mlflow_and_predicts_the_right_shape(trained: Path
         _, parents, _ = _parents_and_children(trained)
         uri = f"runs:/{parents[-1].info.run_id}/model"
         model = mlflow.pytorch.load_model(uri)
-        # batch, height and width stay free in the pt2 graph; 9 synthetic classes
+        # batch, height and width stay free in the pt2 graph; 5 texture classes
         for shape in ((2, 3, 40, 56), (1, 3, 33, 97)):
-            assert model(torch.rand(*shape)).shape == (shape[0], 9, *shape[2:])
+            assert model(torch.rand(*shape)).shape == (shape[0], 5, *shape[2:])
         pyfunc = mlflow.pyfunc.load_model(uri)
         assert np.asarray(
             pyfunc.predict(np.random.rand(1, 3, 32, 32).astype(np.float32))
-        ).shape == (1, 9, 32, 32)
+        ).shape == (1, 5, 32, 32)
     finally:
         mlflow.set_tracking_uri(None)
 
@@ -167,7 +167,7 @@ def test_logged_model_loads_where_mkdseg_is_not_installed(trained: Path) -> None
         [sys.executable, "-c", code], cwd=trained, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "shape (2, 9, 24, 40) mkdseg imported: False" in done.stdout
+    assert "shape (2, 5, 24, 40) mkdseg imported: False" in done.stdout
 
 
 def test_registration_is_off_by_default_and_names_the_version_when_asked(trained: Path) -> None:
@@ -243,7 +243,7 @@ def _prediction_run(trained: Path, **runtime: object) -> pd.DataFrame:
 def test_prediction_takes_a_registered_model_uri(trained: Path) -> None:
     folder = trained / "registered_images"
     folder.mkdir(exist_ok=True)
-    val = sorted((trained / "data/01_raw/synthetic/JPEGImages").glob("*.jpg"))[:1]
+    val = sorted((trained / "data/01_raw/textures/JPEGImages").glob("*.jpg"))[:1]
     (folder / val[0].name).write_bytes(val[0].read_bytes())
     out = trained / "predicted_registered"
     table = _prediction_run(
@@ -253,7 +253,7 @@ def test_prediction_takes_a_registered_model_uri(trained: Path) -> None:
     )
     assert table["status"].tolist() == ["ok"]
     mask = np.asarray(Image.open(out / f"{val[0].stem}.png"))
-    assert mask.shape == (TINY_IMAGE_SIZE, TINY_IMAGE_SIZE) and mask.max() < 9
+    assert mask.shape == (TINY_IMAGE_SIZE, TINY_IMAGE_SIZE) and mask.max() < 5
 
 
 def test_prediction_refuses_a_model_that_is_not_a_segmenter(trained: Path) -> None:
@@ -283,7 +283,7 @@ def test_prediction_refuses_a_model_that_is_not_a_segmenter(trained: Path) -> No
 def test_prediction_skips_a_corrupt_image_and_segments_the_rest(trained: Path) -> None:
     folder = trained / "new_images"
     folder.mkdir(exist_ok=True)
-    val = sorted((trained / "data/01_raw/synthetic/JPEGImages").glob("*.jpg"))[:2]
+    val = sorted((trained / "data/01_raw/textures/JPEGImages").glob("*.jpg"))[:2]
     for path in val:
         (folder / path.name).write_bytes(path.read_bytes())
     (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
@@ -299,5 +299,5 @@ def test_prediction_skips_a_corrupt_image_and_segments_the_rest(trained: Path) -
     assert "unreadable" in table.loc[table["image"].str.endswith("corrupt.jpg"), "reason"].item()
     for path in val:
         mask = np.asarray(Image.open(trained / "predicted" / f"{path.stem}.png"))
-        assert mask.shape == (TINY_IMAGE_SIZE, TINY_IMAGE_SIZE) and mask.max() < 9
+        assert mask.shape == (TINY_IMAGE_SIZE, TINY_IMAGE_SIZE) and mask.max() < 5
         assert (trained / "predicted" / f"{path.stem}_overlay.jpg").is_file()

@@ -34,7 +34,7 @@ def _runtime_params(tmp_path: Path, labeled: object) -> dict:
         "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "mlflow_artifact_location": str(tmp_path / "mlartifacts"),
         "dataset": {
-            "synthetic": {
+            "textures": {
                 "image_size": TINY_IMAGE_SIZE,
                 "n_train": TINY_N_TRAIN,
                 "n_val": TINY_N_VAL,
@@ -86,13 +86,13 @@ def test_session_logs_parent_and_one_child_per_node_then_a_failure(
     # not kedro-mlflow's pipeline name
     assert parent.info.run_name == f"ingestion+splits: {N_LABELED} labels seed 0"
     assert (
-        "Kedro pipeline `ingestion+splits` on the `synthetic` dataset"
+        "Kedro pipeline `ingestion+splits` on the `textures` dataset"
         in parent.data.tags["mlflow.note.content"]
     )
     experiment = client.get_experiment_by_name("mkdseg")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    assert parent.data.params["dataset.source"] == "synthetic"
-    assert parent.data.params["dataset.synthetic.n_train"] == str(TINY_N_TRAIN)
+    assert parent.data.params["dataset.source"] == "textures"
+    assert parent.data.params["dataset.textures.n_train"] == str(TINY_N_TRAIN)
     assert parent.data.params["splits.labeled"] == str(N_LABELED)
     assert parent.data.metrics["n_labeled"] == N_LABELED
     assert (

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mkdseg.core.architectures import ARCHITECTURES
 from mkdseg.core.data import Geometry
 from mkdseg.core.fields import check, choice
 from mkdseg.core.methods import (
@@ -40,7 +41,7 @@ STRONG_OP_WEIGHTS = {
     "solarize": 0.1,
     "grayscale": 0.5,
 }
-TUPLE_FIELDS = ("scale_range", "aspp_rates")  # lists in the parameters
+TUPLE_FIELDS = ("scale_range", "aspp_rates", "dilations")  # lists in the parameters
 # Top-level keys that do not change what a run computes: a resumed run may differ in them.
 RESUME_INSENSITIVE = frozenset(
     {"iterations", "device", "num_workers", "log_every", "threads", "checkpoint_every"}
@@ -49,8 +50,10 @@ RESUME_INSENSITIVE = frozenset(
 
 @dataclass
 class ModelConfig:
-    """DeepLabv3+ (spec §6). The release uses ResNet-50 at output stride 16, 256 channels."""
+    """DeepLabv3+ (spec §6; the release: ResNet-50 at output stride 16, 256 channels), or the
+    narrow ``dilated_fcn`` of the embedded texture benchmark (``core/dilated_fcn.py``)."""
 
+    architecture: str = choice("deeplabv3plus", ARCHITECTURES)
     backbone: str = "resnet50"
     output_stride: int = 16
     aspp_channels: int = 256
@@ -63,6 +66,10 @@ class ModelConfig:
     # 1x1 convolution (equal at 512 px). Resolved into ``aspp_rates`` by TrainConfig.
     aspp_rule: str = choice("fixed", ASPP_RULES)
     aspp_rates: tuple[int, ...] | None = None  # dilations at this output stride; None: aspp_rule
+    # dilated_fcn only (its feature width is decoder_channels): full-resolution stem width and
+    # the dilations of its residual blocks, one block each.
+    stem_channels: int = 16
+    dilations: tuple[int, ...] = (1, 2, 4, 8)
 
     def __post_init__(self) -> None:
         rates = self.aspp_rates
@@ -72,6 +79,11 @@ class ModelConfig:
             (
                 rates is None or (len(rates) >= 1 and min(rates) >= 1),
                 "aspp_rates must be null or a list of dilations >= 1",
+            ),
+            (self.stem_channels >= 1, "stem_channels must be >= 1"),
+            (
+                len(self.dilations) >= 1 and min(self.dilations) >= 1,
+                "dilations must be a list of dilations >= 1",
             ),
         )
 

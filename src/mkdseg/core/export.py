@@ -16,10 +16,10 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mkdseg.core.architectures import make_network
 from mkdseg.core.augmentation import normalize
 from mkdseg.core.checkpoint import load_checkpoint, save_checkpoint
 from mkdseg.core.config import ModelConfig
-from mkdseg.core.model import DeepLabV3Plus
 
 BUNDLE_FORMAT = "mkdseg-segmenter/1"
 # ModelConfig keys that are not architecture arguments: the bundle's weights hold the trained
@@ -28,9 +28,9 @@ TRAINING_ONLY_KEYS = ("pretrained", "aspp_rule")
 
 
 class Segmenter(nn.Module):
-    """DeepLabv3+ with normalisation in front and upsampling behind."""
+    """The network with normalisation in front and upsampling behind."""
 
-    def __init__(self, model: DeepLabV3Plus) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
@@ -70,7 +70,10 @@ def segmenter_from_bundle(bundle: dict[str, Any]) -> Segmenter:
     cfg = dict(bundle["model"])
     for key in TRAINING_ONLY_KEYS:
         cfg.pop(key, None)
-    model = DeepLabV3Plus(len(bundle["class_names"]), **cfg)
+    # Bundles saved before architectures were stored hold a DeepLabv3+.
+    model = make_network(
+        len(bundle["class_names"]), cfg.pop("architecture", "deeplabv3plus"), **cfg
+    )
     model.load_state_dict(bundle["state_dict"])
     return Segmenter(model).eval()
 

@@ -1,23 +1,20 @@
 """DeepLabv3+ on a torchvision ResNet (spec §6), returning logits and the decoder feature.
 
 MKD's feature augmentation needs the feature that feeds the final 1x1 classifier, so the
-model returns both at output stride 4 and leaves upsampling to the caller. Students must
-share a pretrained backbone but differ in their randomly initialised parts (as in CPS),
-hence ``build_model`` initialises everything non-pretrained from an explicit ``head_seed``.
+model returns both at output stride 4 and leaves upsampling to the caller
+(``core/architectures.py`` builds it, or the small-image ``DilatedFCN``, from the config).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
-
-from mkdseg.core.pretrained import load_backbone_weights
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 OUTPUT_STRIDES = (8, 16)
@@ -37,10 +34,14 @@ class SegOutput(NamedTuple):
     features: Tensor
 
 
-def _conv_bn_relu(in_ch: int, out_ch: int, kernel: int = 1, dilation: int = 1) -> nn.Sequential:
+def conv_bn_relu(
+    in_ch: int, out_ch: int, kernel: int = 1, dilation: int = 1, stride: int = 1
+) -> nn.Sequential:
     padding = dilation * (kernel - 1) // 2
     return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch, kernel, padding=padding, dilation=dilation, bias=False),
+        nn.Conv2d(
+            in_ch, out_ch, kernel, stride=stride, padding=padding, dilation=dilation, bias=False
+        ),
         nn.BatchNorm2d(out_ch),
         nn.ReLU(inplace=True),
     )
@@ -108,11 +109,11 @@ class ASPP(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, rates: Sequence[int]) -> None:
         super().__init__()
         self.branches = nn.ModuleList(
-            [_conv_bn_relu(in_ch, out_ch, 1)]
-            + [_conv_bn_relu(in_ch, out_ch, 3, dilation=r) for r in rates]
+            [conv_bn_relu(in_ch, out_ch, 1)]
+            + [conv_bn_relu(in_ch, out_ch, 3, dilation=r) for r in rates]
         )
-        self.image_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), _conv_bn_relu(in_ch, out_ch, 1))
-        self.project = _conv_bn_relu(out_ch * (len(rates) + 2), out_ch, 1)
+        self.image_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), conv_bn_relu(in_ch, out_ch, 1))
+        self.project = conv_bn_relu(out_ch * (len(rates) + 2), out_ch, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         pooled = self.image_pool(x).expand(-1, -1, x.shape[-2], x.shape[-1])
@@ -165,10 +166,10 @@ class DeepLabV3Plus(nn.Module):
         if aspp_rates is None:
             aspp_rates = aspp_rates_for("fixed", 0, output_stride)
         self.aspp = ASPP(self.backbone.out_channels, aspp_channels, list(aspp_rates))
-        self.low_level = _conv_bn_relu(self.backbone.low_level_channels, low_level_channels, 1)
+        self.low_level = conv_bn_relu(self.backbone.low_level_channels, low_level_channels, 1)
         self.decoder = nn.Sequential(
-            _conv_bn_relu(aspp_channels + low_level_channels, decoder_channels, 3),
-            _conv_bn_relu(decoder_channels, decoder_channels, 3),
+            conv_bn_relu(aspp_channels + low_level_channels, decoder_channels, 3),
+            conv_bn_relu(decoder_channels, decoder_channels, 3),
         )
         self.classifier = nn.Conv2d(decoder_channels, num_classes, 1)
         self.num_classes = num_classes
@@ -199,28 +200,3 @@ def init_weights(modules: Iterable[nn.Module], generator: torch.Generator) -> No
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
-
-
-def build_model(
-    num_classes: int,
-    pretrained: str | None = None,
-    head_seed: int = 0,
-    **architecture: Any,
-) -> DeepLabV3Plus:
-    """Build a DeepLabv3+ whose non-pretrained parts come from ``head_seed`` only.
-
-    ``architecture``: ``DeepLabV3Plus``'s keyword arguments (backbone, output stride, widths,
-    ASPP rates). Same seed -> identical weights; different seeds -> different heads (and
-    different backbones when ``pretrained`` is None), the same pretrained backbone otherwise.
-    """
-    with torch.random.fork_rng(devices=[]):  # default inits must not shift the global RNG
-        model = DeepLabV3Plus(num_classes, **architecture)
-    generator = torch.Generator().manual_seed(int(head_seed))
-    random_parts: list[nn.Module] = model.head_modules()
-    if pretrained is None:
-        random_parts = [model.backbone, *random_parts]
-    init_weights(random_parts, generator)
-    nn.init.normal_(model.classifier.weight, std=CLASSIFIER_INIT_STD, generator=generator)
-    if pretrained is not None:
-        load_backbone_weights(model.backbone, pretrained)
-    return model

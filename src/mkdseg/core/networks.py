@@ -10,10 +10,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mkdseg.core.architectures import build_model
 from mkdseg.core.config import TrainConfig
 from mkdseg.core.ema import ema_momentum, ema_update_
 from mkdseg.core.feature_augmentation import ClassFeatureStatistics
-from mkdseg.core.model import SegOutput, build_model
+from mkdseg.core.model import SegOutput
 from mkdseg.core.runtime import seed_everything
 
 HEAD_SEED_STRIDE = 1000  # student k's head seed = seed * stride + k: different heads, same backbone
@@ -56,6 +57,7 @@ class Networks:
         students = [
             build_model(
                 num_classes,
+                architecture=m.architecture,
                 backbone=m.backbone,
                 output_stride=m.output_stride,
                 decoder_channels=m.decoder_channels,
@@ -64,6 +66,8 @@ class Networks:
                 pretrained=m.pretrained,
                 head_seed=cfg.seed * HEAD_SEED_STRIDE + k,
                 aspp_rates=m.aspp_rates,
+                stem_channels=m.stem_channels,
+                dilations=m.dilations,
             )
             for k in range(cfg.num_students)
         ]

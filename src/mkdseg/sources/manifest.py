@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from mkdseg.core.image_io import IGNORE_INDEX
-from mkdseg.sources import cityscapes, folder, synthetic, voc
+from mkdseg.sources import cityscapes, folder, synthetic, textures, voc
 from mkdseg.sources.validation import (
     DatasetValidationError,
     ReaderResult,
@@ -35,6 +35,10 @@ FOLDER_KEYS = {"classes", "mask_encoding", "val_fraction", "seed"}  # read_folde
 
 def _read_synthetic(root: Path, params: dict) -> ReaderResult:
     return synthetic.read_synthetic(root, params.get("synthetic"))
+
+
+def _read_textures(root: Path, params: dict) -> ReaderResult:
+    return textures.TEXTURES.read(root, params.get("textures"))
 
 
 def _read_voc(root: Path, params: dict) -> ReaderResult:
@@ -59,6 +63,7 @@ def _read_folder(root: Path, params: dict) -> ReaderResult:
 
 READERS: dict[str, tuple[Callable[[Path, dict], ReaderResult], str]] = {
     "synthetic": (_read_synthetic, "generated under dataset.root in the Pascal VOC layout"),
+    "textures": (_read_textures, "generated under dataset.root in the Pascal VOC layout"),
     "voc": (_read_voc, voc.LAYOUT),
     "cityscapes": (_read_cityscapes, cityscapes.LAYOUT),
     "folder": (_read_folder, folder.LAYOUT),

@@ -16,7 +16,8 @@ is byte-identical for the same parameters and growing ``n_train`` keeps existing
 ``render_sample`` composes the drawing primitives of ``mkdseg.sources.synthetic_drawing``.
 Generation writes into a temporary folder (so single files need no atomic writes), writes
 the ``mkdseg_synthetic.json`` stamp last and renames the folder into place; a matching stamp
-means the data is reused.
+means the data is reused. ``GeneratedSource`` and ``params_from_dict`` are that machinery
+without the drawing, shared with the other generated source (``mkdseg.sources.textures``).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -57,6 +60,7 @@ PROGRESS_STEPS = 10  # log every ~10 %
 MIN_IMAGE_SIZE = 32
 MAX_JPEG_QUALITY = 95  # PIL's documented useful maximum
 OBJECT_SATURATION = (0.45, 1.0)  # objects are more saturated than the background
+P = TypeVar("P")
 
 
 @dataclass(frozen=True)
@@ -81,23 +85,7 @@ class SyntheticParams:
 
     @classmethod
     def from_dict(cls, data: dict | None) -> SyntheticParams:
-        data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"dataset.synthetic has unknown keys {unknown}; known: {sorted(known)}"
-            )
-        for key, value in data.items():  # YAML may give 96.0 or "96": coerce to the field's type
-            kind = type(getattr(cls, key))
-            if not isinstance(value, int | float | str) or (kind is int and float(value) % 1):
-                raise ValueError(
-                    f"dataset.synthetic.{key} must be a {kind.__name__}, got {value!r}"
-                )
-            data[key] = kind(float(value)) if kind is int else kind(value)
-        params = cls(**data)
-        params.check()
-        return params
+        return params_from_dict(cls, data, "dataset.synthetic")
 
     def check(self) -> None:
         problems = []
@@ -123,10 +111,6 @@ class SyntheticParams:
             raise ValueError(f"dataset.synthetic: {'; '.join(problems)}")
 
 
-def synthetic_colours() -> list[list[int]]:
-    return voc_colour_map(len(SYNTHETIC_CLASSES))
-
-
 def sample_id(subset: str, index: int) -> str:
     return f"{subset}_{index:05d}"
 
@@ -150,72 +134,134 @@ def render_sample(
     return lighting(image, rng), labels
 
 
-# ---------------------------------------------------------------- writing
-def _stamp(params: SyntheticParams) -> dict:
-    return {"generator": "mkdseg.synthetic", "version": GENERATOR_VERSION, "params": asdict(params)}
+# ---------------------------------------------------------------- shared by generated sources
+def params_from_dict(cls: type[P], data: dict | None, section: str) -> P:
+    """Build a generator's params from YAML, which may give 96.0 or "96" for an int field."""
+    data = dict(data or {})
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{section} has unknown keys {unknown}; known: {sorted(known)}")
+    for key, value in data.items():  # coerce to the field's type (the default's type)
+        kind = type(getattr(cls, key))
+        if not isinstance(value, int | float | str) or (kind is int and float(value) % 1):
+            raise ValueError(f"{section}.{key} must be a {kind.__name__}, got {value!r}")
+        data[key] = kind(float(value)) if kind is int else kind(value)
+    params = cls(**data)
+    params.check()
+    return params
 
 
-def _stamp_matches(root: Path, params: SyntheticParams) -> bool:
+class GeneratorParams(Protocol):
+    """What the shared writer needs of a generator's params dataclass."""
+
+    n_train: int
+    n_val: int
+    jpeg_quality: int
+
+    def check(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class GeneratedSource:
+    """A generated source: what differs (name, classes, drawing); writing and reading are shared.
+
+    ``name`` gives the stamp file ``mkdseg_<name>.json``, the ``mkdseg.<name>`` generator in it
+    and the ``dataset.<name>`` parameter section.
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    version: int  # bump whenever drawing changes, so stale data is regenerated
+    params_type: type  # a frozen dataclass with from_dict, check, n_train, n_val, jpeg_quality
+    render: Callable[[Any, str, int], tuple[np.ndarray, np.ndarray]]  # (params, subset, index)
+
+    @property
+    def stamp_name(self) -> str:
+        return f"mkdseg_{self.name}.json"
+
+    def colours(self) -> list[list[int]]:
+        return voc_colour_map(len(self.classes))
+
+    def params(self, data: dict | GeneratorParams | None) -> GeneratorParams:
+        params = data if isinstance(data, self.params_type) else self.params_type.from_dict(data)
+        params.check()
+        return params
+
+    def stamp(self, params: GeneratorParams) -> dict:
+        return {
+            "generator": f"mkdseg.{self.name}",
+            "version": self.version,
+            "params": asdict(params),
+        }
+
+    def generate(self, root: Path, data: dict | GeneratorParams | None = None) -> bool:
+        """Write the set under ``root`` in the VOC layout unless a matching one is there; True if
+        written. Foreign folders (no stamp of this source) are refused, never overwritten."""
+        params, root, label = self.params(data), Path(root), self.name
+        stamp = self.stamp(params)
+        if _stamp_matches(root, self.stamp_name, stamp):
+            logger.info("%s data in %s is up to date; reusing it", label, root)
+            return False
+        if root.exists() and any(root.iterdir()) and not (root / self.stamp_name).is_file():
+            raise FileExistsError(
+                f"dataset.root {root} is not empty and holds no {self.stamp_name}: it was not made "
+                f"by the {label} generator, so it is left alone. Point dataset.root at a new "
+                "folder or empty this one."
+            )
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        logger.info(
+            "generating %s data (%d train, %d val) in %s", label, params.n_train, params.n_val, root
+        )
+        try:
+            self._write_all(tmp, params)
+            text = json.dumps(stamp, indent=2, sort_keys=True) + "\n"
+            (tmp / self.stamp_name).write_text(text, encoding="utf-8")  # last: marks it complete
+            _swap_into_place(tmp, root)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return True
+
+    def read(self, root: Path, data: dict | GeneratorParams | None = None) -> ReaderResult:
+        """Generate (or reuse) the set, then read it with the VOC reader."""
+        self.generate(root, data)
+        result = read_voc(root, augmented=False)
+        return replace(result, class_names=list(self.classes), colours=self.colours())
+
+    def _write_all(self, out: Path, params: GeneratorParams) -> None:
+        palette = palette_bytes(self.colours())
+        for folder in (IMAGE_DIR, MASK_DIR, LIST_DIR):
+            (out / folder).mkdir(parents=True)
+        total, done, start = params.n_train + params.n_val, 0, time.perf_counter()
+        step = max(1, total // PROGRESS_STEPS)
+        for subset, count in (("train", params.n_train), ("val", params.n_val)):
+            ids = [sample_id(subset, i) for i in range(count)]
+            for index, name in enumerate(ids):
+                image, labels = self.render(params, subset, index)
+                Image.fromarray(image).save(
+                    out / IMAGE_DIR / f"{name}.jpg", format="JPEG", quality=params.jpeg_quality
+                )
+                mask = Image.fromarray(labels)  # mode L; putpalette: a VOC-style palette PNG
+                mask.putpalette(palette)
+                mask.save(out / MASK_DIR / f"{name}.png", format="PNG")
+                done += 1
+                if done % step == 0 or done == total:
+                    rate = done / max(time.perf_counter() - start, 1e-9)
+                    logger.info(
+                        "%s data: %d/%d images (%.0f images/s)", self.name, done, total, rate
+                    )
+            (out / LIST_DIR / f"{subset}.txt").write_text(
+                "".join(f"{i}\n" for i in ids), encoding="utf-8"
+            )
+
+
+def _stamp_matches(root: Path, stamp_name: str, stamp: dict) -> bool:
     try:
-        return json.loads((root / STAMP_NAME).read_text(encoding="utf-8")) == _stamp(params)
+        return json.loads((root / stamp_name).read_text(encoding="utf-8")) == stamp
     except (OSError, ValueError):
         return False
-
-
-def _write_all(out: Path, params: SyntheticParams) -> None:
-    palette = palette_bytes(synthetic_colours())
-    (out / IMAGE_DIR).mkdir(parents=True)
-    (out / MASK_DIR).mkdir(parents=True)
-    (out / LIST_DIR).mkdir(parents=True)
-    total, done, start = params.n_train + params.n_val, 0, time.perf_counter()
-    step = max(1, total // PROGRESS_STEPS)
-    for subset, count in (("train", params.n_train), ("val", params.n_val)):
-        ids = [sample_id(subset, i) for i in range(count)]
-        for index, name in enumerate(ids):
-            image, labels = render_sample(params, subset, index)
-            Image.fromarray(image).save(
-                out / IMAGE_DIR / f"{name}.jpg", format="JPEG", quality=params.jpeg_quality
-            )
-            mask = Image.fromarray(labels)  # mode L; putpalette makes it a VOC-style palette PNG
-            mask.putpalette(palette)
-            mask.save(out / MASK_DIR / f"{name}.png", format="PNG")
-            done += 1
-            if done % step == 0 or done == total:
-                rate = done / max(time.perf_counter() - start, 1e-9)
-                logger.info("synthetic data: %d/%d images (%.0f images/s)", done, total, rate)
-        (out / LIST_DIR / f"{subset}.txt").write_text(
-            "".join(f"{i}\n" for i in ids), encoding="utf-8"
-        )
-    stamp = json.dumps(_stamp(params), indent=2, sort_keys=True) + "\n"
-    (out / STAMP_NAME).write_text(stamp, encoding="utf-8")  # last: marks the folder complete
-
-
-def generate_synthetic(root: Path, params: dict | SyntheticParams | None = None) -> bool:
-    """Make the synthetic dataset under ``root`` unless a matching one is there; True if written."""
-    params = params if isinstance(params, SyntheticParams) else SyntheticParams.from_dict(params)
-    params.check()
-    root = Path(root)
-    if _stamp_matches(root, params):
-        logger.info("synthetic data in %s is up to date; reusing it", root)
-        return False
-    if root.exists() and any(root.iterdir()) and not (root / STAMP_NAME).is_file():
-        raise FileExistsError(
-            f"dataset.root {root} is not empty and holds no {STAMP_NAME}: it was not made by the "
-            "synthetic generator, so it is left alone. Point dataset.root at a new folder or "
-            "empty this one."
-        )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    logger.info(
-        "generating synthetic data (%d train, %d val) in %s", params.n_train, params.n_val, root
-    )
-    try:
-        _write_all(tmp, params)
-        _swap_into_place(tmp, root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return True
 
 
 def _swap_into_place(tmp: Path, root: Path) -> None:
@@ -227,8 +273,17 @@ def _swap_into_place(tmp: Path, root: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+# ---------------------------------------------------------------- the synthetic source
+SYNTHETIC = GeneratedSource(
+    "synthetic", tuple(SYNTHETIC_CLASSES), GENERATOR_VERSION, SyntheticParams, render_sample
+)
+
+
+def generate_synthetic(root: Path, params: dict | SyntheticParams | None = None) -> bool:
+    """Make the synthetic dataset under ``root`` unless a matching one is there; True if written."""
+    return SYNTHETIC.generate(root, params)
+
+
 def read_synthetic(root: Path, params: dict | SyntheticParams | None = None) -> ReaderResult:
     """Generate (or reuse) the synthetic set, then read it with the VOC reader."""
-    generate_synthetic(root, params)
-    result = read_voc(root, augmented=False)
-    return replace(result, class_names=list(SYNTHETIC_CLASSES), colours=synthetic_colours())
+    return SYNTHETIC.read(root, params)

@@ -76,6 +76,15 @@ def test_only_selects_variants_in_its_order() -> None:
         Grid.from_parameters({**PARAMETERS, "only": ["cps_1_16"]})
 
 
+def test_a_variant_may_run_a_subset_of_the_seeds() -> None:
+    variants = {**PARAMETERS["variants"], "sup_1_8": {"labeled": 0.125, "seeds": [1]}}
+    grid = Grid.from_parameters({**PARAMETERS, "variants": variants})
+    assert grid.runs[-1:] == (("sup_1_8", 1),) and len(grid.runs) == 5
+    stray = {"sup_1_8": {"labeled": 0.125, "seeds": [1, 7]}}
+    with pytest.raises(ValueError, match="sup_1_8.seeds \\[7\\] are not in comparison.seeds"):
+        Grid.from_parameters({**PARAMETERS, "variants": stray})
+
+
 def test_pipeline_has_one_namespace_per_variant_and_seed() -> None:
     pipe = create_pipeline(GRID)
     assert {n.namespace for n in pipe.nodes} == {"comparison"} | {

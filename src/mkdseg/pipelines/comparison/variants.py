@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-VARIANT_KEYS = frozenset({"labeled", "training"})
+VARIANT_KEYS = frozenset({"labeled", "training", "seeds"})
 NAMESPACE_ROOT = "comparison"
 SEED_PREFIX = "seed_"
 
@@ -41,6 +41,7 @@ class Variant:
 
     labeled: Any  # as ``splits.labeled`` takes it: a count, a fraction or "1/16"
     training: Mapping[str, Any]  # over ``params:training``; passed on as it is
+    seeds: tuple[int, ...] | None = None  # a subset of ``comparison.seeds``; None: all of them
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class Grid:
                 "params:comparison needs comparison.variants (a mapping) and "
                 f"comparison.seeds (a list of integers): {exc}"
             ) from exc
-        defined = {name: _variant(name, spec) for name, spec in variants.items()}
+        defined = {name: _variant(name, spec, seeds) for name, spec in variants.items()}
         only = comparison.get("only")
         names = list(defined) if only is None else list(only)
         if unknown := [name for name in names if name not in defined]:
@@ -103,7 +104,12 @@ class Grid:
     @property
     def runs(self) -> tuple[tuple[str, int], ...]:
         """(variant, seed) of every run, variant by variant: the pipeline's shape."""
-        return tuple((variant, seed) for variant in self.variants for seed in self.seeds)
+        return tuple(
+            (name, seed)
+            for name, variant in self.variants.items()
+            for seed in self.seeds
+            if variant.seeds is None or seed in variant.seeds
+        )
 
     def variant(self, name: str) -> Variant:
         """The variant called ``name``; an unknown name is an error listing the known ones."""
@@ -130,13 +136,22 @@ class Grid:
         )
 
 
-def _variant(name: str, spec: Mapping[str, Any] | None) -> Variant:
-    """``comparison.variants.<name>``: a ``labeled`` budget and optional ``training``."""
+def _variant(name: str, spec: Mapping[str, Any] | None, grid_seeds: tuple[int, ...]) -> Variant:
+    """``comparison.variants.<name>``: a ``labeled`` budget, optional ``training`` and
+    ``seeds`` (a subset of the grid's: the ablations and second budget run fewer seeds)."""
     spec = spec or {}
     unknown = sorted(set(spec) - VARIANT_KEYS)
     if unknown or "labeled" not in spec:
         raise ValueError(
-            f"comparison.variants.{name} needs 'labeled' and may have 'training'; "
+            f"comparison.variants.{name} needs 'labeled' and may have 'training' and 'seeds'; "
             f"unknown keys: {unknown}"
         )
-    return Variant(labeled=spec["labeled"], training=spec.get("training") or {})
+    seeds = spec.get("seeds")
+    if seeds is not None:
+        seeds = tuple(int(seed) for seed in seeds)
+        if stray := sorted(set(seeds) - set(grid_seeds)):
+            raise ValueError(
+                f"comparison.variants.{name}.seeds {stray} are not in comparison.seeds "
+                f"{list(grid_seeds)}: a variant runs a subset of the grid's seeds"
+            )
+    return Variant(labeled=spec["labeled"], training=spec.get("training") or {}, seeds=seeds)

@@ -1,0 +1,75 @@
+"""The texture benchmark's dilated FCN: output stride 4, seeded init, bundle round trip."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mkdseg.core.architectures import build_model, make_network
+from mkdseg.core.config import ModelConfig, config_from_dict
+from mkdseg.core.dilated_fcn import FCN_STRIDE, DilatedFCN
+from mkdseg.core.export import make_bundle, segmenter_from_bundle
+
+CFG = ModelConfig(architecture="dilated_fcn", stem_channels=8, decoder_channels=12)
+
+
+def fcn(seed: int = 0) -> torch.nn.Module:
+    return build_model(
+        5, head_seed=seed, architecture="dilated_fcn", stem_channels=8, decoder_channels=12
+    )
+
+
+def test_outputs_at_stride_four_with_feature_width() -> None:
+    out = fcn()(torch.randn(2, 3, 48, 40))
+    assert out.logits.shape == (2, 5, 48 // FCN_STRIDE, 40 // FCN_STRIDE)
+    assert out.features.shape == (2, 12, 12, 10)
+
+
+def test_blocks_follow_dilations_and_stem_sees_full_resolution() -> None:
+    net = DilatedFCN(3, stem_channels=4, channels=6, dilations=(1, 3))
+    assert [b.conv2[0].dilation for b in net.body] == [(1, 1), (3, 3)]
+    assert net.stem[0].stride == (1, 1) and net.stem[0].kernel_size == (3, 3)
+
+
+def test_seeded_init_is_reproducible_and_seeds_differ() -> None:
+    a, b, c = fcn(1).state_dict(), fcn(1).state_dict(), fcn(2).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["classifier.weight"], c["classifier.weight"])
+
+
+def test_build_does_not_move_the_global_generator() -> None:
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    fcn(3)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_pretrained_weights_refused_with_the_parameter_named() -> None:
+    with pytest.raises(ValueError, match="training.model.pretrained"):
+        build_model(5, pretrained="x.pth", architecture="dilated_fcn")
+
+
+def test_unknown_architecture_refused() -> None:
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        make_network(5, "unet")
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        config_from_dict({"model": {"architecture": "unet"}})
+
+
+def test_config_reads_dilations_as_a_tuple() -> None:
+    cfg = config_from_dict({"model": {"architecture": "dilated_fcn", "dilations": [1, 2]}})
+    assert cfg.model.dilations == (1, 2)
+    with pytest.raises(ValueError, match="dilations"):
+        config_from_dict({"model": {"dilations": [0]}})
+
+
+def test_bundle_round_trip_rebuilds_the_fcn() -> None:
+    net = fcn(4).eval()
+    bundle = make_bundle(net.state_dict(), CFG, ["b", "s", "c", "d", "x"], [[0, 0, 0]] * 5)
+    segmenter = segmenter_from_bundle(bundle)
+    assert isinstance(segmenter.network(), DilatedFCN)
+    x = torch.rand(1, 3, 48, 48)
+    with torch.no_grad():
+        out = segmenter(x)
+    assert out.shape == (1, 5, 48, 48) and torch.isfinite(out).all()
