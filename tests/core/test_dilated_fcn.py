@@ -31,6 +31,20 @@ def test_blocks_follow_dilations_and_stem_sees_full_resolution() -> None:
     assert net.stem[0].stride == (1, 1) and net.stem[0].kernel_size == (3, 3)
 
 
+def test_features_are_batch_normalised_like_a_decoder_output() -> None:
+    """Feature augmentation scales with the features' class variances: the classifier's input
+    is a conv-BN-ReLU output (bounded per channel in training mode), not the residual stream,
+    whose scale grows with every block."""
+    net = DilatedFCN(3, stem_channels=4, channels=6).train()
+    with torch.no_grad():
+        for block in net.body:  # a residual stream scaled far up
+            block.conv2[1].weight.fill_(50.0)
+        features = net(torch.randn(4, 3, 32, 32)).features
+    assert features.min() >= 0
+    pre_relu_std = 1.0  # BN output before ReLU: unit std per channel over the batch
+    assert features.std(dim=(0, 2, 3)).max() <= pre_relu_std
+
+
 def test_seeded_init_is_reproducible_and_seeds_differ() -> None:
     a, b, c = fcn(1).state_dict(), fcn(1).state_dict(), fcn(2).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)

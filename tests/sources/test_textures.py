@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFilter
+from PIL import Image, ImageFilter, JpegImagePlugin
 
 from mkdseg.core.image_io import read_mask, read_raw_mask
 from mkdseg.sources.manifest import build_manifest
@@ -40,6 +40,17 @@ def test_same_params_give_identical_bytes_and_growing_keeps_samples(tmp_path: Pa
     assert TEXTURES.generate(tmp_path / "d", {**SMALL, "seed": 1})
     other = _files(tmp_path / "d")
     assert other["JPEGImages/train_00000.jpg"] != first["JPEGImages/train_00000.jpg"]
+
+
+def test_jpegs_keep_colour_at_full_resolution(tmp_path: Path) -> None:
+    """4:4:4: at PIL's default 4:2:0 a texture of two colours of equal brightness loses its
+    pattern; the synthetic set keeps the default (its bytes must not change)."""
+    TEXTURES.generate(tmp_path / "t", SMALL)
+    generate_synthetic(tmp_path / "s", {**SMALL, "image_size": 32})
+    with Image.open(tmp_path / "t/JPEGImages/train_00000.jpg") as image:
+        assert JpegImagePlugin.get_sampling(image) == 0  # 4:4:4
+    with Image.open(tmp_path / "s/JPEGImages/train_00000.jpg") as image:
+        assert JpegImagePlugin.get_sampling(image) == 2  # 4:2:0
 
 
 def test_labels_are_class_ids_and_every_family_appears() -> None:

@@ -41,6 +41,8 @@ STRONG_OP_WEIGHTS = {
     "solarize": 0.1,
     "grayscale": 0.5,
 }
+DEEPLAB = "deeplabv3plus"
+FCN_ONLY_KEYS = ("architecture", "stem_channels", "dilations")  # ModelConfig keys of dilated_fcn
 TUPLE_FIELDS = ("scale_range", "aspp_rates", "dilations")  # lists in the parameters
 # Top-level keys that do not change what a run computes: a resumed run may differ in them.
 RESUME_INSENSITIVE = frozenset(
@@ -53,7 +55,7 @@ class ModelConfig:
     """DeepLabv3+ (spec §6; the release: ResNet-50 at output stride 16, 256 channels), or the
     narrow ``dilated_fcn`` of the embedded texture benchmark (``core/dilated_fcn.py``)."""
 
-    architecture: str = choice("deeplabv3plus", ARCHITECTURES)
+    architecture: str = choice(DEEPLAB, ARCHITECTURES)
     backbone: str = "resnet50"
     output_stride: int = 16
     aspp_channels: int = 256
@@ -272,5 +274,11 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
 
 def resume_identity(config: Mapping[str, Any]) -> dict[str, Any]:
     """What of a configuration (``config_to_dict``'s data) a run must share with a checkpoint to
-    resume from it: all but the keys that do not change what it computes."""
-    return {key: value for key, value in config.items() if key not in RESUME_INSENSITIVE}
+    resume from it: all but the keys that do not change what it computes. A DeepLabv3+ leaves
+    out the keys that only the dilated FCN reads, so its runs keep the identity (and the
+    checkpoints) they had before the FCN existed."""
+    identity = {key: value for key, value in config.items() if key not in RESUME_INSENSITIVE}
+    model = identity.get("model")
+    if isinstance(model, Mapping) and model.get("architecture", DEEPLAB) == DEEPLAB:
+        identity["model"] = {k: v for k, v in model.items() if k not in FCN_ONLY_KEYS}
+    return identity

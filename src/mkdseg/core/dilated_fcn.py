@@ -38,8 +38,8 @@ class DilatedBlock(nn.Module):
 
 
 class DilatedFCN(nn.Module):
-    """Full-resolution 3x3 stem, two 3x3 stride-2 convolutions, dilated residual blocks, 1x1
-    classifier; ``forward`` returns ``SegOutput`` at output stride 4."""
+    """Full-resolution 3x3 stem, two 3x3 stride-2 convolutions, dilated residual blocks, a 3x3
+    conv-BN-ReLU head, 1x1 classifier; ``forward`` returns ``SegOutput`` at output stride 4."""
 
     def __init__(
         self,
@@ -57,13 +57,17 @@ class DilatedFCN(nn.Module):
             conv_bn_relu(channels, channels, 3, stride=2),
         )
         self.body = nn.Sequential(*[DilatedBlock(channels, int(d)) for d in dilations])
+        # The classifier's input, conv-BN-ReLU as DeepLabv3+'s decoder output: the residual
+        # stream itself grows without bound, and feature augmentation's class variances with it
+        # (MKD diverged at iteration ~1500 of 3000 without this layer).
+        self.head = conv_bn_relu(channels, channels, 3)
         self.classifier = nn.Conv2d(channels, num_classes, 1)
         self.num_classes = num_classes
 
     def head_modules(self) -> list[nn.Module]:
         """Every part: no pretrained checkpoint covers this network."""
-        return [self.stem, self.down, self.body, self.classifier]
+        return [self.stem, self.down, self.body, self.head, self.classifier]
 
     def forward(self, x: Tensor) -> SegOutput:
-        features = self.body(self.down(self.stem(x)))
+        features = self.head(self.body(self.down(self.stem(x))))
         return SegOutput(self.classifier(features), features)

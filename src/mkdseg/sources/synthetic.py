@@ -175,6 +175,9 @@ class GeneratedSource:
     version: int  # bump whenever drawing changes, so stale data is regenerated
     params_type: type  # a frozen dataclass with from_dict, check, n_train, n_val, jpeg_quality
     render: Callable[[Any, str, int], tuple[np.ndarray, np.ndarray]]  # (params, subset, index)
+    # PIL's JPEG chroma subsampling: -1 its default (4:2:0, colour at half resolution); 0 keeps
+    # colour at full resolution (4:4:4), which textures told apart by colour need
+    chroma_subsampling: int = -1
 
     @property
     def stamp_name(self) -> str:
@@ -241,7 +244,10 @@ class GeneratedSource:
             for index, name in enumerate(ids):
                 image, labels = self.render(params, subset, index)
                 Image.fromarray(image).save(
-                    out / IMAGE_DIR / f"{name}.jpg", format="JPEG", quality=params.jpeg_quality
+                    out / IMAGE_DIR / f"{name}.jpg",
+                    format="JPEG",
+                    quality=params.jpeg_quality,
+                    subsampling=self.chroma_subsampling,
                 )
                 mask = Image.fromarray(labels)  # mode L; putpalette: a VOC-style palette PNG
                 mask.putpalette(palette)
