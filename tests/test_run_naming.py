@@ -141,3 +141,10 @@ def test_an_empty_selection_counts_no_variants() -> None:
     params = {**PARAMS, "comparison": {**PARAMS["comparison"], "only": []}}
     groups = {"dataset", "comparison", "training", "evaluation"}
     assert run_name(["comparison"], groups, params) == "comparison: 0 variants x 3 seeds"
+
+
+def test_a_comparison_whose_variants_run_fewer_seeds_counts_its_runs() -> None:
+    comparison = {"seeds": [0, 1, 2], "variants": {"a": {}, "b": {"seeds": [0]}}}
+    groups = {"dataset", "comparison", "training", "evaluation"}
+    params = {**PARAMS, "comparison": comparison}
+    assert run_name(["comparison"], groups, params) == "comparison: 2 variants, 4 runs"

@@ -87,7 +87,12 @@ def _subject(group: str, params: Mapping[str, Any]) -> str:
         comparison = params.get("comparison") or {}
         only = comparison.get("only")  # a subset of the variants, as variants.Grid reads it
         variants = (comparison.get("variants") or {}) if only is None else only
-        return f"{len(variants)} variants x {len(comparison.get('seeds') or [])} seeds"
+        seeds = comparison.get("seeds") or []
+        specs = [(comparison.get("variants") or {}).get(name) or {} for name in variants]
+        if not any("seeds" in spec for spec in specs):
+            return f"{len(variants)} variants x {len(seeds)} seeds"
+        runs = sum(len(spec.get("seeds") or seeds) for spec in specs)  # a variant's own seeds
+        return f"{len(variants)} variants, {runs} runs"
     if group == "training":
         return _training_subject(params)
     if group == "prediction":
