@@ -42,8 +42,17 @@ from mkdseg.core.trainer import Trainer
 from mkdseg.core.views import Batch, make_views
 
 PRESETS = {
-    # The CPU setting of conf/base/parameters_training.yml on the embedded 64 px set.
+    # The CPU setting before issue 15: ResNet-18 DeepLabv3+ on the earlier 64 px shapes set.
     "cpu": {"backbone": "resnet18", "channels": 64, "crop": 64, "batch": 8, "classes": 8},
+    # conf/base's setting since issue 15: the dilated FCN on the 48 px texture benchmark.
+    "texture": {
+        "architecture": "dilated_fcn",
+        "backbone": "resnet18",  # unused by the FCN; printed in the summary line
+        "channels": 32,
+        "crop": 48,
+        "batch": 8,
+        "classes": 5,
+    },
     # The issue's GPU setting: ResNet-101 DeepLabv3+ at 512x512 with 8 labeled + 8 unlabeled images.
     "gpu": {"backbone": "resnet101", "channels": 256, "crop": 512, "batch": 8, "classes": 21},
 }
@@ -96,6 +105,7 @@ def make_trainer(preset: dict, device: str, precision: str) -> Trainer:
             "device": device,
             "precision": precision,
             "model": {
+                "architecture": preset.get("architecture", "deeplabv3plus"),
                 "backbone": preset["backbone"],
                 "decoder_channels": preset["channels"],
                 "aspp_channels": preset["channels"],
