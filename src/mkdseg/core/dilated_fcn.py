@@ -1,7 +1,7 @@
 """A narrow dilated FCN for small images on a CPU budget (the embedded texture benchmark).
 
 DeepLabv3+ on a ResNet spends its first 7x7 stride-2 convolution and max-pool before it sees a
-texture period of 3.5-9 px at 48 px, and costs ~3.3x this network per step (issue 15's probe:
+texture period of 3.5-9 px at 48 px, and costs ~3.3x the probe's FCN per step (issue 15's probe:
 0.9 vs 0.27 s), so on a CPU it stays on the long plateau that precedes learning textures. This
 network sees fine structure through a full-resolution 3x3 stem, goes to output stride 4 with two
 3x3 stride-2 convolutions, and widens its context with dilated residual blocks (dilations 1, 2,
@@ -59,7 +59,8 @@ class DilatedFCN(nn.Module):
         self.body = nn.Sequential(*[DilatedBlock(channels, int(d)) for d in dilations])
         # The classifier's input, conv-BN-ReLU as DeepLabv3+'s decoder output: the residual
         # stream itself grows without bound, and feature augmentation's class variances with it
-        # (MKD diverged at iteration ~1500 of 3000 without this layer).
+        # (tuning runs, lambda_end 1.5: without this layer MKD's loss ran away from step ~1500
+        # and went non-finite at 2342; with it, from ~2400; with lambda_end 0.5 it stayed finite).
         self.head = conv_bn_relu(channels, channels, 3)
         self.classifier = nn.Conv2d(channels, num_classes, 1)
         self.num_classes = num_classes
