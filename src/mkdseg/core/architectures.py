@@ -21,10 +21,11 @@ from mkdseg.core.dilated_fcn import DilatedFCN
 from mkdseg.core.model import CLASSIFIER_INIT_STD, DeepLabV3Plus, init_weights
 from mkdseg.core.pretrained import load_backbone_weights
 
-ARCHITECTURES = ("deeplabv3plus", "dilated_fcn")
+DEEPLAB, FCN = "deeplabv3plus", "dilated_fcn"
+ARCHITECTURES = (DEEPLAB, FCN)
 # ModelConfig keys each architecture takes as constructor arguments.
 ARCHITECTURE_KEYS = {
-    "deeplabv3plus": (
+    DEEPLAB: (
         "backbone",
         "output_stride",
         "aspp_channels",
@@ -32,7 +33,7 @@ ARCHITECTURE_KEYS = {
         "low_level_channels",
         "aspp_rates",
     ),
-    "dilated_fcn": ("stem_channels", "decoder_channels", "dilations"),
+    FCN: ("stem_channels", "decoder_channels", "dilations"),
 }
 
 
@@ -42,7 +43,7 @@ def make_network(num_classes: int, architecture: str, **config: Any) -> nn.Modul
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
     args = {k: config[k] for k in ARCHITECTURE_KEYS[architecture] if k in config}
-    if architecture == "dilated_fcn":
+    if architecture == FCN:
         if "decoder_channels" in args:  # the feature dimension A of feature augmentation
             args["channels"] = args.pop("decoder_channels")
         return DilatedFCN(num_classes, **args)
@@ -53,7 +54,7 @@ def build_model(
     num_classes: int,
     pretrained: str | None = None,
     head_seed: int = 0,
-    architecture: str = "deeplabv3plus",
+    architecture: str = DEEPLAB,
     **config: Any,
 ) -> nn.Module:
     """Build the network whose non-pretrained parts come from ``head_seed`` only.
@@ -62,7 +63,7 @@ def build_model(
     seed -> identical weights; different seeds -> different heads (and different backbones when
     ``pretrained`` is None), the same pretrained backbone otherwise.
     """
-    if pretrained is not None and architecture != "deeplabv3plus":
+    if pretrained is not None and architecture != DEEPLAB:
         raise ValueError(
             f"training.model.pretrained: {architecture} has no pretrained weights; "
             "set pretrained: null or architecture: deeplabv3plus"

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mkdseg.core.architectures import ARCHITECTURES
+from mkdseg.core.architectures import ARCHITECTURES, DEEPLAB
 from mkdseg.core.data import Geometry
 from mkdseg.core.fields import check, choice
 from mkdseg.core.methods import (
@@ -41,7 +41,6 @@ STRONG_OP_WEIGHTS = {
     "solarize": 0.1,
     "grayscale": 0.5,
 }
-DEEPLAB = "deeplabv3plus"
 FCN_ONLY_KEYS = ("architecture", "stem_channels", "dilations")  # ModelConfig keys of dilated_fcn
 TUPLE_FIELDS = ("scale_range", "aspp_rates", "dilations")  # lists in the parameters
 # Top-level keys that do not change what a run computes: a resumed run may differ in them.

@@ -16,7 +16,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mkdseg.core.architectures import make_network
+from mkdseg.core.architectures import DEEPLAB, make_network
 from mkdseg.core.augmentation import normalize
 from mkdseg.core.checkpoint import load_checkpoint, save_checkpoint
 from mkdseg.core.config import ModelConfig
@@ -71,9 +71,7 @@ def segmenter_from_bundle(bundle: dict[str, Any]) -> Segmenter:
     for key in TRAINING_ONLY_KEYS:
         cfg.pop(key, None)
     # Bundles saved before architectures were stored hold a DeepLabv3+.
-    model = make_network(
-        len(bundle["class_names"]), cfg.pop("architecture", "deeplabv3plus"), **cfg
-    )
+    model = make_network(len(bundle["class_names"]), cfg.pop("architecture", DEEPLAB), **cfg)
     model.load_state_dict(bundle["state_dict"])
     return Segmenter(model).eval()
 
