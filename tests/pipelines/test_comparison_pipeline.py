@@ -146,3 +146,22 @@ def test_env_option_and_variable_build_the_same_pipeline(
     assert "comparison.mkd_1_8.seed_2.train" not in base
     more_seeds = _comparison_nodes(tmp_path, comparison={"seeds": [0, 1]})  # like --params
     assert _runs(more_seeds) == {f"comparison.{v}.seed_{s}" for v in VARIANTS for s in (0, 1)}
+
+
+@pytest.mark.filterwarnings(r"ignore:register_new_resolver\(\) is deprecated")  # Kedro's loader
+def test_the_tuning_environment_runs_no_reported_seed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_mlflow: None
+) -> None:
+    """conf/tuning (how conf/base was chosen) must stay off the reported seeds 0/1/2."""
+    monkeypatch.delenv("KEDRO_ENV", raising=False)
+    bootstrap_project(PROJECT_ROOT)
+    runs = _runs(_comparison_nodes(tmp_path, "tuning"))
+    assert runs == {
+        f"comparison.{v}.seed_10"
+        for v in ("sup_1_16", "sup_all", "cps_1_16", "mkd_1_16")
+        + ("mkd_cs1_1_16", "mkd_cs4_1_16", "mkd_weak_1_16")
+    }
+    with KedroSession.create(
+        project_path=PROJECT_ROOT, env="tuning", runtime_params=_params(tmp_path)
+    ) as session:
+        assert session.load_context().params["dataset"]["textures"]["seed"] == 1  # base: 0

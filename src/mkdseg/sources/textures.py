@@ -51,12 +51,12 @@ class TextureParams:
     max_objects: int = 3  # blobs per image: 1..max_objects
     min_radius: float = 10.0  # blob radius, pixels
     max_radius: float = 20.0
-    min_period: float = 3.5  # texture period, pixels
-    max_period: float = 9.0
-    min_contrast: float = 60.0  # RGB distance between a texture's two colours
-    max_contrast: float = 200.0
-    noise_std: float = 6.0  # Gaussian pixel noise
-    max_blur: float = 0.8  # Gaussian blur radius drawn in 0..max_blur
+    min_period: float = 4.5  # texture period, pixels
+    max_period: float = 8.0
+    min_contrast: float = 100.0  # RGB distance between a texture's two colours
+    max_contrast: float = 220.0
+    noise_std: float = 4.0  # Gaussian pixel noise
+    max_blur: float = 0.5  # Gaussian blur radius drawn in 0..max_blur
     boundary_width: int = 1  # pixels on each side of a label edge set to 255 (VOC-like band)
     jpeg_quality: int = 95
 
