@@ -116,6 +116,13 @@ def test_the_notebook_draws_the_same_table_from_mlflow(
     assert any("image/png" in o.get("data", {}) for o in outputs)
 
 
+@pytest.fixture
+def bootstrapped(monkeypatch: pytest.MonkeyPatch, isolated_mlflow: None) -> None:
+    """A session-building test's start: no KEDRO_ENV from outside, the project bootstrapped."""
+    monkeypatch.delenv("KEDRO_ENV", raising=False)
+    bootstrap_project(PROJECT_ROOT)
+
+
 def _comparison_nodes(root: Path, env: str | None = None, **params: object) -> set[str]:
     """The names of the comparison pipeline's nodes as a session in ``env`` builds it."""
     with KedroSession.create(
@@ -131,10 +138,8 @@ def _runs(node_names: set[str]) -> set[str]:
 
 @pytest.mark.filterwarnings(r"ignore:register_new_resolver\(\) is deprecated")  # Kedro's loader
 def test_env_option_and_variable_build_the_same_pipeline(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_mlflow: None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bootstrapped: None
 ) -> None:
-    monkeypatch.delenv("KEDRO_ENV", raising=False)
-    bootstrap_project(PROJECT_ROOT)
     with_option = _comparison_nodes(tmp_path, TINY_ENV)
     base = _comparison_nodes(tmp_path)  # the next context rebuilds the pipeline Kedro holds
     monkeypatch.setenv("KEDRO_ENV", TINY_ENV)
@@ -149,12 +154,8 @@ def test_env_option_and_variable_build_the_same_pipeline(
 
 
 @pytest.mark.filterwarnings(r"ignore:register_new_resolver\(\) is deprecated")  # Kedro's loader
-def test_the_tuning_environment_runs_no_reported_seed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_mlflow: None
-) -> None:
+def test_the_tuning_environment_runs_no_reported_seed(tmp_path: Path, bootstrapped: None) -> None:
     """conf/tuning (how conf/base was chosen) must stay off the reported seeds 0/1/2."""
-    monkeypatch.delenv("KEDRO_ENV", raising=False)
-    bootstrap_project(PROJECT_ROOT)
     runs = _runs(_comparison_nodes(tmp_path, "tuning"))
     assert runs == {
         f"comparison.{v}.seed_10"
