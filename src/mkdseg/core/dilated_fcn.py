@@ -1,7 +1,7 @@
 """A narrow dilated FCN for small images on a CPU budget (the embedded texture benchmark).
 
 DeepLabv3+ on a ResNet spends its first 7x7 stride-2 convolution and max-pool before it sees a
-texture period of 3.5-9 px at 48 px, and costs ~3.3x the probe's FCN per step (issue 15's probe:
+texture period of 4.5-8 px at 48 px, and costs ~3.3x the probe's FCN per step (issue 15's probe:
 0.9 vs 0.27 s), so on a CPU it stays on the long plateau that precedes learning textures. This
 network sees fine structure through a full-resolution 3x3 stem, goes to output stride 4 with two
 3x3 stride-2 convolutions, and widens its context with dilated residual blocks (dilations 1, 2,

@@ -177,7 +177,7 @@ def render_sample(params: TextureParams, subset: str, index: int) -> tuple[np.nd
 
 # ---------------------------------------------------------------- the source
 # TEXTURES.generate(root, params) writes (or reuses) the set; TEXTURES.read also reads it back.
-# 4:4:4: at 4:2:0 a texture whose two colours differ mostly in hue loses its 3.5-9 px pattern
+# 4:4:4: at 4:2:0 a texture whose two colours differ mostly in hue loses its pattern of a few px
 TEXTURES = GeneratedSource(
     "textures",
     tuple(TEXTURE_CLASSES),
