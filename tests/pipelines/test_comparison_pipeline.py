@@ -160,7 +160,7 @@ def test_the_tuning_environment_runs_no_reported_seed(tmp_path: Path, bootstrapp
     assert runs == {
         f"comparison.{v}.seed_10"
         for v in ("sup_1_16", "sup_all", "cps_1_16", "mkd_1_16")
-        + ("mkd_cs1_1_16", "mkd_cs4_1_16", "mkd_weak_1_16")
+        + ("mkd_release_1_16", "mkd_nothr_1_16", "mkd_ema06_1_16", "mkd_weak_1_16", "mkd_cs4_1_16")
     }
     with KedroSession.create(
         project_path=PROJECT_ROOT, env="tuning", runtime_params=_params(tmp_path)
