@@ -300,6 +300,31 @@ def test_cps_student_learns_the_other_students_prediction_on_the_unmixed_images(
     assert peers.ignore[:n_l].all()  # labeled images are not in the CPS loss
 
 
+def test_mkd_with_unmixed_targets_keeps_its_teachers_and_takes_l_ss_from_the_unmixed_images(
+    tiny_data, monkeypatch
+):
+    """conf/base's MKD (issue 15): ``L_ss`` targets are the other student's prediction on the
+    unmixed weak images, mixed like the teachers' (at decoder resolution, then resized)."""
+    cfg = tiny_config("mkd", iterations=1, precision="fp32", mkd={"cps_targets": "unmixed"})
+    trainer = Trainer(cfg, TINY_CLASSES)
+    before = [copy.deepcopy(net) for net in trainer.nets.students]
+    seen = _capture_step(trainer, monkeypatch)
+    trainer.fit(tiny_data)
+    x_l, u, peers = seen["views"].labeled, seen["views"].unlabeled, seen["peers"]
+    n_l = x_l.shape[0]
+    assert seen["teachers"] is not None and cfg.method.mixed_view == "strong"
+    assert peers.ignore[:n_l].all() and not peers.ignore[n_l:].all()  # unlabeled rows only
+    for k in range(2):
+        with torch.no_grad():
+            logits = before[1 - k](u.weak).logits
+        m = F.interpolate(u.mask, size=logits.shape[-2:], mode="nearest")
+        mixed = m * logits + (1 - m) * logits.roll(1, 0)
+        expected = F.interpolate(
+            mixed, size=peers.logits[1 - k].shape[-2:], mode="bilinear", align_corners=False
+        )
+        torch.testing.assert_close(peers.logits[1 - k][n_l:], expected)
+
+
 def test_mean_teacher_learns_its_teachers_prediction_on_the_unmixed_weak_view(
     tiny_data, monkeypatch
 ):
