@@ -46,6 +46,7 @@ def test_mkd_ablation_switches_are_kept_and_round_trip():
         ({"consistency": {"confidence_threshold": 1.5}}, "training.consistency.confidence_thr"),
         ({"cps": {"confidence_threshold": 1.5}}, "training.cps.confidence_threshold"),
         ({"precision": "fp8"}, "training.precision"),
+        ({"memory_format": "nhwc"}, "training.memory_format must be one of"),
         ({"augment": {"strong_ops": {"greyscale": 0.5}}}, "training.augment.strong_ops"),
         ({"augment": {"strong_ops": {"blur": 0.0}}}, "positive sum"),
     ],
@@ -141,6 +142,7 @@ def test_resume_identity_leaves_out_only_what_does_not_change_the_computation():
         "log_every",
         "threads",
         "checkpoint_every",
+        "memory_format",  # a layout: the same arithmetic to rounding, as device and threads
     }
     assert identity["method"] == "mkd" and identity["mkd"]["weight_teacher"] == 1.5
 

@@ -1,4 +1,5 @@
-"""Precision by capability: what ``training.precision`` resolves to on each kind of device."""
+"""Precision and layout by capability: what ``training.precision`` and
+``training.memory_format`` resolve to on each kind of device."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from mkdseg.core import runtime
-from mkdseg.core.runtime import precision_name, resolve_precision
+from mkdseg.core.runtime import precision_name, resolve_memory_format, resolve_precision
 
 CPU = torch.device("cpu")
 
@@ -66,3 +67,18 @@ def test_native_bf16_is_read_from_the_x86_isa(
 def test_precision_names_round_trip() -> None:
     for name in ("fp32", "bf16"):
         assert precision_name(resolve_precision(name, CPU)) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "device", "expected"),
+    [
+        ("auto", "cpu", torch.contiguous_format),
+        ("auto", "cuda", torch.channels_last),
+        ("channels_last", "cpu", torch.channels_last),
+        ("contiguous", "cuda", torch.contiguous_format),
+    ],
+)
+def test_memory_format_auto_follows_the_device_and_explicit_names_win(
+    name: str, device: str, expected: torch.memory_format
+) -> None:
+    assert resolve_memory_format(name, torch.device(device)) is expected

@@ -455,3 +455,16 @@ def test_the_losses_of_two_fixed_steps_are_unchanged(method):
         metrics = trainer.train_step(*_fixed_batch(step))
         losses = {k: v for k, v in metrics.items() if k.startswith("loss")}
         assert losses == pytest.approx(expected, rel=1e-5, abs=1e-7), step
+
+
+def test_channels_last_on_the_cpu_lays_out_the_networks_so_and_computes_the_same_steps():
+    trainer = Trainer(tiny_config("mkd", memory_format="channels_last"), TINY_CLASSES)
+    for net in (*trainer.nets.students, *trainer.nets.teachers):
+        conv = net.backbone.conv1.weight
+        assert conv.is_contiguous(memory_format=torch.channels_last)
+        assert not conv.is_contiguous()
+    for step, expected in enumerate(FIXED_STEP_LOSSES["mkd"]):
+        metrics = trainer.train_step(*_fixed_batch(step))
+        losses = {k: v for k, v in metrics.items() if k.startswith("loss")}
+        # Another kernel order, the same arithmetic: equal to fp32 rounding.
+        assert losses == pytest.approx(expected, rel=1e-4), step

@@ -32,6 +32,7 @@ from mkdseg.core.methods import (
 from mkdseg.core.model import ASPP_RULES, aspp_rates_for
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 DEVICES = ("auto", "cpu", "cuda")  # or cuda:<index>
 # Strong-view ops and their selection weights (spec §2; the order of augmentation.STRONG_OPS).
 STRONG_OP_WEIGHTS = {
@@ -45,7 +46,15 @@ FCN_ONLY_KEYS = ("architecture", "stem_channels", "dilations")  # ModelConfig ke
 TUPLE_FIELDS = ("scale_range", "aspp_rates", "dilations")  # lists in the parameters
 # Top-level keys that do not change what a run computes: a resumed run may differ in them.
 RESUME_INSENSITIVE = frozenset(
-    {"iterations", "device", "num_workers", "log_every", "threads", "checkpoint_every"}
+    {
+        "iterations",
+        "device",
+        "num_workers",
+        "log_every",
+        "threads",
+        "checkpoint_every",
+        "memory_format",
+    }
 )
 
 
@@ -160,6 +169,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:<index>
     # auto: bf16 on CUDA and native-bf16 CPUs, fp16 on older CUDA, else fp32
     precision: str = choice("auto", PRECISIONS)
+    # auto: channels_last on CUDA, contiguous on the CPU (which is faster depends on the network)
+    memory_format: str = choice("auto", MEMORY_FORMATS)
     num_workers: int = 2
     checkpoint_every: int = 1000
     max_nonfinite_in_row: int = 20

@@ -42,6 +42,7 @@ from mkdseg.core.runtime import (
     autocast,
     peak_memory_mb,
     resolve_device,
+    resolve_memory_format,
     resolve_precision,
     step_seed,
 )
@@ -92,8 +93,7 @@ class Trainer:
         self.rank, self.world_size = rank, world_size
         self.device = device or resolve_device(cfg.device)
         self.amp_dtype = resolve_precision(cfg.precision, self.device)
-        cuda = self.device.type == "cuda"
-        self.memory_format = torch.channels_last if cuda else torch.contiguous_format
+        self.memory_format = resolve_memory_format(cfg.memory_format, self.device)
         self.blur = BlurRange.for_crop(cfg.augment.crop_size, cfg.augment.blur_reference_crop)
         self.nets = Networks(cfg, num_classes, self.device, self.memory_format, world_size)
         self.optimizer = GuardedSGD(
