@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from mkdseg.core.config import config_from_dict
@@ -36,6 +37,14 @@ def write_tiny_dataset(root: Path, count: int, seed: int = 0) -> list[tuple[str,
         write_palette_mask(mask, [[0, 0, 0], [255, 0, 0], [0, 255, 0]], root / f"{i}_mask.png")
         samples.append((str(root / f"{i}.png"), str(root / f"{i}_mask.png")))
     return samples
+
+
+@pytest.fixture
+def keep_torch_threads():
+    """Restore torch's process-wide thread count after a test that sets ``training.threads``."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -47,6 +47,7 @@ def test_mkd_ablation_switches_are_kept_and_round_trip():
         ({"cps": {"confidence_threshold": 1.5}}, "training.cps.confidence_threshold"),
         ({"precision": "fp8"}, "training.precision"),
         ({"memory_format": "nhwc"}, "training.memory_format must be one of"),
+        ({"threads": 0}, "training.threads must be >= 1 or null"),
         ({"augment": {"strong_ops": {"greyscale": 0.5}}}, "training.augment.strong_ops"),
         ({"augment": {"strong_ops": {"blur": 0.0}}}, "positive sum"),
     ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mkdseg.core import architectures, runtime
 from mkdseg.core.architectures import build_model, make_network
 from mkdseg.core.config import ModelConfig, config_from_dict
 from mkdseg.core.dilated_fcn import FCN_STRIDE, DilatedFCN
@@ -87,3 +88,31 @@ def test_bundle_round_trip_rebuilds_the_fcn() -> None:
     with torch.no_grad():
         out = segmenter(x)
     assert out.shape == (1, 5, 48, 48) and torch.isfinite(out).all()
+
+
+def test_init_is_pytorchs_default_drawn_from_the_seed_alone() -> None:
+    """The weights the constructors draw from the global generator seeded with ``head_seed``
+    (the published results' init), without reading the global generator."""
+    torch.manual_seed(4)
+    constructed = make_network(5, "dilated_fcn", stem_channels=8, decoder_channels=12)
+    torch.manual_seed(99)
+    built = fcn(4).state_dict()
+    assert all(torch.equal(v, built[k]) for k, v in constructed.state_dict().items())
+
+
+def test_another_run_seeding_the_global_generator_mid_build_does_not_change_the_weights(
+    monkeypatch,
+) -> None:
+    """A grid under Kedro's ThreadRunner builds networks while other runs seed or draw from the
+    process-wide generator (here: just before the constructors draw): the weights must still
+    come from ``head_seed`` alone."""
+    expected = fcn(4).state_dict()
+    real_make_network = architectures.make_network
+
+    def make_network_after_another_run_seeds(*args, **kwargs):
+        runtime.seed_everything(123)
+        return real_make_network(*args, **kwargs)
+
+    monkeypatch.setattr(architectures, "make_network", make_network_after_another_run_seeds)
+    built = fcn(4).state_dict()
+    assert all(torch.equal(expected[k], built[k]) for k in expected)

@@ -82,3 +82,12 @@ def test_memory_format_auto_follows_the_device_and_explicit_names_win(
     name: str, device: str, expected: torch.memory_format
 ) -> None:
     assert resolve_memory_format(name, torch.device(device)) is expected
+
+
+def test_set_torch_threads_sets_the_process_wide_count_and_none_leaves_it(
+    keep_torch_threads,
+) -> None:
+    runtime.set_torch_threads(1)
+    assert torch.get_num_threads() == 1
+    runtime.set_torch_threads(None)
+    assert torch.get_num_threads() == 1

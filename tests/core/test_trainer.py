@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 
 import pytest
 import torch
@@ -468,3 +469,28 @@ def test_channels_last_on_the_cpu_lays_out_the_networks_so_and_computes_the_same
         losses = {k: v for k, v in metrics.items() if k.startswith("loss")}
         # Another kernel order, the same arithmetic: equal to fp32 rounding.
         assert losses == pytest.approx(expected, rel=1e-4), step
+
+
+FCN_MODEL = {"architecture": "dilated_fcn", "stem_channels": 4, "decoder_channels": 8}
+
+
+def test_threads_are_applied_and_runs_in_concurrent_threads_train_as_one_alone(
+    tiny_data, keep_torch_threads
+):
+    """A grid under Kedro's ThreadRunner: two runs training at once in one process, one torch
+    thread each, compute exactly what one run computes alone (no shared random state)."""
+    cfg = tiny_config("mkd", iterations=3, threads=1, model=FCN_MODEL)
+    alone = Trainer(cfg, TINY_CLASSES).fit(tiny_data).history
+    assert torch.get_num_threads() == 1
+    histories: dict[int, list] = {}
+
+    def run(k: int) -> None:
+        histories[k] = Trainer(cfg, TINY_CLASSES).fit(tiny_data).history
+
+    runs = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join()
+    losses = [h["loss"] for h in alone]
+    assert all([h["loss"] for h in histories[k]] == losses for k in range(2))

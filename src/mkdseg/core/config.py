@@ -175,7 +175,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     max_nonfinite_in_row: int = 20
     log_every: int = 1
-    threads: int | None = None  # CPU threads for torch (None: torch's default)
+    threads: int | None = None  # torch's CPU threads, process-wide (None: torch's default)
     separate_view_passes: bool = False  # release: labeled and unlabeled views in separate passes
 
     def __post_init__(self) -> None:
@@ -198,6 +198,7 @@ class TrainConfig:
             ),
             (self.checkpoint_every >= 1, "checkpoint_every must be >= 1"),
             (self.max_nonfinite_in_row >= 1, "max_nonfinite_in_row must be >= 1"),
+            (self.threads is None or self.threads >= 1, "threads must be >= 1 or null"),
         )
 
     # What the method's record (core/methods.py) says, for the trainer.

@@ -8,7 +8,6 @@ import platform
 import random
 import resource
 import sys
-from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -114,15 +113,12 @@ def peak_memory_mb(device: torch.device) -> float:
     return rss / BYTES_PER_MB
 
 
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Temporarily set torch's intra-op threads (None keeps the current setting)."""
-    if threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+def set_torch_threads(threads: int | None) -> None:
+    """Set torch's intra-op CPU threads for the whole process (None: leave them as they are).
+
+    Not restored afterwards: runs training at once in one process (Kedro's ThreadRunner) share
+    the setting, and one run restoring it while another trains would change that run's
+    arithmetic mid-way (the thread count changes the order of sums).
+    """
+    if threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)

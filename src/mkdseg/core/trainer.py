@@ -44,6 +44,7 @@ from mkdseg.core.runtime import (
     resolve_device,
     resolve_memory_format,
     resolve_precision,
+    set_torch_threads,
     step_seed,
 )
 from mkdseg.core.schedules import consistency_rampup, feature_aug_lambda
@@ -92,6 +93,7 @@ class Trainer:
         self.cfg, self.num_classes = cfg, num_classes
         self.rank, self.world_size = rank, world_size
         self.device = device or resolve_device(cfg.device)
+        set_torch_threads(cfg.threads)
         self.amp_dtype = resolve_precision(cfg.precision, self.device)
         self.memory_format = resolve_memory_format(cfg.memory_format, self.device)
         self.blur = BlurRange.for_crop(cfg.augment.crop_size, cfg.augment.blur_reference_crop)
