@@ -31,9 +31,10 @@ It also makes the experiment and the parent run say what they are:
 
 The hook is ignorant of specific pipelines: it only knows these naming conventions.
 It logs through ``MlflowClient`` by run id and never touches the active-run stack,
-which stays kedro-mlflow's. Supported runner: SequentialRunner (the default). With
-ParallelRunner nodes run in subprocesses with fresh hook instances, so child runs are NOT
-recorded (the parent still is); ThreadRunner is untested.
+which stays kedro-mlflow's. Supported runners: SequentialRunner (the default) and ThreadRunner
+(the comparison's two-at-a-time grid; its child runs are the same, tested in
+``tests/pipelines/test_comparison_pipeline.py``). With ParallelRunner nodes run in subprocesses
+with fresh hook instances, so child runs are NOT recorded (the parent still is).
 """
 
 from __future__ import annotations

@@ -10,9 +10,11 @@ import mlflow
 import nbformat
 import pandas as pd
 import pytest
+import torch
 from kedro.framework.project import pipelines
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
+from kedro.runner import AbstractRunner, ThreadRunner
 from mlflow.tracking import MlflowClient
 from nbclient import NotebookClient
 
@@ -20,6 +22,7 @@ from tests.conftest import PROJECT_ROOT
 
 TINY_ENV = "comparison_tiny"
 VARIANTS = ["sup_1_16", "mkd_1_16"]
+STEPS = ("prepare", "train", "evaluate")
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "comparison.ipynb"
 NOTEBOOK_TIMEOUT_S = 300
 
@@ -33,25 +36,32 @@ def _params(root: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def compared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _run_tiny_grid(root: Path, runner: AbstractRunner | None = None) -> Path:
+    """The tiny comparison grid through a KedroSession, its data and MLflow store under
+    ``root``; torch's process-wide thread count (the grid sets 1) restored afterwards."""
     import mlflow.tracking.fluent as fluent
 
-    tmp_path = tmp_path_factory.mktemp("comparison")
+    threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("KEDRO_ENV", raising=False)
         try:
             bootstrap_project(PROJECT_ROOT)
             with KedroSession.create(
-                project_path=PROJECT_ROOT, env=TINY_ENV, runtime_params=_params(tmp_path)
+                project_path=PROJECT_ROOT, env=TINY_ENV, runtime_params=_params(root)
             ) as session:
-                session.run(pipeline_names=["comparison"])
+                session.run(pipeline_names=["comparison"], runner=runner)
         finally:
             while mlflow.active_run():
                 mlflow.end_run("FAILED")
             mlflow.set_tracking_uri(None)
             fluent._active_experiment_id = None
-    return tmp_path
+            torch.set_num_threads(threads)
+    return root
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _run_tiny_grid(tmp_path_factory.mktemp("comparison"))
 
 
 def _evaluation_runs(root: Path) -> list:
@@ -95,6 +105,26 @@ def test_each_run_is_identified_in_mlflow(compared: Path) -> None:
     )  # namespaced on the parent
     assert "val_mIoU_whole" not in parent.data.metrics  # thirty runs do not overwrite one column
     assert "comparison.sup_1_16.mIoU_mean" in parent.data.metrics
+
+
+def test_a_thread_runner_grid_computes_and_tracks_what_the_sequential_one_does(
+    compared: Path, tmp_path: Path
+) -> None:
+    """README "Results": the grid may run two trainings at once (``--runner ThreadRunner
+    --runner-params max_workers=2``, one torch thread each, as conf/comparison_tiny sets):
+    the same numbers as one at a time, and every node's MLflow run recorded under the parent."""
+    threaded = _run_tiny_grid(tmp_path, ThreadRunner(max_workers=2))
+    table = "data/08_reporting/comparison/results.csv"
+    pd.testing.assert_frame_equal(pd.read_csv(threaded / table), pd.read_csv(compared / table))
+    client = MlflowClient(tracking_uri=f"sqlite:///{threaded / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("mkdseg").experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r is not parent]
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
+    assert all(r.info.status == "FINISHED" for r in runs)
+    nodes = {r.data.tags["kedro.node"] for r in children}
+    assert {f"comparison.{v}.seed_0.{step}" for v in VARIANTS for step in STEPS} <= nodes
+    assert len(nodes) == len(children)  # one run per node, none twice
 
 
 def test_the_notebook_draws_the_same_table_from_mlflow(
