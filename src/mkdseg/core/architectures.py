@@ -91,7 +91,7 @@ def build_model(
             f"training.model.pretrained: {architecture} has no pretrained weights; "
             "set pretrained: null or architecture: deeplabv3plus"
         )
-    with torch.random.fork_rng(devices=[]):  # the constructors' draws must not shift it
+    with torch.random.fork_rng(devices=[]):  # the constructors draw from the global RNG: restore it
         model = make_network(num_classes, architecture, **config)
     generator = torch.Generator().manual_seed(int(head_seed))
     if not isinstance(model, DeepLabV3Plus):
