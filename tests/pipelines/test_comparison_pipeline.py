@@ -196,3 +196,19 @@ def test_the_tuning_environment_runs_no_reported_seed(tmp_path: Path, bootstrapp
         project_path=PROJECT_ROOT, env="tuning", runtime_params=_params(tmp_path)
     ) as session:
         assert session.load_context().params["dataset"]["textures"]["seed"] == 1  # base: 0
+
+
+@pytest.mark.filterwarnings(r"ignore:register_new_resolver\(\) is deprecated")  # Kedro's loader
+def test_the_heldout_environment_runs_no_reported_seed(tmp_path: Path, bootstrapped: None) -> None:
+    """conf/heldout (choosing the next setting) runs seeds 3/4 only, with MKD at scale 4."""
+    runs = _runs(_comparison_nodes(tmp_path, "heldout"))
+    assert runs == {
+        f"comparison.{v}.seed_{s}"
+        for v in ("sup_1_16", "cps_1_16", "mkd_1_16", "mkd_cs4_1_16")
+        for s in (3, 4)
+    }
+    with KedroSession.create(
+        project_path=PROJECT_ROOT, env="heldout", runtime_params=_params(tmp_path)
+    ) as session:
+        variants = session.load_context().params["comparison"]["variants"]
+    assert variants["mkd_cs4_1_16"]["training"]["mkd"]["consistency_scale"] == 4.0
