@@ -162,6 +162,14 @@ def _comparison_nodes(root: Path, env: str | None = None, **params: object) -> s
         return {n.name for n in pipelines["comparison"].nodes}
 
 
+def _env_params(root: Path, env: str) -> dict:
+    """The parameters a session in ``env`` loads."""
+    with KedroSession.create(
+        project_path=PROJECT_ROOT, env=env, runtime_params=_params(root)
+    ) as session:
+        return session.load_context().params
+
+
 def _runs(node_names: set[str]) -> set[str]:
     return {name.rsplit(".", 1)[0] for name in node_names if name.endswith(".evaluate")}
 
@@ -192,10 +200,7 @@ def test_the_tuning_environment_runs_no_reported_seed(tmp_path: Path, bootstrapp
         for v in ("sup_1_16", "sup_all", "cps_1_16", "mkd_1_16")
         + ("mkd_release_1_16", "mkd_nothr_1_16", "mkd_ema06_1_16", "mkd_weak_1_16", "mkd_cs4_1_16")
     }
-    with KedroSession.create(
-        project_path=PROJECT_ROOT, env="tuning", runtime_params=_params(tmp_path)
-    ) as session:
-        assert session.load_context().params["dataset"]["textures"]["seed"] == 1  # base: 0
+    assert _env_params(tmp_path, "tuning")["dataset"]["textures"]["seed"] == 1  # base: 0
 
 
 @pytest.mark.filterwarnings(r"ignore:register_new_resolver\(\) is deprecated")  # Kedro's loader
@@ -207,8 +212,5 @@ def test_the_heldout_environment_runs_no_reported_seed(tmp_path: Path, bootstrap
         for v in ("sup_1_16", "cps_1_16", "mkd_1_16", "mkd_cs4_1_16")
         for s in (3, 4)
     }
-    with KedroSession.create(
-        project_path=PROJECT_ROOT, env="heldout", runtime_params=_params(tmp_path)
-    ) as session:
-        variants = session.load_context().params["comparison"]["variants"]
+    variants = _env_params(tmp_path, "heldout")["comparison"]["variants"]
     assert variants["mkd_cs4_1_16"]["training"]["mkd"]["consistency_scale"] == 4.0
