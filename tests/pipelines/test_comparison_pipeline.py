@@ -18,6 +18,7 @@ from kedro.runner import AbstractRunner, ThreadRunner
 from mlflow.tracking import MlflowClient
 from nbclient import NotebookClient
 
+from mkdseg.pipelines.comparison.variants import Grid
 from tests.conftest import PROJECT_ROOT
 
 TINY_ENV = "comparison_tiny"
@@ -170,6 +171,15 @@ def _env_params(root: Path, env: str) -> dict:
         return session.load_context().params
 
 
+def _mkd_scales(root: Path, env: str, variants: tuple[str, ...]) -> dict[str, float]:
+    """The ``consistency_scale`` each variant's training resolves to in ``env`` (seed 0)."""
+    params = _env_params(root, env)
+    grid = Grid.from_parameters(params["comparison"])
+    return {
+        v: grid.settings(params["training"], v, 0)["mkd"]["consistency_scale"] for v in variants
+    }
+
+
 def _runs(node_names: set[str]) -> set[str]:
     return {name.rsplit(".", 1)[0] for name in node_names if name.endswith(".evaluate")}
 
@@ -201,16 +211,19 @@ def test_the_tuning_environment_runs_no_reported_seed(tmp_path: Path, bootstrapp
         + ("mkd_release_1_16", "mkd_nothr_1_16", "mkd_ema06_1_16", "mkd_weak_1_16", "mkd_cs4_1_16")
     }
     assert _env_params(tmp_path, "tuning")["dataset"]["textures"]["seed"] == 1  # base: 0
+    # the tuning table's MKD rows ran at the release's scale 0.5, conf/base's at the time
+    scales = _mkd_scales(tmp_path, "tuning", ("mkd_1_16", "mkd_ema06_1_16", "mkd_cs4_1_16"))
+    assert scales == {"mkd_1_16": 0.5, "mkd_ema06_1_16": 0.5, "mkd_cs4_1_16": 4.0}
 
 
 @pytest.mark.filterwarnings(r"ignore:register_new_resolver\(\) is deprecated")  # Kedro's loader
 def test_the_heldout_environment_runs_no_reported_seed(tmp_path: Path, bootstrapped: None) -> None:
-    """conf/heldout (choosing the next setting) runs seeds 3/4 only, with MKD at scale 4."""
+    """conf/heldout (choosing the next setting) runs seeds 3/4 only, with MKD at 4 and 0.5."""
     runs = _runs(_comparison_nodes(tmp_path, "heldout"))
     assert runs == {
         f"comparison.{v}.seed_{s}"
-        for v in ("sup_1_16", "cps_1_16", "mkd_1_16", "mkd_cs4_1_16")
+        for v in ("sup_1_16", "cps_1_16", "mkd_1_16", "mkd_cs05_1_16")
         for s in (3, 4)
     }
-    variants = _env_params(tmp_path, "heldout")["comparison"]["variants"]
-    assert variants["mkd_cs4_1_16"]["training"]["mkd"]["consistency_scale"] == 4.0
+    scales = _mkd_scales(tmp_path, "heldout", ("mkd_1_16", "mkd_cs05_1_16"))
+    assert scales == {"mkd_1_16": 4.0, "mkd_cs05_1_16": 0.5}  # conf/base's, and the release's
