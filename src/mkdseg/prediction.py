@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 
+from mkdseg.core.class_map import class_map
 from mkdseg.core.export import Segmenter
 from mkdseg.core.image_io import atomic_save, read_image, to_unit_float, write_palette_mask
 from mkdseg.visualization import overlay_mask
@@ -70,7 +71,7 @@ def segment(
             antialias=True,
         )
     logits = F.interpolate(segmenter(x), size=size, mode="bilinear", align_corners=False)
-    return logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
+    return class_map(logits)[0].to(torch.uint8).cpu().numpy()
 
 
 def predict_folder(

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import sys
+
 import pytest
 import torch
 
@@ -91,3 +95,45 @@ def test_set_torch_threads_sets_the_process_wide_count_and_none_leaves_it(
     assert torch.get_num_threads() == 1
     runtime.set_torch_threads(None)
     assert torch.get_num_threads() == 1
+
+
+class MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2``: hblkhd is the bytes held in mmap-ed blocks."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def _mmapped_bytes() -> int:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    if not hasattr(libc, "mallinfo2"):
+        pytest.skip("needs glibc >= 2.33 (mallinfo2)")
+    libc.mallinfo2.restype = MallInfo2
+    return libc.mallinfo2().hblkhd
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc only")
+def test_keep_freed_memory_in_heap_serves_multi_megabyte_tensors_from_the_heap() -> None:
+    assert runtime.keep_freed_memory_in_heap()
+    before = _mmapped_bytes()
+    block = torch.empty(runtime.MMAP_THRESHOLD // 4, dtype=torch.uint8)  # 8 MiB
+    assert _mmapped_bytes() == before  # not a fresh mmap, so no page faults when reused
+    del block
+
+
+def test_keep_freed_memory_in_heap_is_a_no_op_off_linux(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert runtime.keep_freed_memory_in_heap() is False

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from mkdseg.core.class_map import class_map
 from mkdseg.core.config import MethodConfig
 from mkdseg.core.feature_augmentation import ClassFeatureStatistics
 from mkdseg.core.image_io import IGNORE_INDEX
@@ -162,7 +163,7 @@ def kept_by_group(
     valid = ~ignore.bool()
     counts = torch.zeros(2, 2, device=valid.device)  # (background, objects) x (kept, valid)
     for logits, conf in zip(targets, confidence, strict=True):
-        background = logits.detach().argmax(1) == BACKGROUND_CLASS
+        background = class_map(logits.detach()) == BACKGROUND_CLASS
         keep = valid if threshold is None else valid & (conf.reshape(valid.shape) >= threshold)
         for row, group in enumerate((background, ~background)):
             counts[row, 0] += (keep & group).sum()

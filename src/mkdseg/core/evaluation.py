@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from mkdseg.core.augmentation import normalize
+from mkdseg.core.class_map import class_map
 from mkdseg.core.config import PRECISIONS
 from mkdseg.core.data import EvalDataset, make_eval_loader
 from mkdseg.core.export import Segmenter
@@ -94,7 +95,7 @@ def evaluate(
                 logits = torch.nn.functional.interpolate(
                     logits, size=mask.shape[-2:], mode="bilinear", align_corners=False
                 )
-        pred = logits.argmax(1)
+        pred = class_map(logits)
         confusion.update(pred, mask)
         if len(kept) < settings.keep_predictions:
             kept.append((int(index[0]), pred[0].to(torch.uint8).cpu().numpy()))

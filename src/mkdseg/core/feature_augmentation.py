@@ -68,14 +68,18 @@ class ClassFeatureStatistics(nn.Module):
             )
 
     def batch_sums(self, features: Tensor, labels: Tensor) -> Tensor:
-        """Per-class (n_c, sum x, sum x^2) packed as (C, 1 + 2A) float64; ignored pixels dropped."""
+        """Per-class (n_c, sum x, sum x^2) packed as (C, 1 + 2A) float64; ignored pixels dropped.
+
+        The sums are accumulated in pixel order, column by column, so packing them after
+        accumulation (rather than accumulating a packed (N, 1 + 2A) copy) gives the same bits.
+        """
         c = self.num_classes
         x = features.detach().to(STATS_DTYPE)
         labels = labels.long()
         slot = torch.where(labels == self.ignore_index, torch.full_like(labels, c), labels)
-        packed = torch.cat([torch.ones_like(x[:, :1]), x, x * x], 1)
-        sums = packed.new_zeros(c + 1, packed.shape[1]).index_add_(0, slot, packed)
-        return sums[:c]
+        counts = torch.bincount(slot, minlength=c + 1).to(x.dtype)[:, None]
+        sums = [x.new_zeros(c + 1, x.shape[1]).index_add_(0, slot, v) for v in (x, x * x)]
+        return torch.cat([counts, *sums], 1)[:c]
 
     @torch.no_grad()
     def update(self, features: Tensor, labels: Tensor) -> None:
@@ -114,7 +118,8 @@ class ClassFeatureStatistics(nn.Module):
                 f"ClassFeatureStatistics.update_from_maps: features (B, A, h, w) and labels "
                 f"(B, h, w) must agree, got {tuple(features.shape)} and {tuple(labels.shape)}"
             )
-        flat = features.detach().permute(0, 2, 3, 1).reshape(-1, features.shape[1])
+        # Converted before flattening: one copy instead of a float32 one and a float64 one.
+        flat = features.detach().permute(0, 2, 3, 1).to(STATS_DTYPE).reshape(-1, features.shape[1])
         self.update(flat, labels.reshape(-1))
 
     def extra_repr(self) -> str:

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mkdseg.core.class_map import class_map
 from mkdseg.core.image_io import IGNORE_INDEX
 
 
@@ -53,7 +54,7 @@ def pseudo_label_ce(
             f"got {tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}"
         )
     pixels = (student_logits.shape[0], *student_logits.shape[2:])
-    target = teacher_logits.detach().argmax(1)
+    target = class_map(teacher_logits.detach())
     keep = torch.ones(pixels, dtype=torch.bool, device=student_logits.device)
     if ignore is not None:
         keep = keep & ~ignore.reshape(pixels).bool()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import platform
 import random
@@ -17,6 +19,12 @@ log = logging.getLogger(__name__)
 BYTES_PER_MB = 1024 * 1024
 # ru_maxrss is in kilobytes on Linux, bytes on macOS.
 MAXRSS_UNIT = 1 if sys.platform == "darwin" else 1024
+# glibc malloc's tunables (mallopt parameter numbers of <malloc.h>) and the values the CPU
+# trainer sets: blocks up to glibc's 64-bit maximum come from the heap instead of fresh mmap
+# pages, and up to 1 GiB of freed heap is kept rather than returned to the system.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 32 * BYTES_PER_MB
+TRIM_THRESHOLD = 1024 * BYTES_PER_MB
 
 
 def resolve_device(name: str) -> torch.device:
@@ -122,3 +130,25 @@ def set_torch_threads(threads: int | None) -> None:
     """
     if threads is not None and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
+
+
+def keep_freed_memory_in_heap() -> bool:
+    """Let glibc reuse freed large blocks instead of unmapping them; True if it took effect.
+
+    A CPU training step allocates and frees the same multi-megabyte buffers every step (MKD's
+    consistency on the input-resolution grid: float64 per-pixel copies of 4.7-9.4 MB). glibc
+    serves such blocks from fresh mmap pages and unmaps them on free, so every step pays the
+    page faults again; kept in the heap, 100 MKD steps ran 15-35% faster (README, Measured
+    figures). The arithmetic is unchanged. Process-wide and not restored, as
+    ``set_torch_threads``; a no-op (False) where the C library has no ``mallopt``.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    mmap = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    trim = mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    return bool(mmap and trim)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mkdseg.core.class_map import class_map
 from mkdseg.core.config import MethodConfig
 from mkdseg.core.cutmix import mix, resize_mask
 from mkdseg.core.feature_augmentation import (
@@ -68,7 +69,7 @@ def make_view(
     z = to_resolution(logits, size)
     f = to_resolution(features.detach(), size)
     n_l = labels_small.shape[0]
-    own = z[n_l:].detach().argmax(1)
+    own = class_map(z[n_l:].detach())
     own = torch.where(valid_unlabeled, own, torch.full_like(own, IGNORE_INDEX))
     return View(z, f, torch.cat([labels_small.long(), own]))
 
@@ -247,5 +248,5 @@ def teacher_target(method: MethodConfig, teacher: Branch, grid: Grid, lam: float
         logits=feature_augment(view, teacher.stats, teacher.classifier, lam, on),
         confidence=confidence,
         unmixed_confidence=unmixed.softmax(1).max(1).values,
-        unmixed_prediction=unmixed.argmax(1),
+        unmixed_prediction=class_map(unmixed),
     )

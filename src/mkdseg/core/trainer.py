@@ -40,6 +40,7 @@ from mkdseg.core.networks import Networks
 from mkdseg.core.optimization import GuardedSGD
 from mkdseg.core.runtime import (
     autocast,
+    keep_freed_memory_in_heap,
     peak_memory_mb,
     resolve_device,
     resolve_memory_format,
@@ -94,6 +95,8 @@ class Trainer:
         self.rank, self.world_size = rank, world_size
         self.device = device or resolve_device(cfg.device)
         set_torch_threads(cfg.threads)
+        if self.device.type == "cpu":
+            keep_freed_memory_in_heap()
         self.amp_dtype = resolve_precision(cfg.precision, self.device)
         self.memory_format = resolve_memory_format(cfg.memory_format, self.device)
         self.blur = BlurRange.for_crop(cfg.augment.crop_size, cfg.augment.blur_reference_crop)
