@@ -52,6 +52,7 @@ PRESETS = {
         "crop": 48,
         "batch": 8,
         "classes": 5,
+        "mkd": {"consistency_scale": 4.0},  # conf/base: consistency on the 48 x 48 input grid
     },
     # The GPU setting: ResNet-101 DeepLabv3+ at 512x512 with 8 labeled + 8 unlabeled images.
     "gpu": {"backbone": "resnet101", "channels": 256, "crop": 512, "batch": 8, "classes": 21},
@@ -111,6 +112,7 @@ def make_trainer(preset: dict, device: str, precision: str) -> Trainer:
                 "aspp_channels": preset["channels"],
             },
             "augment": {"crop_size": preset["crop"]},
+            "mkd": preset.get("mkd", {}),
         }
     )
     return Trainer(cfg, preset["classes"])

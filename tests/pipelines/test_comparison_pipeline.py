@@ -171,9 +171,8 @@ def _env_params(root: Path, env: str) -> dict:
         return session.load_context().params
 
 
-def _mkd_scales(root: Path, env: str, variants: tuple[str, ...]) -> dict[str, float]:
-    """The ``consistency_scale`` each variant's training resolves to in ``env`` (seed 0)."""
-    params = _env_params(root, env)
+def _mkd_scales(params: dict, variants: tuple[str, ...]) -> dict[str, float]:
+    """The ``consistency_scale`` each variant's training resolves to under ``params`` (seed 0)."""
     grid = Grid.from_parameters(params["comparison"])
     return {
         v: grid.settings(params["training"], v, 0)["mkd"]["consistency_scale"] for v in variants
@@ -210,9 +209,10 @@ def test_the_tuning_environment_runs_no_reported_seed(tmp_path: Path, bootstrapp
         for v in ("sup_1_16", "sup_all", "cps_1_16", "mkd_1_16")
         + ("mkd_release_1_16", "mkd_nothr_1_16", "mkd_ema06_1_16", "mkd_weak_1_16", "mkd_cs4_1_16")
     }
-    assert _env_params(tmp_path, "tuning")["dataset"]["textures"]["seed"] == 1  # base: 0
+    params = _env_params(tmp_path, "tuning")
+    assert params["dataset"]["textures"]["seed"] == 1  # base: 0
     # the tuning table's MKD rows ran at the release's scale 0.5, conf/base's at the time
-    scales = _mkd_scales(tmp_path, "tuning", ("mkd_1_16", "mkd_ema06_1_16", "mkd_cs4_1_16"))
+    scales = _mkd_scales(params, ("mkd_1_16", "mkd_ema06_1_16", "mkd_cs4_1_16"))
     assert scales == {"mkd_1_16": 0.5, "mkd_ema06_1_16": 0.5, "mkd_cs4_1_16": 4.0}
 
 
@@ -225,5 +225,5 @@ def test_the_heldout_environment_runs_no_reported_seed(tmp_path: Path, bootstrap
         for v in ("sup_1_16", "cps_1_16", "mkd_1_16", "mkd_cs05_1_16")
         for s in (3, 4)
     }
-    scales = _mkd_scales(tmp_path, "heldout", ("mkd_1_16", "mkd_cs05_1_16"))
+    scales = _mkd_scales(_env_params(tmp_path, "heldout"), ("mkd_1_16", "mkd_cs05_1_16"))
     assert scales == {"mkd_1_16": 4.0, "mkd_cs05_1_16": 0.5}  # conf/base's, and the release's
