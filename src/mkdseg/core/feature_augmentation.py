@@ -118,8 +118,11 @@ class ClassFeatureStatistics(nn.Module):
                 f"ClassFeatureStatistics.update_from_maps: features (B, A, h, w) and labels "
                 f"(B, h, w) must agree, got {tuple(features.shape)} and {tuple(labels.shape)}"
             )
-        # Converted before flattening: one copy instead of a float32 one and a float64 one.
-        flat = features.detach().permute(0, 2, 3, 1).to(STATS_DTYPE).reshape(-1, features.shape[1])
+        # One pass: gathered into pixel-major order and converted to float64 together.
+        nhwc = features.detach().permute(0, 2, 3, 1)
+        flat = nhwc.to(STATS_DTYPE, memory_format=torch.contiguous_format).reshape(
+            -1, nhwc.shape[-1]
+        )
         self.update(flat, labels.reshape(-1))
 
     def extra_repr(self) -> str:
