@@ -138,8 +138,8 @@ def keep_freed_memory_in_heap() -> bool:
     A CPU training step allocates and frees the same multi-megabyte buffers every step (MKD's
     consistency on the input-resolution grid: float64 per-pixel copies of 4.7-9.4 MB). glibc
     serves such blocks from fresh mmap pages and unmaps them on free, so every step pays the
-    page faults again; kept in the heap, 150 MKD steps of the default setting took 17.5-19.5 s
-    instead of 24.6-26.1 s (Zen 4, 2 threads; README, Measured figures). The arithmetic is
+    page faults again; kept in the heap, 150 MKD steps of the default setting took 15.3-16.5 s
+    instead of 19.6-20.1 s (Zen 4, 2 threads; README, Measured figures). The arithmetic is
     unchanged. Process-wide and not restored, as
     ``set_torch_threads``; a no-op (False) where the C library has no ``mallopt``.
     """
