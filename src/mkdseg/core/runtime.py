@@ -140,8 +140,8 @@ def keep_freed_memory_in_heap() -> bool:
     serves such blocks from fresh mmap pages and unmaps them on free, so every step pays the
     page faults again; kept in the heap, 150 MKD steps of the default setting took 15.3-16.5 s
     instead of 19.6-20.1 s (Zen 4, 2 threads; README, Measured figures). The arithmetic is
-    unchanged. Process-wide and not restored, as
-    ``set_torch_threads``; a no-op (False) where the C library has no ``mallopt``.
+    unchanged. Process-wide and not restored, as ``set_torch_threads``; a no-op (False) where
+    the C library has no ``mallopt``.
     """
     if not sys.platform.startswith("linux"):
         return False
