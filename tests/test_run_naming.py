@@ -148,3 +148,20 @@ def test_a_comparison_whose_variants_run_fewer_seeds_counts_its_runs() -> None:
     groups = {"dataset", "comparison", "training", "evaluation"}
     params = {**PARAMS, "comparison": comparison}
     assert run_name(["comparison"], groups, params) == "comparison: 2 variants, 4 runs"
+
+
+def test_masked_budget_and_unlabeled_origins_are_said() -> None:
+    assert labels_text("masked") == "all masks"
+    assert labels_phrase("masked") == "every image that has a mask"
+    params = {**PARAMS, "splits": {"labeled": "masked", "seed": 0}}
+    metrics = {
+        "n_labeled": 10.0,
+        "n_unlabeled": 35.0,
+        "n_unlabeled_no_mask": 30.0,
+        "n_unlabeled_extra": 5.0,
+    }
+    text = run_description(["__default__"], {"training"}, params, metrics)
+    assert (
+        "every image that has a mask (10 of 45 training images; 30 without a mask, "
+        "5 from an unlabeled pool)" in text
+    )

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mkdseg.splitting import TOTAL_ROW, generate_split, make_split, split_summary
+from mkdseg.splitting import TOTAL_ROW, generate_split, make_split, split_counts, split_summary
 
 CLASSES = ["background", "cat", "dog", "rare"]
 
@@ -50,11 +50,11 @@ def test_fraction_and_count(tmp_path: Path) -> None:
     assert len(make_split(manifest, CLASSES, 1.0, 0, tmp_path)[1]) == 0
 
 
-def test_generated_split_is_deterministic_and_covers_rare_classes(tmp_path: Path) -> None:
+def test_class_balanced_draw_is_deterministic_and_covers_rare_classes(tmp_path: Path) -> None:
     manifest = _manifest()
     for seed in range(5):
-        labeled, *_ = make_split(manifest, CLASSES, 4, seed, tmp_path)
-        assert labeled == make_split(manifest, CLASSES, 4, seed, tmp_path)[0]
+        labeled, *_ = make_split(manifest, CLASSES, 4, seed, tmp_path, "class_balanced")
+        assert labeled == make_split(manifest, CLASSES, 4, seed, tmp_path, "class_balanced")[0]
         assert set(labeled) & {"train005", "train017", "train040"}
     assert (
         make_split(manifest, CLASSES, 4, 0, tmp_path)[0]
@@ -135,14 +135,15 @@ def test_stats_and_summary_match_direct_sums(tmp_path: Path) -> None:
     assert per_class["share_labeled"].sum() == pytest.approx(1.0)
     total = stats.set_index("class").loc[TOTAL_ROW]
     assert total["images_labeled"] == 8 and total["images_all"] == 64
-    summary = split_summary(labeled, unlabeled, val, stats)
+    summary = split_summary(split_counts(manifest, labeled, unlabeled, val), stats)
     assert (
         summary["n_labeled"] == 8.0 and summary["n_unlabeled"] == 56.0 and summary["n_val"] == 8.0
     )
+    assert summary["n_unlabeled_masked"] == 56.0 and summary["n_unlabeled_no_mask"] == 0.0
     expected = sum(abs(summary[f"share_labeled.{c}"] - summary[f"share_all.{c}"]) for c in CLASSES)
     assert summary["share_l1_distance"] == pytest.approx(expected)
     assert all(isinstance(v, float) for v in summary.values())
-    assert len(summary) == 3 + 2 * len(CLASSES) + 1
+    assert len(summary) == 6 + 2 * len(CLASSES) + 1
 
 
 def test_unimatch_cityscapes_lines_map_to_city_ids(tmp_path: Path) -> None:
@@ -158,3 +159,75 @@ def test_unimatch_cityscapes_lines_map_to_city_ids(tmp_path: Path) -> None:
     )
     labeled, unlabeled, _, _ = make_split(manifest, CLASSES, "s.txt", 0, tmp_path)
     assert labeled == [names[1]] and unlabeled == [names[0]]
+
+
+# ---------------------------------------------------------------- images without masks
+def _own_manifest() -> pd.DataFrame:
+    """_manifest() where train020..train063 have no mask (a user's own data): origin no_mask,
+    no mask path and zero pixel counts, as ingestion writes them."""
+    manifest = _manifest()
+    unmasked = manifest["subset"].eq("train") & (manifest.index >= 20)
+    manifest.insert(4, "origin", np.where(unmasked, "no_mask", "mask"))
+    manifest.loc[unmasked, "mask_path"] = ""
+    manifest.loc[unmasked, [f"px_{c}" for c in CLASSES]] = 0
+    return manifest
+
+
+def test_masked_labels_every_masked_image_and_only_those(tmp_path: Path) -> None:
+    manifest = _own_manifest()
+    labeled, unlabeled, val, _ = make_split(manifest, CLASSES, "masked", 0, tmp_path)
+    assert labeled == [f"train{i:03d}" for i in range(20)]
+    assert unlabeled == [f"train{i:03d}" for i in range(20, 64)]
+    counts = split_counts(manifest, labeled, unlabeled, val)
+    assert counts == {
+        "n_labeled": 20,
+        "n_unlabeled": 44,
+        "n_val": 8,
+        "n_unlabeled_masked": 0,
+        "n_unlabeled_no_mask": 44,
+        "n_unlabeled_extra": 0,
+    }
+
+
+@pytest.mark.parametrize("draw", ["uniform", "class_balanced"])
+def test_fractions_and_counts_draw_among_masked_images(tmp_path: Path, draw: str) -> None:
+    manifest = _own_manifest()
+    labeled, unlabeled, _, stats = make_split(manifest, CLASSES, 0.25, 1, tmp_path, draw)
+    assert len(labeled) == 5 and set(labeled) <= {f"train{i:03d}" for i in range(20)}
+    assert len(unlabeled) == 59
+    assert stats.set_index("class").loc[TOTAL_ROW, "images_all"] == 20  # masked images only
+    with pytest.raises(ValueError, match="between 1 and the 20 training images"):
+        make_split(manifest, CLASSES, 21, 0, tmp_path, draw)
+
+
+def test_uniform_draw_reads_no_mask(tmp_path: Path) -> None:
+    """The proof for splits: pixel counts (what ingestion read from the masks) do not matter."""
+    manifest = _manifest()
+    scrambled = manifest.copy()
+    columns = [f"px_{c}" for c in CLASSES]
+    scrambled[columns] = np.random.default_rng(7).integers(0, 10**6, scrambled[columns].shape)
+    for seed in range(3):
+        assert (
+            make_split(manifest, CLASSES, 8, seed, tmp_path)[:3]
+            == make_split(scrambled, CLASSES, 8, seed, tmp_path)[:3]
+        )
+    assert (
+        make_split(manifest, CLASSES, 8, 0, tmp_path)[0]
+        != make_split(manifest, CLASSES, 8, 1, tmp_path)[0]
+    )
+    changes = (
+        make_split(manifest, CLASSES, 8, 0, tmp_path, "class_balanced")[0]
+        != make_split(scrambled, CLASSES, 8, 0, tmp_path, "class_balanced")[0]
+    )
+    assert changes  # the class-balanced draw does read them, as its name says
+
+
+def test_split_file_naming_an_unmasked_image_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "ids.txt").write_text("train001\ntrain030\n")
+    with pytest.raises(ValueError, match=r"1 training image\(s\) without a mask: 'train030'"):
+        make_split(_own_manifest(), CLASSES, "ids.txt", 0, tmp_path)
+
+
+def test_unknown_draw_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="splits.draw must be one of"):
+        make_split(_manifest(), CLASSES, 4, 0, tmp_path, "stratified")

@@ -188,3 +188,20 @@ def test_each_method_resolves_the_switches_it_had_before_issue_13(env: str, meth
     if env != "local":
         expected.update(RELEASE_MEAN_TEACHER if method == "mean_teacher" else RELEASE)
     assert dataclasses.asdict(cfg.method) == expected
+
+
+def test_an_unmasked_image_cannot_be_labeled_and_unlabeled_masks_are_not_read():
+    manifest = MANIFEST.assign(mask_path=["/x/a.png", "", "/x/c.png"])
+    with pytest.raises(ValueError, match=r"1 labeled image\(s\) have no mask.*'b'"):
+        training_inputs.train_data(manifest, META, ["b"], ["a"])
+    data = training_inputs.train_data(manifest, META, ["a"], ["b"])
+    assert data.unlabeled == ["/x/b.jpg"]
+
+
+def test_a_semi_supervised_method_without_unlabeled_images_names_training_method():
+    cfg = training_inputs.trainer_config({**TRAINING, "checkpoint_root": None})
+    with pytest.raises(ValueError, match="training.method 'mkd' learns from unlabeled images"):
+        training_inputs.check_unlabeled_pool(cfg, [])
+    training_inputs.check_unlabeled_pool(cfg, ["a"])
+    supervised = training_inputs.trainer_config({**TRAINING, "method": "supervised"})
+    training_inputs.check_unlabeled_pool(supervised, [])  # needs none

@@ -1,4 +1,4 @@
-"""A terminal progress bar for training: iteration, loss and images/s.
+"""Terminal progress bars: training (iteration, loss, images/s) and counted work (images).
 
 Rich (a Kedro dependency) draws it on a terminal; elsewhere (CI, logs) a log line
 every ``LOG_SHARE`` of the run keeps long work visible.
@@ -10,7 +10,14 @@ import logging
 import math
 from types import TracebackType
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 log = logging.getLogger(__name__)
 LOG_SHARE = 0.1
@@ -41,6 +48,44 @@ class TrainingProgress:
             log.info("iteration %d/%d  loss %.4f  %.1f images/s", iteration, self.total, loss, ips)
 
     def __enter__(self) -> TrainingProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.progress.stop()
+
+
+class CountProgress:
+    """A bar for work counted in items (validating images): done/total and items/s.
+
+    Use as a context manager; pass ``update`` as a ``progress(done, total)`` callback. Off a
+    terminal a log line every ``LOG_SHARE`` of the work keeps it visible.
+    """
+
+    def __init__(self, total: int, description: str, unit: str = "images") -> None:
+        self.total, self.unit, self.description = total, unit, description
+        self.every = max(1, math.ceil(total * LOG_SHARE))
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TimeRemainingColumn(),
+            transient=False,
+        )
+        self.task = self.progress.add_task(description, total=total)
+
+    def update(self, done: int, total: int) -> None:
+        self.progress.update(self.task, completed=done, total=total)
+        if not self.progress.console.is_terminal and (done % self.every == 0 or done == total):
+            log.info("%s: %d/%d %s", self.description, done, total, self.unit)
+
+    def __enter__(self) -> CountProgress:
         self.progress.start()
         return self
 

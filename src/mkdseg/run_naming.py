@@ -17,6 +17,7 @@ from pathlib import PurePath
 from typing import Any
 
 from mkdseg.core.methods import METHODS
+from mkdseg.splitting import MASKED_KEYWORD
 
 PARAMS_PREFIX = "params:"
 DEFAULT_PIPELINE = "__default__"
@@ -30,6 +31,7 @@ _FRACTION_TEXT = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 _NUMBER_TEXT = re.compile(r"^\s*(\d+|\d*\.\d+)\s*$")
 HEADLINE_METRIC = "val_mIoU_{mode}"
 HEADLINE_FORMAT = "{:.3f}"
+MASKED_TEXT = "all masks"  # splits.labeled: masked
 
 
 def consumed_groups(inputs: Iterable[str]) -> set[str]:
@@ -43,7 +45,9 @@ def consumed_groups(inputs: Iterable[str]) -> set[str]:
 
 def labels_text(labeled: Any) -> str:
     """``splits.labeled`` as a reader says it: ``1/16``, ``all labels``, ``92 labels``,
-    ``split labeled.txt``."""
+    ``all masks`` (``masked``: every training image with a mask), ``split labeled.txt``."""
+    if isinstance(labeled, str) and labeled.strip() == MASKED_KEYWORD:
+        return MASKED_TEXT
     if isinstance(labeled, str):
         if match := _FRACTION_TEXT.match(labeled):
             numerator, denominator = (int(v) for v in match.groups())
@@ -64,10 +68,25 @@ def labels_text(labeled: Any) -> str:
     return f"{value:g}"
 
 
+def _origins(metrics: Mapping[str, float]) -> str:
+    """Where the unlabeled images came from, when some had no mask: ``; 30 without a mask``."""
+    parts = [
+        f"{int(metrics[key])} {text}"
+        for key, text in (
+            ("n_unlabeled_no_mask", "without a mask"),
+            ("n_unlabeled_extra", "from an unlabeled pool"),
+        )
+        if metrics.get(key)
+    ]
+    return "; " + ", ".join(parts) if parts else ""
+
+
 def labels_phrase(labeled: Any) -> str:
     """``splits.labeled`` in a sentence: ``1/16 of the labels``, ``92 labeled images``,
     ``all labels``."""
     text = labels_text(labeled)
+    if text == MASKED_TEXT:
+        return "every image that has a mask"
     if text.endswith(" labels") and text != "all labels":
         return text.replace(" labels", " labeled images")
     if "/" in text or _NUMBER_TEXT.match(text):
@@ -161,7 +180,7 @@ def run_description(
     counts = ""
     if "n_labeled" in metrics and "n_unlabeled" in metrics:
         labeled, unlabeled = int(metrics["n_labeled"]), int(metrics["n_unlabeled"])
-        counts = f" ({labeled} of {labeled + unlabeled} training images)"
+        counts = f" ({labeled} of {labeled + unlabeled} training images{_origins(metrics)})"
     text = (
         f"**{title}** trained with {labels_phrase(splits.get('labeled'))}{counts} of {data_text}, "
         f"seed {training.get('seed')}: {model.get('backbone')} DeepLabv3+, "

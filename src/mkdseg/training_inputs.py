@@ -45,8 +45,8 @@ def run_settings(training: dict[str, Any]) -> RunSettings:
     return RunSettings(**{k: v for k, v in training.items() if k in PIPELINE_KEYS})
 
 
-def samples_for(manifest: pd.DataFrame, ids: Sequence[str], what: str) -> list[tuple[str, str]]:
-    """(image, mask) paths of ``ids``, in the order given; unknown ids are an error."""
+def _rows(manifest: pd.DataFrame, ids: Sequence[str], what: str) -> pd.DataFrame:
+    """The manifest rows of ``ids``, in the order given; unknown ids are an error."""
     table = manifest.set_index("id")
     missing = [i for i in ids if i not in table.index]
     if missing:
@@ -54,8 +54,34 @@ def samples_for(manifest: pd.DataFrame, ids: Sequence[str], what: str) -> list[t
             f"{len(missing)} {what} id(s) are not in the manifest (e.g. {missing[:5]}); "
             "re-run the splits pipeline after changing the dataset"
         )
-    rows = table.loc[list(ids)]
+    return table.loc[list(ids)]
+
+
+def samples_for(manifest: pd.DataFrame, ids: Sequence[str], what: str) -> list[tuple[str, str]]:
+    """(image, mask) paths of ``ids``, in the order given; an id without a mask is an error."""
+    rows = _rows(manifest, ids, what)
+    if unmasked := [i for i, mask in zip(ids, rows["mask_path"], strict=True) if not mask]:
+        raise ValueError(
+            f"{len(unmasked)} {what} image(s) have no mask (e.g. {unmasked[:5]}): only masked "
+            "images can be labeled; re-run the splits pipeline"
+        )
     return list(zip(rows["image_path"], rows["mask_path"], strict=True))
+
+
+def images_for(manifest: pd.DataFrame, ids: Sequence[str], what: str) -> list[str]:
+    """Image paths of ``ids``, in the order given; masks are not even looked at."""
+    return list(_rows(manifest, ids, what)["image_path"])
+
+
+def check_unlabeled_pool(cfg: TrainConfig, unlabeled_ids: Sequence[str]) -> None:
+    """A semi-supervised method without unlabeled images: say so before anything trains."""
+    if cfg.uses_unlabeled and not unlabeled_ids:
+        raise ValueError(
+            f"training.method {cfg.method.name!r} learns from unlabeled images, but the split "
+            "has none: every training image is labeled. Add images without masks (images/ or "
+            "unlabeled/ for dataset.source folder), set splits.labeled to a fraction or a count "
+            "of the masked images, or set training.method: supervised."
+        )
 
 
 def train_data(
@@ -68,7 +94,7 @@ def train_data(
         raise ValueError("the labeled split is empty; check splits.labeled")
     return TrainData(
         labeled=samples_for(manifest, labeled_ids, "labeled"),
-        unlabeled=[image for image, _ in samples_for(manifest, unlabeled_ids, "unlabeled")],
+        unlabeled=images_for(manifest, unlabeled_ids, "unlabeled"),
         mask_encoding=MaskEncoding.from_dict(class_metadata.get("mask_encoding")),
         num_classes=len(class_metadata["names"]),
     )

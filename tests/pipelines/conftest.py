@@ -84,9 +84,9 @@ def tiny_inputs(tiny_synthetic_root: Path) -> dict[str, Any]:
         {
             "params:dataset": tiny_synthetic_params(tiny_synthetic_root),
             "params:sample_grid": TINY_SAMPLE_GRID,
-            "params:splits": {"labeled": TINY_LABELED, "seed": 0},
+            "params:splits": {"labeled": TINY_LABELED, "seed": 0, "draw": "uniform"},
         },
-        ("manifest", "class_metadata", "labeled_ids", "unlabeled_ids", "val_ids"),
+        ("manifest", "class_metadata", "labeled_ids", "unlabeled_ids", "val_ids", "split_metrics"),
     )
 
 

@@ -46,17 +46,21 @@ def test_ingestion_pipeline_writes_manifest_metadata_and_grid(
     outputs = SequentialRunner().run(create_pipeline(), catalog)
     assert catalog.load("ingestion_metrics") == {
         "n_train": TINY_N_TRAIN,
+        "n_train_masked": TINY_N_TRAIN,
+        "n_train_no_mask": 0,
+        "n_train_extra": 0,
         "n_val": TINY_N_VAL,
         "n_quarantined": 0,
     }
     assert "ingestion_metrics" in outputs
     manifest = catalog.load("manifest")
     assert len(manifest) == TINY_N_TRAIN + TINY_N_VAL
-    assert list(manifest.columns[:6]) == [
+    assert list(manifest.columns[:7]) == [
         "id",
         "subset",
         "image_path",
         "mask_path",
+        "origin",
         "height",
         "width",
     ]
@@ -79,7 +83,11 @@ def test_ingestion_pipeline_writes_manifest_metadata_and_grid(
 
 def test_pick_samples_spreads_over_val_and_falls_back_to_train() -> None:
     manifest = pd.DataFrame(
-        {"id": [f"v{i}" for i in range(5)] + ["t0"], "subset": ["val"] * 5 + ["train"]}
+        {
+            "id": [f"v{i}" for i in range(5)] + ["t0", "t1"],
+            "subset": ["val"] * 5 + ["train"] * 2,
+            "mask_path": ["m"] * 6 + [""],  # t1 has no mask: it cannot be drawn with one
+        }
     )
     assert pick_samples(manifest, 3)["id"].tolist() == ["v0", "v2", "v4"]
     assert pick_samples(manifest, 10)["id"].tolist() == [f"v{i}" for i in range(5)]
@@ -89,9 +97,21 @@ def test_pick_samples_spreads_over_val_and_falls_back_to_train() -> None:
 
 
 def test_ingestion_summary_and_grid_parameter_check() -> None:
-    manifest = pd.DataFrame({"subset": ["train", "train", "val"]})
+    manifest = pd.DataFrame(
+        {
+            "subset": ["train", "train", "train", "train", "val"],
+            "origin": ["mask", "no_mask", "extra", "extra", "mask"],
+        }
+    )
     quarantine = pd.DataFrame({"id": ["x"], "subset": ["val"], "path": ["p"], "reason": ["r"]})
-    assert ingestion_summary(manifest, quarantine) == {"n_train": 2, "n_val": 1, "n_quarantined": 1}
+    assert ingestion_summary(manifest, quarantine) == {
+        "n_train": 4,
+        "n_train_masked": 1,
+        "n_train_no_mask": 1,
+        "n_train_extra": 2,
+        "n_val": 1,
+        "n_quarantined": 1,
+    }
     with pytest.raises(ValueError, match=r"sample_grid' miss \['alpha'\]"):
         draw_sample_grid(manifest, {}, {"rows": 1, "cols": 1, "tile_size": 8})
 

@@ -43,9 +43,12 @@ def reported(
         "training_history": trained_tiny["training_history"],
         "experiment_runs": pd.DataFrame([EARLIER_RUN]),
         "params:training": tiny_training_params(folder.parent / "checkpoints"),
-        "params:splits": {"labeled": TINY_LABELED, "seed": 0},
+        "params:splits": {"labeled": TINY_LABELED, "seed": 0, "draw": "uniform"},
         "params:evaluation": TINY_EVALUATION,
-        **{name: tiny_inputs[name] for name in ("manifest", "class_metadata", "val_ids")},
+        **{
+            name: tiny_inputs[name]
+            for name in ("manifest", "class_metadata", "val_ids", "split_metrics")
+        },
     }
     catalog = DataCatalog(
         {
@@ -70,6 +73,11 @@ def test_the_report_shows_the_model_miou_and_one_row_per_class(
         assert f"| {name} |" in markdown
     for figure in FIGURES:
         assert (folder / figure).stat().st_size > 0, figure
+    n_labeled, n_val = len(tiny_inputs["labeled_ids"]), len(tiny_inputs["val_ids"])
+    n_unlabeled = len(tiny_inputs["unlabeled_ids"])
+    assert f"| data.labeled images (with a mask) | {n_labeled} |" in markdown
+    assert f"| data.unlabeled: masked, not drawn (benchmark protocol) | {n_unlabeled} |" in markdown
+    assert f"| data.validation images (evaluated on) | {n_val} |" in markdown
 
 
 def test_the_comparison_puts_this_run_beside_the_earlier_ones(

@@ -24,7 +24,7 @@ def _run(tmp_path: Path, dataset_params: dict, labeled: object) -> DataCatalog:
         {
             "manifest": MemoryDataset(manifest),
             "class_metadata": MemoryDataset(class_metadata),
-            "params:splits": MemoryDataset({"labeled": labeled, "seed": 0}),
+            "params:splits": MemoryDataset({"labeled": labeled, "seed": 0, "draw": "uniform"}),
             "labeled_ids": IdListDataset(str(out / "labeled.txt")),
             "unlabeled_ids": IdListDataset(str(out / "unlabeled.txt")),
             "val_ids": IdListDataset(str(out / "val.txt")),
@@ -63,7 +63,7 @@ def test_written_split_file_is_reusable_as_splits_labeled(
 
 
 def test_missing_split_parameters_are_named() -> None:
-    with pytest.raises(ValueError, match=r"splits' miss \['seed'\]"):
+    with pytest.raises(ValueError, match=r"splits' miss \['seed', 'draw'\]"):
         make_split(None, {"names": []}, {"labeled": 0.5})
 
 

@@ -148,6 +148,17 @@ def test_per_class_iou_is_one_table_followed_by_its_chart(tmp_path: Path) -> Non
     )
 
 
+SPLIT_METRICS = {
+    "n_labeled": 10.0,
+    "n_unlabeled": 35.0,
+    "n_val": 4.0,
+    "n_unlabeled_masked": 0.0,
+    "n_unlabeled_no_mask": 30.0,
+    "n_unlabeled_extra": 5.0,
+    "share_l1_distance": 0.1,
+}
+
+
 def test_report_node_keeps_per_class_iou_out_of_the_metrics_table() -> None:
     from mkdseg.pipelines.reporting.nodes import build_report
 
@@ -164,9 +175,18 @@ def test_report_node_keeps_per_class_iou_out_of_the_metrics_table() -> None:
         np.zeros((4, 4, 3), np.uint8),
         pd.DataFrame(),
         {"names": ["background", "disc"], "source": "synthetic"},
+        SPLIT_METRICS,
         {"method": "mkd", "seed": 0},
         {"labeled": 0.0625},
         {"mode": "whole"},
     )
     assert content["metrics"] == {"val_mIoU_whole": 0.5, "val_pixel_acc_whole": 0.9}
+    assert content["summary"]["data"] == {
+        "labeled images (with a mask)": 10,
+        "unlabeled images": 35,
+        "unlabeled: masked, not drawn (benchmark protocol)": 0,
+        "unlabeled: no mask": 30,
+        "unlabeled: unlabeled pool": 5,
+        "validation images (evaluated on)": 4,
+    }
     np.testing.assert_allclose(content["iou"], [0.8, 0.2])

@@ -16,14 +16,15 @@ from tests.sources.conftest import VOC_TRAIN, VOC_VAL
 
 def test_columns_order_and_metadata(voc_root: Path) -> None:
     manifest, meta, quarantine = build_manifest({"source": "voc", "root": "voc"}, voc_root.parent)
-    expected = ["id", "subset", "image_path", "mask_path", "height", "width"]
+    expected = ["id", "subset", "image_path", "mask_path", "origin", "height", "width"]
     expected += [f"px_{name}" for name in VOC_CLASSES] + ["px_ignore"]
     assert list(manifest.columns) == expected
     assert list(manifest["subset"]) == ["train"] * len(VOC_TRAIN) + ["val"] * len(VOC_VAL)
     assert list(manifest["id"]) == sorted(VOC_TRAIN) + sorted(VOC_VAL)
     assert all(Path(p).is_absolute() and "\\" not in p for p in manifest["image_path"])
     assert manifest["px_ignore"].dtype.kind == "i"
-    assert (manifest[expected[6:]].sum(axis=1) == manifest["height"] * manifest["width"]).all()
+    assert (manifest["origin"] == "mask").all()
+    assert (manifest[expected[7:]].sum(axis=1) == manifest["height"] * manifest["width"]).all()
     assert quarantine.empty and list(quarantine.columns) == QUARANTINE_COLUMNS
     assert json.loads(json.dumps(meta)) == meta
     assert meta["ignore_index"] == 255 and meta["source"] == "voc"

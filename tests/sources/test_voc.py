@@ -13,7 +13,7 @@ import pytest
 from mkdseg.core.image_io import read_mask
 from mkdseg.sources.manifest import build_manifest
 from mkdseg.sources.voc import VOC_CLASSES, download_voc, read_voc, voc_colour_map
-from tests.sources.conftest import VOC_TRAIN, VOC_VAL, label_map
+from tests.sources.conftest import VOC_TRAIN, VOC_VAL, label_map, write_rgb
 
 
 def test_colour_map_matches_the_devkit() -> None:
@@ -91,3 +91,26 @@ def test_download_failure_explains_manual_placement(
     assert "network is unreachable" in str(info.value)
     with pytest.raises(RuntimeError, match="dataset.download: false"):
         build_manifest({"source": "voc", "root": str(tmp_path), "download": True}, tmp_path)
+
+
+def test_unlisted_jpegs_join_as_unlabeled_only_when_asked(voc_aug_root: Path) -> None:
+    for name in ("2009_000001", "2009_000002"):  # in no list and with no mask: VOC's extra images
+        write_rgb(voc_aug_root / "JPEGImages" / f"{name}.jpg", 7)
+    plain = read_voc(voc_aug_root)
+    assert not any(s.origin == "extra" for s in plain.samples)
+    result = read_voc(voc_aug_root, unlisted_unlabeled=True)
+    extra = [s for s in result.samples if s.origin == "extra"]
+    assert [s.id for s in extra] == ["2009_000001", "2009_000002"]
+    assert all(s.subset == "train" and s.mask_path is None for s in extra)
+    listed = {s.id for s in result.samples if s.origin == "mask"}
+    assert listed == set(VOC_TRAIN) | set(VOC_VAL)  # listed images are never counted twice
+    with pytest.raises(ValueError, match="dataset.voc.unlisted_unlabeled must be true or false"):
+        read_voc(voc_aug_root, unlisted_unlabeled="yes")
+
+
+def test_unlisted_images_go_through_the_manifest_as_extra(voc_root: Path) -> None:
+    write_rgb(voc_root / "JPEGImages" / "2011_000009.jpg", 9)
+    params = {"source": "voc", "root": str(voc_root), "voc": {"unlisted_unlabeled": True}}
+    manifest, _, _ = build_manifest(params, voc_root)
+    row = manifest.set_index("id").loc["2011_000009"]
+    assert row["origin"] == "extra" and row["subset"] == "train" and row["mask_path"] == ""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mkdseg.core.image_io import IGNORE_INDEX, LUT_SIZE, MaskEncoding
-from mkdseg.sources.validation import SUBSETS, ReaderResult, Sample
+from mkdseg.sources.validation import EXTRA, SUBSETS, ReaderResult, Sample
 
 # (label id, name, colour) from cityscapesScripts' labels.py; the train id is the position.
 CITYSCAPES_TRAIN_CLASSES = [
@@ -39,11 +39,13 @@ IMAGE_DIR = "leftImg8bit"
 MASK_DIR = "gtFine"
 IMAGE_SUFFIX = "_leftImg8bit.png"
 MASK_SUFFIX = "_gtFine_labelIds.png"
+EXTRA_SUBSET = "train_extra"  # 19,998 images with coarse masks only: unlabeled here
 
 LAYOUT = (
     "Cityscapes layout expected under dataset.root: "
     "leftImg8bit/{train,val}/<city>/<name>_leftImg8bit.png and "
-    "gtFine/{train,val}/<city>/<name>_gtFine_labelIds.png."
+    "gtFine/{train,val}/<city>/<name>_gtFine_labelIds.png; with "
+    "dataset.cityscapes.train_extra also leftImg8bit/train_extra/<city>/ (no masks needed)."
 )
 
 
@@ -59,8 +61,29 @@ def cityscapes_encoding() -> MaskEncoding:
     return MaskEncoding(kind="lut", lut=cityscapes_lut())
 
 
-def read_cityscapes(root: Path) -> ReaderResult:
-    """List Cityscapes samples; id = ``<city>/<name>`` (names could repeat across cities)."""
+def _extra_samples(root: Path) -> list[Sample]:
+    """leftImg8bit/train_extra: unlabeled training images (their coarse masks are not read)."""
+    folder = root / IMAGE_DIR / EXTRA_SUBSET
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"dataset.cityscapes.train_extra is true but {folder} does not exist: extract "
+            "leftImg8bit_trainextra.zip into dataset.root, or set it to false. " + LAYOUT
+        )
+    return [
+        Sample(
+            f"{image.parent.name}/{image.name[: -len(IMAGE_SUFFIX)]}", "train", image, None, EXTRA
+        )
+        for image in sorted(folder.glob(f"*/*{IMAGE_SUFFIX}"))
+    ]
+
+
+def read_cityscapes(root: Path, train_extra: bool = False) -> ReaderResult:
+    """List Cityscapes samples; id = ``<city>/<name>`` (names could repeat across cities).
+    ``train_extra`` adds leftImg8bit/train_extra as unlabeled training images."""
+    if not isinstance(train_extra, bool):
+        raise ValueError(
+            f"dataset.cityscapes.train_extra must be true or false, got {train_extra!r}"
+        )
     root = Path(root)
     missing = [p for p in (root / IMAGE_DIR, root / MASK_DIR) if not p.is_dir()]
     if not root.is_dir() or missing:
@@ -74,6 +97,8 @@ def read_cityscapes(root: Path) -> ReaderResult:
             city, name = image.parent.name, image.name[: -len(IMAGE_SUFFIX)]
             mask = root / MASK_DIR / subset / city / f"{name}{MASK_SUFFIX}"
             samples.append(Sample(f"{city}/{name}", subset, image, mask))
+    if train_extra:
+        samples += _extra_samples(root)
     return ReaderResult(
         samples=samples,
         class_names=list(CITYSCAPES_CLASSES),

@@ -1,22 +1,35 @@
-"""A plain folder of images and masks, for users' own data.
+"""A plain folder of images, masks for some of them, for users' own data.
 
 Layout: ``images/<stem>.{jpg,png}`` + ``masks/<stem>.png``, or ``images/{train,val}/`` with
-``masks/{train,val}/`` (falling back to ``masks/<stem>.png``). Classes and colours come from
-the parameters; masks hold class ids (``index``) or class colours (``rgb``). Without
-train/val subfolders a seeded ``val_fraction`` of the ids becomes the validation set.
+``masks/{train,val}/`` (falling back to ``masks/<stem>.png``). A training image with a mask
+is labeled material; one without a mask is an unlabeled image (origin ``no_mask``). An
+optional ``unlabeled/`` folder (images only, nested folders allowed, e.g. video frames) adds
+more unlabeled images (origin ``extra``, id ``unlabeled/<relative path without suffix>``).
+Validation images need masks: in ``images/val`` a missing mask is a problem naming the image;
+without train/val subfolders a seeded ``val_fraction`` of the *masked* images is validation.
+A mask without an image is a problem too. Classes and colours come from the parameters;
+masks hold class ids (``index``) or class colours (``rgb``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
-import numpy as np
-
 from mkdseg.core.image_io import IGNORE_INDEX, MaskEncoding
-from mkdseg.sources.validation import SUBSETS, ReaderResult, Sample
+from mkdseg.sources.validation import (
+    EXTRA,
+    MASKED,
+    NO_MASK,
+    SUBSETS,
+    Problem,
+    ReaderResult,
+    Sample,
+)
 
 IMAGE_DIR = "images"
 MASK_DIR = "masks"
+UNLABELED_DIR = "unlabeled"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MASK_SUFFIX = ".png"
 MASK_ENCODINGS = ("index", "rgb")
@@ -26,8 +39,9 @@ RGB_CHANNELS = 3
 COLOUR_MAX = 255
 
 LAYOUT = (
-    "folder layout expected under dataset.root: images/<stem>.jpg|png with masks/<stem>.png "
-    "(or images/{train,val}/ with masks/{train,val}/); classes from dataset.folder.classes."
+    "folder layout expected under dataset.root: images/<stem>.jpg|png, masks/<stem>.png for "
+    "the images you labeled (or images/{train,val}/ with masks/{train,val}/; every val image "
+    "needs a mask), optionally unlabeled/**/*.jpg|png; classes from dataset.folder.classes."
 )
 
 
@@ -70,30 +84,96 @@ def _encoding(kind: str, colours: list[list[int]]) -> MaskEncoding:
 
 
 def _images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def _rank(seed: int, sample_id: str) -> bytes:
+    return hashlib.sha256(f"{seed}:{sample_id}".encode()).digest()
+
+
 def _val_ids(ids: list[str], val_fraction: float, seed: int) -> set[str]:
-    """A seeded share of the distinct ids (at least one, never all) for validation."""
+    """A seeded share of the distinct ids (at least one, never all) for validation.
+
+    The ids ranked first by a seeded hash of their own name: masking one more image moves at
+    most one image in or out of validation, instead of drawing a new validation set.
+    """
     if not 0 < val_fraction < 1:
         raise ValueError(f"dataset.folder.val_fraction must be in (0, 1), got {val_fraction!r}")
     distinct = sorted(set(ids))
     if len(distinct) < len(SUBSETS):
         return set()  # too few images for two subsets: validation reports the empty subset
     n_val = min(max(1, round(val_fraction * len(distinct))), len(distinct) - 1)
-    order = np.random.default_rng(seed).permutation(len(distinct))
-    return {distinct[i] for i in order[:n_val]}
+    return set(sorted(distinct, key=lambda i: _rank(seed, i))[:n_val])
+
+
+def _mask_for(root: Path, image: Path, subset: str | None) -> Path | None:
+    """The image's mask: masks/<subset>/<stem>.png, else masks/<stem>.png; None if neither."""
+    candidates = [root / MASK_DIR / f"{image.stem}{MASK_SUFFIX}"]
+    if subset is not None:
+        candidates.insert(0, root / MASK_DIR / subset / f"{image.stem}{MASK_SUFFIX}")
+    return next((c for c in candidates if c.is_file()), None)
 
 
 def _split_samples(root: Path) -> list[Sample]:
+    """images/{train,val}: a train image without a mask is unlabeled; a val one is a problem
+    (validation names the mask it looked for)."""
     samples = []
     for subset in SUBSETS:
         for image in _images(root / IMAGE_DIR / subset):
-            mask = root / MASK_DIR / subset / f"{image.stem}{MASK_SUFFIX}"
-            if not mask.is_file():
-                mask = root / MASK_DIR / f"{image.stem}{MASK_SUFFIX}"
-            samples.append(Sample(image.stem, subset, image, mask))
+            mask = _mask_for(root, image, subset)
+            if mask is None and subset == "train":
+                samples.append(Sample(image.stem, subset, image, None, NO_MASK))
+            else:
+                expected = root / MASK_DIR / subset / f"{image.stem}{MASK_SUFFIX}"
+                samples.append(Sample(image.stem, subset, image, mask or expected, MASKED))
     return samples
+
+
+def _flat_samples(root: Path, val_fraction: float, seed: int) -> list[Sample]:
+    """images/: the validation share is drawn among the masked images only."""
+    masks = {p: _mask_for(root, p, None) for p in _images(root / IMAGE_DIR)}
+    val = _val_ids([p.stem for p, m in masks.items() if m is not None], val_fraction, seed)
+    return [
+        Sample(p.stem, "val" if p.stem in val else "train", p, m, MASKED)
+        if m is not None
+        else Sample(p.stem, "train", p, None, NO_MASK)
+        for p, m in masks.items()
+    ]
+
+
+def _extra_samples(root: Path) -> list[Sample]:
+    """unlabeled/**: images only, at any depth; the id keeps the relative path."""
+    folder = root / UNLABELED_DIR
+    if not folder.is_dir():
+        return []
+    images = sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    return [
+        Sample(p.relative_to(root).with_suffix("").as_posix(), "train", p, None, EXTRA)
+        for p in images
+    ]
+
+
+def _orphan_masks(root: Path, samples: list[Sample]) -> list[Problem]:
+    """Masks that belong to no image: a typo in a name, or an image that was deleted."""
+    used = {s.mask_path.resolve() for s in samples if s.mask_path is not None}
+    stems = {s.id for s in samples}
+    problems = []
+    for mask in sorted((root / MASK_DIR).rglob(f"*{MASK_SUFFIX}")):
+        if mask.resolve() in used or (mask.parent == root / MASK_DIR and mask.stem in stems):
+            continue
+        problems.append(
+            Problem(
+                mask.stem,
+                mask.parent.name if mask.parent.name in SUBSETS else "train",
+                mask.resolve().as_posix(),
+                f"mask has no image: add {IMAGE_DIR}/.../{mask.stem}.jpg|png or remove the mask",
+            )
+        )
+    return problems
 
 
 def read_folder(
@@ -103,7 +183,7 @@ def read_folder(
     val_fraction: float = DEFAULT_VAL_FRACTION,
     seed: int = DEFAULT_SEED,
 ) -> ReaderResult:
-    """List samples of an images/ + masks/ folder."""
+    """List samples of an images/ (+ masks/ for some, + unlabeled/) folder."""
     root = Path(root)
     names, colours = parse_classes(classes)
     encoding = _encoding(mask_encoding, colours)
@@ -112,15 +192,12 @@ def read_folder(
     if all((root / IMAGE_DIR / s).is_dir() for s in SUBSETS):
         samples = _split_samples(root)
     else:
-        images = _images(root / IMAGE_DIR)
-        val = _val_ids([p.stem for p in images], val_fraction, seed)
-        samples = [
-            Sample(
-                p.stem,
-                "val" if p.stem in val else "train",
-                p,
-                root / MASK_DIR / f"{p.stem}{MASK_SUFFIX}",
-            )
-            for p in images
-        ]
-    return ReaderResult(samples=samples, class_names=names, colours=colours, encoding=encoding)
+        samples = _flat_samples(root, val_fraction, seed)
+    problems = _orphan_masks(root, samples) if (root / MASK_DIR).is_dir() else []
+    return ReaderResult(
+        samples=samples + _extra_samples(root),
+        class_names=names,
+        colours=colours,
+        encoding=encoding,
+        problems=problems,
+    )

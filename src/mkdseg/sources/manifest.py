@@ -14,20 +14,28 @@ from pathlib import Path
 import pandas as pd
 
 from mkdseg.core.image_io import IGNORE_INDEX
+from mkdseg.progress import CountProgress
 from mkdseg.sources import cityscapes, folder, synthetic, textures, voc
 from mkdseg.sources.validation import (
+    EXTRA,
+    MASKED,
+    NO_MASK,
     DatasetValidationError,
     ReaderResult,
-    check_not_empty,
     check_on_bad_sample,
+    check_usable,
     pixel_columns,
     quarantine_frame,
     validate_samples,
 )
+from mkdseg.sources.validation_cache import ValidationCache, identity
 
 logger = logging.getLogger(__name__)
 
-BASE_COLUMNS = ["id", "subset", "image_path", "mask_path", "height", "width"]
+BASE_COLUMNS = ["id", "subset", "image_path", "mask_path", "origin", "height", "width"]
+# Fewer validation images than this make mIoU swing by points with one image's result: the run
+# says so (a warning), it does not stop.
+FEW_VAL_IMAGES = 20
 DEFAULT_SOURCE = "synthetic"
 DEFAULT_ON_BAD_SAMPLE = "fail"
 FOLDER_KEYS = {"classes", "mask_encoding", "val_fraction", "seed"}  # read_folder's options
@@ -44,11 +52,16 @@ def _read_textures(root: Path, params: dict) -> ReaderResult:
 def _read_voc(root: Path, params: dict) -> ReaderResult:
     if params.get("download", False) and not (voc.resolve_voc_root(root) / voc.IMAGE_DIR).is_dir():
         voc.download_voc(root)
-    return voc.read_voc(root, (params.get("voc") or {}).get("augmented", "auto"))
+    options = params.get("voc") or {}
+    return voc.read_voc(
+        root, options.get("augmented", "auto"), options.get("unlisted_unlabeled", False)
+    )
 
 
 def _read_cityscapes(root: Path, params: dict) -> ReaderResult:
-    return cityscapes.read_cityscapes(root)
+    return cityscapes.read_cityscapes(
+        root, (params.get("cityscapes") or {}).get("train_extra", False)
+    )
 
 
 def _read_folder(root: Path, params: dict) -> ReaderResult:
@@ -115,6 +128,60 @@ def manifest_frame(rows: list[dict], class_names: list[str]) -> pd.DataFrame:
     return frame.sort_values(["subset", "id"], kind="stable").reset_index(drop=True)
 
 
+def _cache_path(dataset_params: dict, project_root: Path) -> Path | None:
+    value = dataset_params.get("validation_cache")
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else Path(project_root) / path
+
+
+def _validate(result: ReaderResult, cache_path: Path | None) -> tuple[list[dict], list]:
+    """Validate with a progress bar, through the cache when there is one."""
+    cache = (
+        ValidationCache.load(cache_path, identity(result.class_names, result.encoding))
+        if cache_path is not None
+        else None
+    )
+    with CountProgress(len(result.samples), "validating images") as bar:
+        rows, problems = validate_samples(result, cache=cache, progress=bar.update)
+    if cache is not None:
+        cache.save(cache_path)
+        logger.info(
+            "validation cache: %d of %d samples unchanged since the last run, %d read",
+            cache.hits,
+            len(result.samples),
+            len(result.samples) - cache.hits,
+        )
+    return rows, problems
+
+
+def log_counts(manifest: pd.DataFrame, source: str, n_quarantined: int) -> None:
+    """Say what the run will learn from and evaluate on; warn when validation is tiny."""
+    train = manifest[manifest["subset"] == "train"]
+    origins = train["origin"].value_counts()
+    n_val = int((manifest["subset"] == "val").sum())
+    logger.info(
+        "dataset %s: %d training images (%d with a mask, %d without, %d from an unlabeled "
+        "pool), %d validation images (evaluated on), %d quarantined",
+        source,
+        len(train),
+        int(origins.get(MASKED, 0)),
+        int(origins.get(NO_MASK, 0)),
+        int(origins.get(EXTRA, 0)),
+        n_val,
+        n_quarantined,
+    )
+    if n_val < FEW_VAL_IMAGES:
+        logger.warning(
+            "only %d validation images: the mIoU measured on them means little (one image "
+            "moves it by points). Mask more images; with dataset.source folder, "
+            "dataset.folder.val_fraction draws the validation share among the masked ones, "
+            "or put them in images/val with their masks in masks/val.",
+            n_val,
+        )
+
+
 def build_manifest(
     dataset_params: dict, project_root: Path
 ) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
@@ -123,18 +190,12 @@ def build_manifest(
     source = dataset_params.get("source", DEFAULT_SOURCE)
     root = _resolve_root(dataset_params, project_root)
     result = _read(dataset_params, root)
-    rows, problems = validate_samples(result)
+    rows, problems = _validate(result, _cache_path(dataset_params, project_root))
     if problems and on_bad == "fail":
         raise DatasetValidationError(problems)
     for problem in problems:
         logger.warning("quarantined %s (%s): %s", problem.id, problem.path, problem.reason)
-    check_not_empty(rows, source, len(problems))
+    check_usable(rows, source, len(problems))
     manifest = manifest_frame(rows, result.class_names)
-    logger.info(
-        "dataset %s: %d train, %d val samples, %d quarantined",
-        source,
-        int((manifest["subset"] == "train").sum()),
-        int((manifest["subset"] == "val").sum()),
-        len(problems),
-    )
+    log_counts(manifest, source, len(problems))
     return manifest, class_metadata(result, source, root), quarantine_frame(problems)

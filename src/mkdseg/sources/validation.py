@@ -1,20 +1,24 @@
 """Checking every sample of a dataset once, before anything trains on it.
 
-Readers only *list* candidate samples (id, subset, image path, mask path); this module
-opens every file, decodes it for real (a truncated JPEG only fails on decode), checks the
-mask against the image and the class list, and counts pixels per class on the way, so
-the manifest costs one pass over the data. Bad samples are either reported all at once
-(``on_bad_sample: fail``) or left out and listed in a quarantine table (``skip``).
+Readers only *list* candidate samples (id, subset, image path, mask path, origin); this
+module opens every file, decodes it for real (a truncated JPEG only fails on decode), checks
+the mask against the image and the class list, and counts pixels per class on the way, so
+the manifest costs one pass over the data. A training image without a mask (origin
+``no_mask`` or ``extra``) is an unlabeled image: only its image is checked, and no mask is
+ever looked for. Bad samples are either reported all at once (``on_bad_sample: fail``) or
+left out and listed in a quarantine table (``skip``). A ``ValidationCache`` lets a re-run
+re-read only the files that changed.
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,32 +26,20 @@ from PIL import Image
 
 from mkdseg.core.image_io import IGNORE_INDEX, LUT_SIZE, MaskEncoding, decode_mask, read_raw_mask
 
+if TYPE_CHECKING:
+    from mkdseg.sources.validation_cache import ValidationCache
+
 SUBSETS = ("train", "val")
+# Where a training image came from (the manifest's ``origin`` column):
+MASKED = "mask"  # it has a mask (every validation image has one)
+NO_MASK = "no_mask"  # an image among the masked ones that has no mask: unlabeled
+EXTRA = "extra"  # an image from an unlabeled pool (unlabeled/, train_extra, VOC's unlisted)
+ORIGINS = (MASKED, NO_MASK, EXTRA)
 ON_BAD_SAMPLE = ("fail", "skip")
 QUARANTINE_COLUMNS = ["id", "subset", "path", "reason"]
 IGNORE_COLUMN = "px_ignore"
 MAX_WORKERS = 8  # PIL decoding releases the GIL, so a few threads speed up the single pass
 MAX_LISTED_VALUES = 8  # how many offending label values an error message shows
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One candidate sample as a reader found it; paths may not exist (validation says so)."""
-
-    id: str
-    subset: str
-    image_path: Path
-    mask_path: Path | None
-
-
-@dataclass(frozen=True)
-class ReaderResult:
-    """What a reader hands to validation: the candidates and how to interpret their masks."""
-
-    samples: list[Sample]
-    class_names: list[str]
-    colours: list[list[int]]
-    encoding: MaskEncoding
 
 
 @dataclass(frozen=True)
@@ -58,6 +50,33 @@ class Problem:
     subset: str
     path: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One candidate sample as a reader found it; paths may not exist (validation says so)."""
+
+    id: str
+    subset: str
+    image_path: Path
+    mask_path: Path | None  # None for an image without a mask (origin no_mask / extra)
+    origin: str = MASKED
+
+    @property
+    def has_mask(self) -> bool:
+        return self.origin == MASKED
+
+
+@dataclass(frozen=True)
+class ReaderResult:
+    """What a reader hands to validation: the candidates and how to interpret their masks,
+    plus what a reader already knows is wrong (a mask without an image)."""
+
+    samples: list[Sample]
+    class_names: list[str]
+    colours: list[list[int]]
+    encoding: MaskEncoding
+    problems: list[Problem] = field(default_factory=list)
 
 
 class DatasetValidationError(ValueError):
@@ -122,22 +141,56 @@ def _label_problem(
     )
 
 
+def _missing_mask_reason(sample: Sample) -> str:
+    if sample.subset == "val":
+        return (
+            "mask file is missing: every validation image needs a mask (add it, or move the "
+            "image to the training images, where an image without a mask is unlabeled)"
+        )
+    return "mask file is missing"
+
+
+def _row(
+    sample: Sample, height: int, width: int, counts: Sequence[int], columns: Sequence[str]
+) -> dict:
+    """A manifest row; ``counts`` holds one pixel count per class, then the ignore count."""
+    row = {
+        "id": sample.id,
+        "subset": sample.subset,
+        "image_path": _posix(sample.image_path),
+        "mask_path": _posix(sample.mask_path) if sample.has_mask else "",
+        "origin": sample.origin,
+        "height": height,
+        "width": width,
+    }
+    return row | dict(zip(columns, counts, strict=True))
+
+
 def check_sample(
     sample: Sample, encoding: MaskEncoding, class_names: Sequence[str]
 ) -> dict | Problem:
-    """Validate one sample; return its manifest row (with pixel counts) or its problem."""
+    """Validate one sample; return its manifest row (with pixel counts) or its problem.
+
+    An image without a mask is only decoded: its pixel counts are zero and nothing looks for
+    a mask next to it.
+    """
 
     def bad(path: Path | None, reason: str) -> Problem:
         return Problem(sample.id, sample.subset, _posix(path), reason)
 
+    if sample.origin not in ORIGINS:
+        raise ValueError(f"sample {sample.id!r} has origin {sample.origin!r}, not one of {ORIGINS}")
     if not sample.image_path.is_file():
         return bad(sample.image_path, "image file is missing (named by a list file or layout)")
-    if sample.mask_path is None or not sample.mask_path.is_file():
-        return bad(sample.mask_path or sample.image_path, "mask file is missing")
+    if sample.has_mask and (sample.mask_path is None or not sample.mask_path.is_file()):
+        return bad(sample.mask_path or sample.image_path, _missing_mask_reason(sample))
     try:
         height, width = _decode_image(sample.image_path)
     except Exception as exc:  # noqa: BLE001 - any decoder failure means an unusable image
         return bad(sample.image_path, f"image cannot be decoded ({type(exc).__name__}: {exc})")
+    columns = pixel_columns(class_names)
+    if not sample.has_mask:
+        return _row(sample, height, width, [0] * len(columns), columns)
     try:
         raw = read_raw_mask(sample.mask_path)
         labels = decode_mask(raw, encoding)
@@ -153,17 +206,8 @@ def check_sample(
     if problem:
         return bad(sample.mask_path, problem)
     counts = np.bincount(labels.ravel(), minlength=LUT_SIZE)
-    row = {
-        "id": sample.id,
-        "subset": sample.subset,
-        "image_path": _posix(sample.image_path),
-        "mask_path": _posix(sample.mask_path),
-        "height": height,
-        "width": width,
-    }
-    row.update({f"px_{name}": int(counts[c]) for c, name in enumerate(class_names)})
-    row[IGNORE_COLUMN] = int(counts[IGNORE_INDEX])
-    return row
+    values = [int(counts[c]) for c in range(len(class_names))] + [int(counts[IGNORE_INDEX])]
+    return _row(sample, height, width, values, columns)
 
 
 def duplicate_problems(samples: Iterable[Sample]) -> tuple[list[Sample], list[Problem]]:
@@ -182,15 +226,34 @@ def duplicate_problems(samples: Iterable[Sample]) -> tuple[list[Sample], list[Pr
 
 
 def validate_samples(
-    result: ReaderResult, workers: int | None = None
+    result: ReaderResult,
+    workers: int | None = None,
+    cache: ValidationCache | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[dict], list[Problem]]:
-    """Check every candidate; return manifest rows of good samples and the problems found."""
+    """Check every candidate; return manifest rows of good samples and the problems found.
+
+    Files whose path, size and modification time ``cache`` knows are not opened again.
+    ``progress(done, total)`` is called as samples finish (from the calling thread).
+    """
     unique, problems = duplicate_problems(result.samples)
+    problems = list(result.problems) + problems
     workers = workers or min(MAX_WORKERS, os.cpu_count() or 1)
+
+    def check(sample: Sample) -> dict | Problem:
+        if cache is not None and (known := cache.lookup(sample)) is not None:
+            return known
+        outcome = check_sample(sample, result.encoding, result.class_names)
+        if cache is not None:
+            cache.store(sample, outcome)
+        return outcome
+
+    outcomes = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        outcomes = list(
-            pool.map(lambda s: check_sample(s, result.encoding, result.class_names), unique)
-        )
+        for done, outcome in enumerate(pool.map(check, unique), start=1):
+            outcomes.append(outcome)
+            if progress is not None:
+                progress(done, len(unique))
     rows = [o for o in outcomes if isinstance(o, dict)]
     problems += [o for o in outcomes if isinstance(o, Problem)]
     return rows, problems
@@ -202,15 +265,19 @@ def quarantine_frame(problems: Sequence[Problem]) -> pd.DataFrame:
     return frame.sort_values(["subset", "id", "path"], kind="stable").reset_index(drop=True)
 
 
-def check_not_empty(rows: Sequence[dict], source: str, n_quarantined: int) -> None:
-    """A dataset needs both train and val samples; skipping bad ones cannot fix that."""
+def check_usable(rows: Sequence[dict], source: str, n_quarantined: int) -> None:
+    """A dataset needs validation images and at least one masked training image; skipping
+    bad ones cannot fix that."""
     missing = [s for s in SUBSETS if not any(r["subset"] == s for r in rows)]
+    if not missing and not any(r["subset"] == "train" and r["origin"] == MASKED for r in rows):
+        missing = ["masked training"]
     if missing:
         raise DatasetValidationError(
             [],
             hint=(
                 f"dataset (source {source!r}) has no usable {' or '.join(missing)} samples "
                 f"({n_quarantined} quarantined). Check `dataset.root` and the dataset's layout "
-                "and list files; `dataset.on_bad_sample: skip` cannot help here."
+                "and list files (at least one training image needs a mask to learn from); "
+                "`dataset.on_bad_sample: skip` cannot help here."
             ),
         )

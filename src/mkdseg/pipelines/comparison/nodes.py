@@ -44,7 +44,8 @@ def prepare(
     """
     grid = Grid.from_parameters(comparison)
     labeled = grid.variant(variant).labeled
-    ids = splitting.make_split(manifest, class_metadata["names"], labeled, seed, project_root())
+    names = class_metadata["names"]
+    ids = splitting.make_split(manifest, names, labeled, seed, project_root(), grid.split_draw)
     settings = grid.settings(training, variant, seed)
     return ids[0], ids[1], ids[2], settings, grid.identity(variant, settings)
 

@@ -69,6 +69,7 @@ class Grid:
     variants: Mapping[str, Variant]
     seeds: tuple[int, ...]
     training: Mapping[str, Any]  # over ``params:training``, under each variant's own
+    split_draw: str = "uniform"  # how each seed's labeled images are drawn (``splits.draw``)
 
     @classmethod
     def from_parameters(cls, comparison: Mapping[str, Any] | None) -> Grid:
@@ -99,6 +100,7 @@ class Grid:
             variants={name: defined[name] for name in names},
             seeds=seeds,
             training=comparison.get("training") or {},
+            split_draw=comparison.get("split_draw", "uniform"),
         )
 
     @property

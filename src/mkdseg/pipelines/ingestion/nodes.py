@@ -12,6 +12,7 @@ from PIL import Image
 from mkdseg.catalog.paths import project_root, resolve_path
 from mkdseg.core.image_io import MaskEncoding, read_image, read_mask
 from mkdseg.sources import manifest as sources_manifest
+from mkdseg.sources.validation import EXTRA, MASKED, NO_MASK
 from mkdseg.visualization import image_grid, overlay_mask
 
 logger = logging.getLogger(__name__)
@@ -29,10 +30,14 @@ def build_manifest(
 
 
 def ingestion_summary(manifest: pd.DataFrame, quarantine: pd.DataFrame) -> dict[str, int]:
-    """Sample counts per subset and how many files were quarantined."""
+    """Sample counts per subset, training images by origin, and how many were quarantined."""
     counts = manifest["subset"].value_counts()
+    origins = manifest.loc[manifest["subset"] == "train", "origin"].value_counts()
     return {
         "n_train": int(counts.get("train", 0)),
+        "n_train_masked": int(origins.get(MASKED, 0)),
+        "n_train_no_mask": int(origins.get(NO_MASK, 0)),
+        "n_train_extra": int(origins.get(EXTRA, 0)),
         "n_val": int(counts.get("val", 0)),
         "n_quarantined": len(quarantine),
     }
@@ -71,8 +76,8 @@ def pick_samples(manifest: pd.DataFrame, count: int) -> pd.DataFrame:
         raise ValueError("the manifest is empty: nothing to draw (check the dataset parameters)")
     subset = manifest[manifest["subset"] == PREFERRED_SUBSET]
     if subset.empty:
-        logger.warning("No validation samples: the sample grid shows training samples.")
-        subset = manifest
+        logger.warning("No validation samples: the sample grid shows masked training samples.")
+        subset = manifest[manifest["mask_path"] != ""]
     subset = subset.sort_values("id")
     positions = np.unique(
         np.linspace(0, len(subset) - 1, num=min(count, len(subset))).round().astype(int)

@@ -14,6 +14,22 @@ PER_CLASS_METRIC = (
     "val_IoU_{mode}.{name}"  # evaluation's per-class keys: the report's per-class table
 )
 SUMMARY_KEYS = ("method", "iterations", "batch_size", "unlabeled_batch_size", "seed")
+DATA_ROWS = {  # split_metrics key (splitting.split_counts) -> how the report's summary says it
+    "n_labeled": "labeled images (with a mask)",
+    "n_unlabeled": "unlabeled images",
+    "n_unlabeled_masked": "unlabeled: masked, not drawn (benchmark protocol)",
+    "n_unlabeled_no_mask": "unlabeled: no mask",
+    "n_unlabeled_extra": "unlabeled: unlabeled pool",
+    "n_val": "validation images (evaluated on)",
+}
+
+
+def data_summary(split_metrics: dict[str, float]) -> dict[str, int]:
+    """What the run learnt from and was evaluated on, and where the unlabeled images came from."""
+    missing = [key for key in DATA_ROWS if key not in split_metrics]
+    if missing:
+        raise ValueError(f"split_metrics miss {missing}: re-run the splits pipeline")
+    return {text: int(split_metrics[key]) for key, text in DATA_ROWS.items()}
 
 
 def build_report(
@@ -23,6 +39,7 @@ def build_report(
     prediction_examples: np.ndarray,
     experiment_runs: pd.DataFrame,
     class_metadata: dict,
+    split_metrics: dict[str, float],
     training: dict[str, Any],
     splits: dict[str, Any],
     evaluation: dict[str, Any],
@@ -41,6 +58,7 @@ def build_report(
         "labeled": splits.get("labeled"),
         "split_seed": splits.get("seed"),
         "dataset": class_metadata.get("source"),
+        "data": data_summary(split_metrics),
         "model": training.get("model", {}),
         "evaluation_mode": mode,
     }

@@ -20,6 +20,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                     "prediction_examples",
                     "experiment_runs",
                     "class_metadata",
+                    "split_metrics",
                     "params:training",
                     "params:splits",
                     "params:evaluation",

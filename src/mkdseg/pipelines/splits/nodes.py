@@ -9,7 +9,7 @@ import pandas as pd
 from mkdseg import splitting
 from mkdseg.catalog.paths import project_root
 
-REQUIRED_KEYS = ("labeled", "seed")
+REQUIRED_KEYS = ("labeled", "seed", "draw")
 
 
 def make_split(
@@ -20,6 +20,12 @@ def make_split(
     if missing:
         raise ValueError(f"parameters 'splits' miss {missing}: see conf/base/parameters_splits.yml")
     labeled, unlabeled, val, stats = splitting.make_split(
-        manifest, class_metadata["names"], splits["labeled"], splits["seed"], project_root()
+        manifest,
+        class_metadata["names"],
+        splits["labeled"],
+        splits["seed"],
+        project_root(),
+        splits["draw"],
     )
-    return labeled, unlabeled, val, stats, splitting.split_summary(labeled, unlabeled, val, stats)
+    counts = splitting.split_counts(manifest, labeled, unlabeled, val)
+    return labeled, unlabeled, val, stats, splitting.split_summary(counts, stats)
