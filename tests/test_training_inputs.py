@@ -92,7 +92,7 @@ def shipped_training(env: str) -> dict:
     return loader["parameters"]["training"]
 
 
-@pytest.mark.parametrize("env", ["local", "voc", "cityscapes", "comparison_tiny"])
+@pytest.mark.parametrize("env", ["local", "voc", "cityscapes", "comparison_tiny", "folder"])
 def test_every_config_environment_builds_a_training_config(env: str) -> None:
     """Each conf/<env> merged over conf/base must be a valid training configuration."""
     cfg = training_inputs.trainer_config(shipped_training(env))

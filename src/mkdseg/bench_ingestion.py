@@ -12,8 +12,8 @@ source's ``build_manifest`` three ways and prints images/s:
   pass wrote: only the changed samples are read again.
 
 ``cpu_per_wall`` is the process's CPU seconds per wall second: above 1 means both cores decode.
-The JPEGs repeat a few dozen encoded pictures (smooth colour fields with shapes, as photos
-compress), so writing the set is quick while every file is decoded for real.
+The JPEGs repeat a few dozen encoded pictures (colour fields with shapes and pixel noise, about
+the size of photos at 512 px), so writing the set is quick while every file is decoded for real.
 """
 
 from __future__ import annotations
@@ -36,13 +36,14 @@ from mkdseg.sources.manifest import build_manifest
 
 CLASSES = [{"name": "background", "colour": [0, 0, 0]}, {"name": "thing", "colour": [200, 0, 0]}]
 TEMPLATES = 48  # distinct encoded pictures the pool cycles through
+NOISE_STD = 8.0  # pixel noise: 512 px JPEGs of ~70 KB at quality 90, as photos are (13 KB without)
 FRAMES_PER_CLIP = 500  # unlabeled/clip_NNN/frame_NNNN.jpg
 JPEG_QUALITY = 90
 STAMP = "bench_ingestion.json"
 
 
 def _picture(rng: np.random.Generator, size: int) -> tuple[Image.Image, np.ndarray]:
-    """A smooth colour field with a few ellipses, and the mask of the ellipses."""
+    """A smooth colour field with a few ellipses and pixel noise, and the ellipses' mask."""
     y, x = np.mgrid[0:size, 0:size] / size
     base = rng.uniform(0, 255, 3) + rng.uniform(-80, 80, 3) * x[..., None]
     base = base + rng.uniform(-80, 80, 3) * y[..., None]
@@ -50,10 +51,16 @@ def _picture(rng: np.random.Generator, size: int) -> tuple[Image.Image, np.ndarr
     mask = Image.new("L", (size, size), 0)
     for _ in range(int(rng.integers(2, 6))):
         x0, y0 = rng.uniform(0, size * 0.7, 2)
-        box = [x0, y0, x0 + rng.uniform(20, size * 0.3), y0 + rng.uniform(20, size * 0.3)]
+        box = [
+            x0,
+            y0,
+            x0 + rng.uniform(size * 0.05, size * 0.3),
+            y0 + rng.uniform(size * 0.05, size * 0.3),
+        ]
         ImageDraw.Draw(image).ellipse(box, fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
         ImageDraw.Draw(mask).ellipse(box, fill=1)
-    return image, np.asarray(mask)
+    noisy = np.asarray(image, np.float32) + rng.normal(0, NOISE_STD, (size, size, 3))
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)), np.asarray(mask)
 
 
 def _jpeg(image: Image.Image) -> bytes:
@@ -65,6 +72,7 @@ def _jpeg(image: Image.Image) -> bytes:
 def write_dataset(root: Path, masked: int, unmasked: int, unlabeled: int, size: int) -> None:
     """The benchmark folder, reused when its stamp says it was written with these numbers."""
     spec = {"masked": masked, "unmasked": unmasked, "unlabeled": unlabeled, "size": size}
+    spec["noise_std"] = NOISE_STD
     stamp = root / STAMP
     if stamp.is_file() and json.loads(stamp.read_text()) == spec:
         return

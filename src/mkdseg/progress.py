@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from types import TracebackType
+from typing import TypeVar
 
 from rich.progress import (
     BarColumn,
@@ -21,9 +22,28 @@ from rich.progress import (
 
 log = logging.getLogger(__name__)
 LOG_SHARE = 0.1
+BarT = TypeVar("BarT", bound="_Bar")
 
 
-class TrainingProgress:
+class _Bar:
+    """A started-on-enter, stopped-on-exit rich bar; subclasses say which columns it shows."""
+
+    progress: Progress
+
+    def __enter__(self: BarT) -> BarT:
+        self.progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.progress.stop()
+
+
+class TrainingProgress(_Bar):
     """Use as a context manager; pass ``update`` as the trainer's callback."""
 
     def __init__(self, total: int, description: str = "training") -> None:
@@ -47,21 +67,9 @@ class TrainingProgress:
         ):
             log.info("iteration %d/%d  loss %.4f  %.1f images/s", iteration, self.total, loss, ips)
 
-    def __enter__(self) -> TrainingProgress:
-        self.progress.start()
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.progress.stop()
-
-
-class CountProgress:
-    """A bar for work counted in items (validating images): done/total and items/s.
+class CountProgress(_Bar):
+    """A bar for work counted in items (validating images): done/total, share, time left.
 
     Use as a context manager; pass ``update`` as a ``progress(done, total)`` callback. Off a
     terminal a log line every ``LOG_SHARE`` of the work keeps it visible.
@@ -84,15 +92,3 @@ class CountProgress:
         self.progress.update(self.task, completed=done, total=total)
         if not self.progress.console.is_terminal and (done % self.every == 0 or done == total):
             log.info("%s: %d/%d %s", self.description, done, total, self.unit)
-
-    def __enter__(self) -> CountProgress:
-        self.progress.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.progress.stop()

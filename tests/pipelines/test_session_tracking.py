@@ -102,7 +102,11 @@ def test_session_logs_parent_and_one_child_per_node_then_a_failure(
     nodes = {run.info.run_name: run for run in children[parent.info.run_id]}
     assert set(nodes) == INGESTION_NODES | {"make_split"}
     assert {run.info.status for run in nodes.values()} == {"FINISHED"}
-    assert nodes["make_split"].data.params == {"splits.labeled": str(N_LABELED), "splits.seed": "0"}
+    assert nodes["make_split"].data.params == {
+        "splits.labeled": str(N_LABELED),
+        "splits.draw": "uniform",
+        "splits.seed": "0",
+    }
     assert nodes["draw_sample_grid"].data.params["sample_grid.cols"] == "2"
     assert "dataset.source" not in nodes["make_split"].data.params
     assert nodes["make_split"].data.metrics["n_unlabeled"] == TINY_N_TRAIN - N_LABELED
@@ -110,7 +114,10 @@ def test_session_logs_parent_and_one_child_per_node_then_a_failure(
     artifacts = {a.path for a in client.list_artifacts(nodes["build_manifest"].info.run_id)}
     assert artifacts == {"manifest.csv", "class_metadata.json", "quarantine.csv"}
     split_files = {a.path for a in client.list_artifacts(nodes["make_split"].info.run_id)}
-    assert {"labeled.txt", "unlabeled.txt", "val.txt", "split_stats.csv"} == split_files
+    split_outputs = {"labeled.txt", "unlabeled.txt", "val.txt", "split_stats.csv"}
+    assert split_outputs | {"split_metrics.json"} == split_files
+    assert parent.data.metrics["n_unlabeled_masked"] == TINY_N_TRAIN - N_LABELED
+    assert parent.data.metrics["n_unlabeled_no_mask"] == 0
 
     # A bad `splits.labeled` fails make_split: child and parent FAILED, error recorded.
     with pytest.raises(ValueError, match="not found"):

@@ -10,11 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from kedro.config import OmegaConfigLoader
 
+from mkdseg import settings
 from mkdseg.sources import validation
 from mkdseg.sources.folder import read_folder
 from mkdseg.sources.manifest import build_manifest
 from mkdseg.sources.validation import DatasetValidationError
+from tests.conftest import PROJECT_ROOT
 from tests.sources.conftest import FOLDER_CLASSES, write_folder, write_rgb
 
 N_IMAGES = 12
@@ -205,3 +208,17 @@ def test_cache_of_other_classes_is_not_used(
     opened.clear()
     build_manifest(params(root, validation_cache=str(cache)), tmp_path)  # a broken cache: reread
     assert len(opened) == N_IMAGES
+
+
+def test_the_folder_environment_reads_the_exported_layout(tmp_path: Path) -> None:
+    """conf/folder merged over conf/base: the folder source, `masked`, and conf/base's draw."""
+    args = {**settings.CONFIG_LOADER_ARGS, "default_run_env": "folder"}
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT_ROOT / "conf"), runtime_params={"data_root": str(tmp_path)}, **args
+    )
+    dataset, splits = loader["parameters"]["dataset"], loader["parameters"]["splits"]
+    assert dataset["source"] == "folder" and dataset["root"] == f"{tmp_path}/01_raw/folder"
+    assert splits == {"labeled": "masked", "draw": "uniform", "seed": 0}
+    own_folder(Path(dataset["root"]))
+    manifest, meta, _ = build_manifest(dataset | {"validation_cache": ""}, PROJECT_ROOT)
+    assert meta["names"][0] == "background" and len(manifest) == N_IMAGES

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 SUBSETS = ("train", "val")
 # Where a training image came from (the manifest's ``origin`` column):
 MASKED = "mask"  # it has a mask (every validation image has one)
-NO_MASK = "no_mask"  # an image among the masked ones that has no mask: unlabeled
+NO_MASK = "no_mask"  # an image beside the masked ones, without a mask of its own: unlabeled
 EXTRA = "extra"  # an image from an unlabeled pool (unlabeled/, train_extra, VOC's unlisted)
 ORIGINS = (MASKED, NO_MASK, EXTRA)
 ON_BAD_SAMPLE = ("fail", "skip")
