@@ -54,16 +54,18 @@ def export(out: Path, labeled: float | int | str, seed: int) -> tuple[int, int, 
         manifest, meta["names"], labeled, seed, PROJECT_ROOT, params["splits"]["draw"]
     )
     keep = set(labeled_ids)
-    if out.exists():
-        shutil.rmtree(out)
-    partial = out.with_name(out.name + ".partial")
+    partial, previous = out.with_name(out.name + ".partial"), out.with_name(out.name + ".previous")
     shutil.rmtree(partial, ignore_errors=True)
     for row in manifest.itertuples(index=False):
         image = Path(row.image_path)
         link_or_copy(image, partial / "images" / row.subset / f"{row.id}{image.suffix}")
         if row.subset == "val" or row.id in keep:
             link_or_copy(Path(row.mask_path), partial / "masks" / row.subset / f"{row.id}.png")
+    shutil.rmtree(previous, ignore_errors=True)
+    if out.exists():
+        out.rename(previous)  # an export that fails above leaves the old one where it was
     partial.rename(out)  # a half-written export never sits where conf/folder looks
+    shutil.rmtree(previous, ignore_errors=True)
     n_train = int((manifest["subset"] == "train").sum())
     return len(keep), n_train - len(keep), int((manifest["subset"] == "val").sum())
 

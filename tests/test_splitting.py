@@ -196,7 +196,7 @@ def test_fractions_and_counts_draw_among_masked_images(tmp_path: Path, draw: str
     assert len(labeled) == 5 and set(labeled) <= {f"train{i:03d}" for i in range(20)}
     assert len(unlabeled) == 59
     assert stats.set_index("class").loc[TOTAL_ROW, "images_all"] == 20  # masked images only
-    with pytest.raises(ValueError, match="between 1 and the 20 training images"):
+    with pytest.raises(ValueError, match="between 1 and the 20 masked training images"):
         make_split(manifest, CLASSES, 21, 0, tmp_path, draw)
 
 

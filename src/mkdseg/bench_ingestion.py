@@ -5,7 +5,7 @@
 Writes (once; reused while its stamp matches) ``--masked`` images with masks in ``images/`` and
 ``masks/``, ``--unmasked`` images without masks beside them and ``--unlabeled`` JPEGs of
 ``--size`` px in ``unlabeled/clip_NNN/`` (video-frame-like nesting), then times the folder
-source's ``build_manifest`` three ways and prints images/s:
+source's ``build_manifest`` twice and prints images/s:
 
 - ``first``: no validation cache, every file decoded;
 - ``rerun``: after masking ``--add-masks`` of the unmasked images, through the cache the first
@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     write_dataset(root, args.masked, args.unmasked, args.unlabeled, args.size)
     for mask in sorted((root / "masks").glob("*.png"))[args.masked :]:
         mask.unlink()  # a previous run's added masks: start from the same folder every time
-    cache = args.dir / "validation_cache.json"
-    cache.unlink(missing_ok=True)
+    cache = args.dir / "validation_cache"
+    shutil.rmtree(cache, ignore_errors=True)
     print(f"cpu={cpu_model()!r} cores={os.cpu_count()}")
     wall, cpu, n = timed_ingestion(root, cache)
     print(f"first: {n} images in {wall:.1f} s = {n / wall:.0f} images/s cpu_per_wall={cpu:.2f}")

@@ -88,7 +88,9 @@ def _count(labeled: float | int, n_train: int) -> int:
         raise _error(f"expected a fraction, a count or a split file, got {labeled!r}")
     if isinstance(labeled, int):
         if not 1 <= labeled <= n_train:
-            raise _error(f"count {labeled} must be between 1 and the {n_train} training images")
+            raise _error(
+                f"count {labeled} must be between 1 and the {n_train} masked training images"
+            )
         return labeled
     if not 0 < labeled <= 1:
         raise _error(f"fraction {labeled} must be in (0, 1]; give an integer for a count")

@@ -7,6 +7,7 @@ quarantined with ``skip``), and the validation cache that lets a re-run read onl
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -174,17 +175,16 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def test_rerun_reads_only_changed_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = own_folder(tmp_path / "f", [*MASKED, "img04", "img08"], split_dirs=True)
-    cache = tmp_path / "cache.json"
+    cache = tmp_path / "cache"
     opened = _counting(monkeypatch)
     first, _, _ = build_manifest(params(root, validation_cache=str(cache)), tmp_path)
-    assert len(opened) == N_IMAGES and cache.is_file()
+    assert len(opened) == N_IMAGES and len(list(cache.glob("folder-*.json"))) == 1
     opened.clear()
     again, _, _ = build_manifest(params(root, validation_cache=str(cache)), tmp_path)
     assert opened == [] and again.equals(first)
     # the user masks one more image: only that sample is opened again
-    (root / "masks" / "train" / "img01.png").write_bytes(
-        (root / "masks" / "train" / "img03.png").read_bytes()
-    )
+    masks = root / "masks" / "train"
+    (masks / "img01.png").write_bytes((masks / "img03.png").read_bytes())
     opened.clear()
     changed, _, _ = build_manifest(params(root, validation_cache=str(cache)), tmp_path)
     assert opened == ["img01"]
@@ -193,21 +193,89 @@ def test_rerun_reads_only_changed_files(tmp_path: Path, monkeypatch: pytest.Monk
     assert changed.equals(fresh)  # cached rows are the rows a fresh read gives
 
 
+def test_a_mask_edited_in_place_is_read_again_even_with_its_old_mtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = own_folder(tmp_path / "f")
+    cache = tmp_path / "cache"
+    first, _, _ = build_manifest(params(root, validation_cache=str(cache)), tmp_path)
+    mask = root / "masks" / "img05.png"
+    before = mask.stat()
+    (root / "masks" / "img03.png").replace(tmp_path / "spare.png")  # img03 becomes unmasked
+    (tmp_path / "spare.png").replace(mask)  # another mask, moved over img05's (mv)
+    os.utime(mask, ns=(before.st_atime_ns, before.st_mtime_ns))  # as cp -p / rsync -t keep it
+    opened = _counting(monkeypatch)
+    changed, _, _ = build_manifest(params(root, validation_cache=str(cache)), tmp_path)
+    assert {"img03", "img05"} <= set(opened)
+    fresh, _, _ = build_manifest(params(root), tmp_path)
+    assert changed.equals(fresh) and not changed.equals(first)
+    # same size, same path and inode, old mtime: only the status-change time tells
+    mask = root / "masks" / "img07.png"
+    data, before = bytearray(mask.read_bytes()), mask.stat()
+    data[-20] ^= 0xFF  # one byte of the last chunks: the PNG no longer decodes
+    mask.write_bytes(bytes(data))
+    os.utime(mask, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert mask.stat().st_size == before.st_size and mask.stat().st_ino == before.st_ino
+    with pytest.raises(DatasetValidationError, match="img07"):
+        build_manifest(params(root, validation_cache=str(cache)), tmp_path)
+
+
+def test_each_dataset_keeps_its_own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = str(tmp_path / "cache")
+    first, second = own_folder(tmp_path / "a"), own_folder(tmp_path / "b")
+    build_manifest(params(first, validation_cache=cache), tmp_path)
+    build_manifest(params(second, validation_cache=cache), tmp_path)
+    opened = _counting(monkeypatch)
+    build_manifest(params(first, validation_cache=cache), tmp_path)  # switching back: no read
+    assert opened == []
+
+
 def test_cache_of_other_classes_is_not_used(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = own_folder(tmp_path / "f")
-    cache = tmp_path / "cache.json"
+    cache = tmp_path / "cache"
     build_manifest(params(root, validation_cache=str(cache)), tmp_path)
     opened = _counting(monkeypatch)
     other = params(root, validation_cache=str(cache))
     other["folder"]["classes"] = [*FOLDER_CLASSES, {"name": "mould", "colour": [9, 9, 9]}]
     manifest, _, _ = build_manifest(other, tmp_path)
     assert len(opened) == N_IMAGES and "px_mould" in manifest
-    cache.write_text("{not json")
+    for stored in cache.glob("*.json"):
+        stored.write_text("{not json")
     opened.clear()
     build_manifest(params(root, validation_cache=str(cache)), tmp_path)  # a broken cache: reread
     assert len(opened) == N_IMAGES
+
+
+# ---------------------------------------------------------------- layouts a user gets wrong
+def test_mask_suffix_case_is_accepted_and_other_mask_files_are_named(tmp_path: Path) -> None:
+    root = own_folder(tmp_path / "f")
+    (root / "masks" / "img05.png").rename(root / "masks" / "img05.PNG")
+    (root / "masks" / "img02.jpeg").write_bytes(b"a mask saved as JPEG")
+    (root / "masks" / ".DS_Store").write_bytes(b"")
+    with pytest.raises(DatasetValidationError) as raised:
+        build_manifest(params(root), tmp_path)
+    assert "1 bad sample(s)" in str(raised.value)
+    assert "img02.jpeg" in str(raised.value) and "masks must be PNG" in str(raised.value)
+    manifest, _, _ = build_manifest(params(root, on_bad_sample="skip"), tmp_path)
+    assert manifest.set_index("id").loc["img05", "origin"] == "mask"
+
+
+def test_loose_images_beside_train_and_val_folders_are_named(tmp_path: Path) -> None:
+    root = own_folder(tmp_path / "f", [*MASKED, "img04", "img08"], split_dirs=True)
+    write_rgb(root / "images" / "stray.png", 4)
+    with pytest.raises(DatasetValidationError, match=r"stray.*outside images/train and images/val"):
+        build_manifest(params(root), tmp_path)
+
+
+def test_train_folder_without_val_folder_says_what_to_do(tmp_path: Path) -> None:
+    root = own_folder(tmp_path / "f", [*MASKED, "img04", "img08"], split_dirs=True)
+    for path in (root / "images" / "val").iterdir():
+        path.unlink()
+    (root / "images" / "val").rmdir()
+    with pytest.raises(FileNotFoundError, match="has images/train but no images/val: use both"):
+        build_manifest(params(root), tmp_path)
 
 
 def test_the_folder_environment_reads_the_exported_layout(tmp_path: Path) -> None:

@@ -108,21 +108,43 @@ def _val_ids(ids: list[str], val_fraction: float, seed: int) -> set[str]:
     return set(sorted(distinct, key=lambda i: _rank(seed, i))[:n_val])
 
 
-def _mask_for(root: Path, image: Path, subset: str | None) -> Path | None:
+def _mask_index(root: Path) -> tuple[dict[tuple[str, str], Path], list[Problem]]:
+    """Every PNG under masks/ by (subfolder or "", stem), any case of ``.png``; a file of
+    another kind there is a problem (a mask saved as JPEG would otherwise be ignored)."""
+    index: dict[tuple[str, str], Path] = {}
+    problems = []
+    folder = root / MASK_DIR
+    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    for path in files:
+        if path.name.startswith("."):
+            continue  # .DS_Store and the like
+        sub = path.parent.relative_to(folder).as_posix()
+        if path.suffix.lower() == MASK_SUFFIX:
+            index[("" if sub == "." else sub, path.stem)] = path
+        else:
+            problems.append(
+                _problem(path, f"masks must be PNG files ({MASK_SUFFIX}): convert or remove it")
+            )
+    return index, problems
+
+
+def _problem(path: Path, reason: str) -> Problem:
+    subset = path.parent.name if path.parent.name in SUBSETS else "train"
+    return Problem(path.stem, subset, path.resolve().as_posix(), reason)
+
+
+def _mask_for(masks: dict, image: Path, subset: str | None) -> Path | None:
     """The image's mask: masks/<subset>/<stem>.png, else masks/<stem>.png; None if neither."""
-    candidates = [root / MASK_DIR / f"{image.stem}{MASK_SUFFIX}"]
-    if subset is not None:
-        candidates.insert(0, root / MASK_DIR / subset / f"{image.stem}{MASK_SUFFIX}")
-    return next((c for c in candidates if c.is_file()), None)
+    return (masks.get((subset, image.stem)) if subset else None) or masks.get(("", image.stem))
 
 
-def _split_samples(root: Path) -> list[Sample]:
+def _split_samples(root: Path, masks: dict) -> list[Sample]:
     """images/{train,val}: a train image without a mask is unlabeled; a val one is a problem
     (validation names the mask it looked for)."""
     samples = []
     for subset in SUBSETS:
         for image in _images(root / IMAGE_DIR / subset):
-            mask = _mask_for(root, image, subset)
+            mask = _mask_for(masks, image, subset)
             if mask is None and subset == "train":
                 samples.append(Sample(image.stem, subset, image, None, NO_MASK))
             else:
@@ -131,15 +153,15 @@ def _split_samples(root: Path) -> list[Sample]:
     return samples
 
 
-def _flat_samples(root: Path, val_fraction: float, seed: int) -> list[Sample]:
+def _flat_samples(root: Path, masks: dict, val_fraction: float, seed: int) -> list[Sample]:
     """images/: the validation share is drawn among the masked images only."""
-    masks = {p: _mask_for(root, p, None) for p in _images(root / IMAGE_DIR)}
-    val = _val_ids([p.stem for p, m in masks.items() if m is not None], val_fraction, seed)
+    found = {p: _mask_for(masks, p, None) for p in _images(root / IMAGE_DIR)}
+    val = _val_ids([p.stem for p, m in found.items() if m is not None], val_fraction, seed)
     return [
         Sample(p.stem, "val" if p.stem in val else "train", p, m, MASKED)
         if m is not None
         else Sample(p.stem, "train", p, None, NO_MASK)
-        for p, m in masks.items()
+        for p, m in found.items()
     ]
 
 
@@ -157,23 +179,44 @@ def _extra_samples(root: Path) -> list[Sample]:
     ]
 
 
-def _orphan_masks(root: Path, samples: list[Sample]) -> list[Problem]:
+def _orphan_masks(masks: dict, samples: list[Sample]) -> list[Problem]:
     """Masks that belong to no image: a typo in a name, or an image that was deleted."""
-    used = {s.mask_path.resolve() for s in samples if s.mask_path is not None}
-    stems = {s.id for s in samples}
-    problems = []
-    for mask in sorted((root / MASK_DIR).rglob(f"*{MASK_SUFFIX}")):
-        if mask.resolve() in used or (mask.parent == root / MASK_DIR and mask.stem in stems):
-            continue
-        problems.append(
-            Problem(
-                mask.stem,
-                mask.parent.name if mask.parent.name in SUBSETS else "train",
-                mask.resolve().as_posix(),
-                f"mask has no image: add {IMAGE_DIR}/.../{mask.stem}.jpg|png or remove the mask",
-            )
+    used = {s.mask_path for s in samples if s.mask_path is not None}
+    stems = {s.id for s in samples if s.origin != EXTRA}
+    return [
+        _problem(
+            mask,
+            f"mask has no image: add {IMAGE_DIR}/.../{stem}.jpg|png or remove the mask "
+            f"(images in {UNLABELED_DIR}/ never have masks)",
         )
-    return problems
+        for (sub, stem), mask in sorted(masks.items())
+        if mask not in used and not (sub == "" and stem in stems)
+    ]
+
+
+def _loose_images(root: Path) -> list[Problem]:
+    """With images/{train,val}, an image directly in images/ would be silently left out."""
+    return [
+        _problem(p, f"image outside {IMAGE_DIR}/train and {IMAGE_DIR}/val is not read: move it")
+        for p in _images(root / IMAGE_DIR)
+    ]
+
+
+def _samples(
+    root: Path, masks: dict, val_fraction: float, seed: int
+) -> tuple[list[Sample], list[Problem]]:
+    """The layout's samples: images/{train,val}, or images/ with a drawn validation share."""
+    present = [s for s in SUBSETS if (root / IMAGE_DIR / s).is_dir()]
+    if len(present) == len(SUBSETS):
+        return _split_samples(root, masks), _loose_images(root)
+    if present:
+        missing = (set(SUBSETS) - set(present)).pop()
+        raise FileNotFoundError(
+            f"dataset.root {root} has {IMAGE_DIR}/{present[0]} but no {IMAGE_DIR}/{missing}: "
+            f"use both (every {IMAGE_DIR}/val image needs its mask in {MASK_DIR}/val) or neither "
+            f"(then dataset.folder.val_fraction of the masked images is validation). {LAYOUT}"
+        )
+    return _flat_samples(root, masks, val_fraction, seed), []
 
 
 def read_folder(
@@ -189,11 +232,9 @@ def read_folder(
     encoding = _encoding(mask_encoding, colours)
     if not (root / IMAGE_DIR).is_dir():
         raise FileNotFoundError(f"dataset.root {root} has no {IMAGE_DIR}/ folder. {LAYOUT}")
-    if all((root / IMAGE_DIR / s).is_dir() for s in SUBSETS):
-        samples = _split_samples(root)
-    else:
-        samples = _flat_samples(root, val_fraction, seed)
-    problems = _orphan_masks(root, samples) if (root / MASK_DIR).is_dir() else []
+    masks, problems = _mask_index(root)
+    samples, loose = _samples(root, masks, val_fraction, seed)
+    problems += loose + _orphan_masks(masks, samples)
     return ReaderResult(
         samples=samples + _extra_samples(root),
         class_names=names,

@@ -28,7 +28,7 @@ from mkdseg.sources.validation import (
     quarantine_frame,
     validate_samples,
 )
-from mkdseg.sources.validation_cache import ValidationCache, identity
+from mkdseg.sources.validation_cache import ValidationCache, cache_file, identity
 
 logger = logging.getLogger(__name__)
 
@@ -128,12 +128,14 @@ def manifest_frame(rows: list[dict], class_names: list[str]) -> pd.DataFrame:
     return frame.sort_values(["subset", "id"], kind="stable").reset_index(drop=True)
 
 
-def _cache_path(dataset_params: dict, project_root: Path) -> Path | None:
+def _cache_path(dataset_params: dict, project_root: Path, root: Path) -> Path | None:
+    """This dataset's file in the ``dataset.validation_cache`` folder (None: no cache)."""
     value = dataset_params.get("validation_cache")
     if not value:
         return None
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else Path(project_root) / path
+    folder = Path(value).expanduser()
+    folder = folder if folder.is_absolute() else Path(project_root) / folder
+    return cache_file(folder, dataset_params.get("source", DEFAULT_SOURCE), root)
 
 
 def _validate(result: ReaderResult, cache_path: Path | None) -> tuple[list[dict], list]:
@@ -148,10 +150,9 @@ def _validate(result: ReaderResult, cache_path: Path | None) -> tuple[list[dict]
     if cache is not None:
         cache.save(cache_path)
         logger.info(
-            "validation cache: %d of %d samples unchanged since the last run, %d read",
+            "validation cache: %d samples unchanged since the last run, %d read",
             cache.hits,
-            len(result.samples),
-            len(result.samples) - cache.hits,
+            cache.reads,
         )
     return rows, problems
 
@@ -190,7 +191,7 @@ def build_manifest(
     source = dataset_params.get("source", DEFAULT_SOURCE)
     root = _resolve_root(dataset_params, project_root)
     result = _read(dataset_params, root)
-    rows, problems = _validate(result, _cache_path(dataset_params, project_root))
+    rows, problems = _validate(result, _cache_path(dataset_params, project_root, root))
     if problems and on_bad == "fail":
         raise DatasetValidationError(problems)
     for problem in problems:

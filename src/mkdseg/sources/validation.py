@@ -241,11 +241,13 @@ def validate_samples(
     workers = workers or min(MAX_WORKERS, os.cpu_count() or 1)
 
     def check(sample: Sample) -> dict | Problem:
-        if cache is not None and (known := cache.lookup(sample)) is not None:
+        if cache is None:
+            return check_sample(sample, result.encoding, result.class_names)
+        key = cache.key(sample)  # before reading: a file changing meanwhile gets a new key
+        if (known := cache.lookup(key)) is not None:
             return known
         outcome = check_sample(sample, result.encoding, result.class_names)
-        if cache is not None:
-            cache.store(sample, outcome)
+        cache.store(key, outcome)
         return outcome
 
     outcomes = []

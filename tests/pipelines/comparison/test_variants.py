@@ -44,8 +44,14 @@ def test_identity_names_the_run_like_a_plain_kedro_run() -> None:
     assert identity.params() == {
         "variant": "sup_1_16",
         "training": {"method": "supervised", "seed": 1},
-        "splits": {"labeled": 0.0625},
+        "splits": {"labeled": 0.0625, "draw": "uniform"},
     }
+    balanced = Grid.from_parameters({**PARAMETERS, "split_draw": "class_balanced"})
+    assert balanced.identity("sup_1_16", {"method": "supervised", "seed": 1}).draw == (
+        "class_balanced"
+    )
+    with pytest.raises(ValueError, match="comparison.split_draw must be one of"):
+        Grid.from_parameters({**PARAMETERS, "split_draw": "stratified"})
 
 
 def test_unknown_or_malformed_variants_are_named_in_the_error() -> None:

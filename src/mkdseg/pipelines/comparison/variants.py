@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mkdseg.splitting import DRAWS, UNIFORM
+
 VARIANT_KEYS = frozenset({"labeled", "training", "seeds"})
 NAMESPACE_ROOT = "comparison"
 SEED_PREFIX = "seed_"
@@ -52,13 +54,14 @@ class RunIdentity:
     method: str | None
     seed: int
     labeled: Any
+    draw: str = UNIFORM  # how the labeled images were drawn (``splits.draw``)
 
     def params(self) -> dict[str, Any]:
         """The identity as nested params, flattened by the tracking hook (``training.method``)."""
         return {
             "variant": self.variant,
             "training": {"method": self.method, "seed": self.seed},
-            "splits": {"labeled": self.labeled},
+            "splits": {"labeled": self.labeled, "draw": self.draw},
         }
 
 
@@ -69,7 +72,7 @@ class Grid:
     variants: Mapping[str, Variant]
     seeds: tuple[int, ...]
     training: Mapping[str, Any]  # over ``params:training``, under each variant's own
-    split_draw: str = "uniform"  # how each seed's labeled images are drawn (``splits.draw``)
+    split_draw: str = UNIFORM  # how each seed's labeled images are drawn (``splits.draw``)
 
     @classmethod
     def from_parameters(cls, comparison: Mapping[str, Any] | None) -> Grid:
@@ -100,7 +103,7 @@ class Grid:
             variants={name: defined[name] for name in names},
             seeds=seeds,
             training=comparison.get("training") or {},
-            split_draw=comparison.get("split_draw", "uniform"),
+            split_draw=_split_draw(comparison.get("split_draw", UNIFORM)),
         )
 
     @property
@@ -135,7 +138,15 @@ class Grid:
             method=settings.get("method"),
             seed=settings["seed"],
             labeled=self.variant(variant).labeled,
+            draw=self.split_draw,
         )
+
+
+def _split_draw(draw: str) -> str:
+    """``comparison.split_draw``, checked before any run starts."""
+    if draw not in DRAWS:
+        raise ValueError(f"comparison.split_draw must be one of {DRAWS}, got {draw!r}")
+    return draw
 
 
 def _variant(name: str, spec: Mapping[str, Any] | None, grid_seeds: tuple[int, ...]) -> Variant:
