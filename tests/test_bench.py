@@ -31,7 +31,9 @@ def test_the_last_lines_say_precision_speedup_mfu_and_overhead(
 ) -> None:
     monkeypatch.setitem(bench.PRESETS, "cpu", TINY)
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
-    bench.main(["--device", "cpu", "--reps", "1", "--warmup", "0", "--workers", "0"])
+    bench.main(
+        ["--device", "cpu", "--preset", "cpu", "--reps", "1", "--warmup", "0", "--workers", "0"]
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-4] == "precision_auto=fp32"
     assert lines[-3] == "speedup_vs_fp32=1.00"
@@ -39,3 +41,17 @@ def test_the_last_lines_say_precision_speedup_mfu_and_overhead(
     assert re.fullmatch(r"overhead_ratio=\d+\.\d{3}", lines[-1])
     step_line = next(line for line in lines if line.startswith("[fp32]"))
     assert float(re.search(r"step_GFLOP=([\d.]+)", step_line).group(1)) > 0
+
+
+def test_the_texture_preset_is_conf_base_and_counts_every_network_pass() -> None:
+    """The default CPU preset trains what conf/base trains, and the students' no-grad pass on the
+    unmixed images (cps_targets: unmixed) is one of the passes the ratio divides by."""
+    assert bench.parse_args([]).preset is None  # resolved in main: texture on a CPU
+    trainer = bench.make_trainer(bench.PRESETS["texture"], "cpu", "fp32")
+    method = trainer.cfg.method
+    assert trainer.cfg.model.architecture == "dilated_fcn" and method.cps_targets == "unmixed"
+    assert method.consistency_scale == 4.0 and method.confidence_threshold == 0.95
+    r = bench.bench_step(bench.PRESETS["texture"], "cpu", "fp32", reps=1, warmup=0)
+    assert r["unmixed_s"] > 0
+    networks = r["students_s"] + r["teachers_s"] + r["unmixed_s"]
+    assert r["overhead_ratio"] == pytest.approx(r["step_s"] / networks)

@@ -1,19 +1,22 @@
 """Benchmark an MKD training step against the passes it is made of.
 
-    python -m mkdseg.bench                 # CPU-sized model (the default training setting)
+    python -m mkdseg.bench                 # on a CPU: conf/base's setting (texture preset)
     python -m mkdseg.bench --preset gpu    # ResNet-101 DeepLabv3+, 512x512, 8+8 images
     python -m mkdseg.bench --profile 15    # ... and torch.profiler's top 15 ops of one step
     python -m mkdseg.bench --compare channels_last fused_sgd compile   # step variants
 
 In one run it times, interleaved and by median (these machines are noisy): the whole MKD step
 (augmentation, EMA, four networks, feature augmentation, losses, optimizer); the students'
-forward+backward on ``[x_l; x_mix]``; the teachers' forward on ``[x_l; x_w]``.
-``overhead_ratio`` = step / (students + teachers) is printed last. It also measures data-loader
-throughput against what a step consumes (``bench_loader.py``). For each precision it counts the
-FLOPs of one step, measures the device's own matmul peak in that precision and prints the
-utilisation (``mfu``). The last lines, one per line: ``precision_auto=`` (what
+forward+backward on ``[x_l; x_mix]``; the teachers' forward on ``[x_l; x_w]``; and, where the
+method takes ``L_ss`` targets from the unmixed images (``cps_targets: unmixed``, conf/base's
+MKD), the students' no-grad forward on ``x_w``. ``overhead_ratio`` = step / (every one of those
+network passes) is printed last (1.0: a step is nothing but its networks). It also measures
+data-loader throughput against what a step consumes (``bench_loader.py``). For each precision
+it counts the FLOPs of one step, measures the device's own matmul peak in that precision and
+prints the utilisation (``mfu``). The last lines, one per line: ``precision_auto=`` (what
 ``training.precision: auto`` picks here), ``speedup_vs_fp32=`` (auto against fp32, same run),
-``mfu=`` (auto) and ``overhead_ratio=`` (auto). Only torch, torchvision, numpy and PIL are needed.
+``mfu=`` (auto) and ``overhead_ratio=`` (auto). The gpu and cpu presets need only torch,
+torchvision, numpy and PIL; the texture preset reads conf/base (PyYAML, pandas).
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
 from mkdseg.bench_loader import bench_loader
 from mkdseg.bench_variants import VARIANTS
 from mkdseg.core.config import config_from_dict
+from mkdseg.core.consistency import peers_from_unmixed
 from mkdseg.core.flops import count_flops, matmul_peak
 from mkdseg.core.runtime import (
     autocast,
@@ -41,18 +46,19 @@ from mkdseg.core.runtime import (
 from mkdseg.core.trainer import Trainer
 from mkdseg.core.views import Batch, make_views
 
+TRAINING_YAML = Path(__file__).resolve().parents[2] / "conf" / "base" / "parameters_training.yml"
+
 PRESETS = {
     # The CPU setting before issue 15: ResNet-18 DeepLabv3+ on the earlier 64 px shapes set.
     "cpu": {"backbone": "resnet18", "channels": 64, "crop": 64, "batch": 8, "classes": 8},
-    # conf/base's setting since issue 15: the dilated FCN on the 48 px texture benchmark.
+    # conf/base's setting since issue 15: its whole `training` block (the dilated FCN on the 48 px
+    # texture benchmark, MKD as the default run trains it), read from parameters_training.yml.
     "texture": {
-        "architecture": "dilated_fcn",
-        "backbone": "resnet18",  # unused by the FCN; printed in the summary line
-        "channels": 32,
+        "conf_base": True,
+        "backbone": "dilated_fcn",  # printed in the summary line
         "crop": 48,
         "batch": 8,
         "classes": 5,
-        "mkd": {"consistency_scale": 4.0},  # conf/base: consistency on the 48 x 48 input grid
     },
     # The issue's GPU setting: ResNet-101 DeepLabv3+ at 512x512 with 8 labeled + 8 unlabeled images.
     "gpu": {"backbone": "resnet101", "channels": 256, "crop": 512, "batch": 8, "classes": 21},
@@ -64,7 +70,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument(
-        "--preset", choices=sorted(PRESETS), default=None, help="default: gpu if CUDA, else cpu"
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help="default: gpu if CUDA, else texture (conf/base's setting)",
     )
     p.add_argument("--device", default="auto")
     p.add_argument(
@@ -96,7 +105,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def conf_base_training() -> dict:
+    """conf/base's ``training`` block (the texture preset): needs PyYAML and the project's conf/."""
+    try:
+        import yaml
+    except ImportError as exc:
+        raise RuntimeError(
+            "the texture preset reads YAML: install pyyaml, or use --preset cpu"
+        ) from exc
+    if not TRAINING_YAML.is_file():
+        raise FileNotFoundError(
+            f"the texture preset reads {TRAINING_YAML}: run from the project, or use --preset cpu"
+        )
+    return yaml.safe_load(TRAINING_YAML.read_text(encoding="utf-8"))["training"]
+
+
 def make_trainer(preset: dict, device: str, precision: str) -> Trainer:
+    if preset.get("conf_base"):
+        from mkdseg.training_inputs import trainer_config  # pandas: not on the GPU image
+
+        training = {**conf_base_training(), "device": device, "precision": precision}
+        return Trainer(trainer_config(training), preset["classes"])
     cfg = config_from_dict(
         {
             "method": "mkd",
@@ -162,28 +191,36 @@ def bench_step(
         with torch.no_grad(), autocast(dev, trainer.amp_dtype):
             nets.teacher_pair(teacher_in)
 
+    def unmixed() -> None:  # the L_ss targets' pass, when the method takes one
+        if peers_from_unmixed(trainer.cfg.method, trainer.cfg.num_students):
+            with torch.no_grad(), autocast(dev, trainer.amp_dtype):
+                nets.unwrapped_students(u.weak)
+
     def step() -> None:
         trainer.train_step(labeled, unlabeled)
 
+    passes = {"step": step, "students": students, "teachers": teachers, "unmixed": unmixed}
     for _ in range(warmup):
-        step(), students(), teachers()
+        for fn in passes.values():
+            fn()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    times: dict[str, list[float]] = {"step": [], "students": [], "teachers": []}
+    times: dict[str, list[float]] = {name: [] for name in passes}
     for _ in range(reps):
-        times["step"].append(timed(step, dev))
-        times["students"].append(timed(students, dev))
-        times["teachers"].append(timed(teachers, dev))
+        for name, fn in passes.items():
+            times[name].append(timed(fn, dev))
     med = {k: statistics.median(v) for k, v in times.items()}
+    networks = med["students"] + med["teachers"] + med["unmixed"]
     flops = count_flops(step)
     peak = matmul_peak(dev, trainer.amp_dtype)
     return {
         "step_s": med["step"],
         "students_s": med["students"],
         "teachers_s": med["teachers"],
+        "unmixed_s": med["unmixed"],
         "images_per_s": 2 * preset["batch"] / med["step"],
         "peak_memory_mb": peak_memory_mb(dev),
-        "overhead_ratio": med["step"] / (med["students"] + med["teachers"]),
+        "overhead_ratio": med["step"] / networks,
         "step_flops": flops,
         "flops_per_s": flops / med["step"],
         "peak_flops_per_s": peak,
@@ -251,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     cuda = torch.cuda.is_available() and args.device != "cpu"
-    name = args.preset or ("gpu" if cuda else "cpu")
+    name = args.preset or ("gpu" if cuda else "texture")
     preset = PRESETS[name]
     auto, precisions = precisions_to_run(args.precision, resolve_device(args.device))
     b = preset["batch"]
@@ -268,7 +305,8 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"[{precision}] step={r['step_s'] * 1e3:.1f}ms "
             f"students_fwd_bwd={r['students_s'] * 1e3:.1f}ms "
-            f"teachers_fwd={r['teachers_s'] * 1e3:.1f}ms images/s={r['images_per_s']:.1f} "
+            f"teachers_fwd={r['teachers_s'] * 1e3:.1f}ms "
+            f"students_unmixed_fwd={r['unmixed_s'] * 1e3:.1f}ms images/s={r['images_per_s']:.1f} "
             f"step_GFLOP={r['step_flops'] / 1e9:.1f} achieved_GFLOP/s={r['flops_per_s'] / 1e9:.1f} "
             f"matmul_peak_GFLOP/s={r['peak_flops_per_s'] / 1e9:.1f} mfu={r['mfu']:.3f} "
             f"peak_memory={r['peak_memory_mb']:.0f}MB overhead_ratio={r['overhead_ratio']:.3f}",

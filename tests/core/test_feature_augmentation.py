@@ -209,3 +209,36 @@ def test_non_finite_features_do_not_poison_the_statistics():
     assert stats.count[2] == 1 and torch.equal(
         stats.mean[2], torch.tensor([5.0, 6.0], dtype=stats.mean.dtype)
     )
+
+
+def test_chunked_sums_are_the_bits_of_one_pass_in_pixel_order(monkeypatch) -> None:
+    """Converting pixels to float64 a chunk (or an image) at a time must not change a bit of the
+    per-class sums: each class is still accumulated pixel by pixel in (b, y, x) order."""
+    from mkdseg.core import feature_augmentation as fa
+
+    g = torch.Generator().manual_seed(3)
+    feats = torch.randn(3, 4, 5, 7, generator=g) * 100  # large values: rounding shows any reorder
+    labels = torch.randint(0, 3, (3, 5, 7), generator=g)
+    labels[0, 0, :3] = 255
+    flat = feats.permute(0, 2, 3, 1).reshape(-1, 4).double()
+    slot = torch.where(labels.reshape(-1) == 255, 3, labels.reshape(-1))
+    expected = torch.cat(
+        [
+            torch.bincount(slot, minlength=4).double()[:, None],
+            *(
+                torch.zeros(4, 4, dtype=torch.float64).index_add_(0, slot, v)
+                for v in (flat, flat * flat)
+            ),
+        ],
+        1,
+    )[:3]
+    monkeypatch.setattr(fa, "CHUNK_PIXELS", 6)  # chunks that cut across images and rows
+    stats = ClassFeatureStatistics(3, 4)
+    assert torch.equal(
+        stats.batch_sums(feats.permute(0, 2, 3, 1).reshape(-1, 4), labels.reshape(-1)), expected
+    )
+    by_maps, by_rows = ClassFeatureStatistics(3, 4), ClassFeatureStatistics(3, 4)
+    by_maps.update_from_maps(feats, labels)
+    by_rows.update(feats.permute(0, 2, 3, 1).reshape(-1, 4), labels.reshape(-1))
+    for name in ("mean", "var", "count"):
+        assert torch.equal(getattr(by_maps, name), getattr(by_rows, name)), name
