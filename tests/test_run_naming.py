@@ -165,3 +165,14 @@ def test_masked_budget_and_unlabeled_origins_are_said() -> None:
         "every image that has a mask (10 of 45 training images; 30 without a mask, "
         "5 from an unlabeled pool)" in text
     )
+
+
+def test_the_description_names_the_architecture_trained() -> None:
+    fcn = {"architecture": "dilated_fcn", "decoder_channels": 32, "dilations": [1, 2, 4, 8]}
+    params = {
+        **PARAMS,
+        "training": {**PARAMS["training"], "model": {**fcn, "backbone": "resnet18"}},
+    }
+    text = run_description(["__default__"], {"training"}, params)
+    assert "dilated FCN (32 channels, dilations 1-2-4-8)" in text and "DeepLab" not in text
+    assert "resnet18 DeepLabv3+" in run_description(["__default__"], {"training"}, PARAMS)

@@ -16,6 +16,7 @@ from fractions import Fraction
 from pathlib import PurePath
 from typing import Any
 
+from mkdseg.core.architectures import FCN, applicable_settings
 from mkdseg.core.methods import METHODS
 from mkdseg.splitting import MASKED_KEYWORD
 
@@ -79,6 +80,17 @@ def _origins(metrics: Mapping[str, float]) -> str:
         if metrics.get(key)
     ]
     return "; " + ", ".join(parts) if parts else ""
+
+
+def model_phrase(model: Mapping[str, Any]) -> str:
+    """The architecture actually trained: ``resnet18 DeepLabv3+`` or ``dilated FCN (32 channels,
+    dilations 1-2-4-8)``."""
+    settings = applicable_settings(model)
+    if settings["architecture"] == FCN:
+        width = settings.get("decoder_channels", "?")
+        dilations = "-".join(str(d) for d in settings.get("dilations") or ())
+        return f"dilated FCN ({width} channels, dilations {dilations or '?'})"
+    return f"{settings.get('backbone')} DeepLabv3+"
 
 
 def labels_phrase(labeled: Any) -> str:
@@ -183,7 +195,7 @@ def run_description(
         counts = f" ({labeled} of {labeled + unlabeled} training images{_origins(metrics)})"
     text = (
         f"**{title}** trained with {labels_phrase(splits.get('labeled'))}{counts} of {data_text}, "
-        f"seed {training.get('seed')}: {model.get('backbone')} DeepLabv3+, "
+        f"seed {training.get('seed')}: {model_phrase(model)}, "
         f"{training.get('iterations')} iterations, batch {training.get('batch_size')} labeled + "
         f"{training.get('unlabeled_batch_size')} unlabeled. "
     )

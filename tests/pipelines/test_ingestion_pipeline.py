@@ -49,7 +49,6 @@ def test_ingestion_pipeline_writes_manifest_metadata_and_grid(
         "n_train_masked": TINY_N_TRAIN,
         "n_train_no_mask": 0,
         "n_train_extra": 0,
-        "n_val": TINY_N_VAL,
         "n_quarantined": 0,
     }
     assert "ingestion_metrics" in outputs
@@ -109,7 +108,6 @@ def test_ingestion_summary_and_grid_parameter_check() -> None:
         "n_train_masked": 1,
         "n_train_no_mask": 1,
         "n_train_extra": 2,
-        "n_val": 1,
         "n_quarantined": 1,
     }
     with pytest.raises(ValueError, match=r"sample_grid' miss \['alpha'\]"):

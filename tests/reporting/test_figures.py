@@ -130,6 +130,8 @@ def test_training_curves_one_panel_per_present_column() -> None:
             "loss": np.linspace(3.0, 1.0, len(steps)),
             "lr": np.linspace(0.01, 0.0, len(steps)),
             "teacher_agreement": [np.nan] * len(steps),  # never logged: no panel
+            "nonfinite_skipped": 0.0,  # flat: nothing to see, no panel
+            "kept_share_st_objects": [np.nan] + [0.0] * (len(steps) - 1),  # flat where logged
             "unrelated": 1.0,
         }
     )

@@ -190,3 +190,29 @@ def test_report_node_keeps_per_class_iou_out_of_the_metrics_table() -> None:
         "validation images (evaluated on)": 4,
     }
     np.testing.assert_allclose(content["iou"], [0.8, 0.2])
+
+
+def test_report_lists_only_the_trained_architectures_model_settings() -> None:
+    from mkdseg.pipelines.reporting.nodes import build_report
+
+    model = {"architecture": "dilated_fcn", "backbone": "resnet50", "aspp_channels": 256,
+             "decoder_channels": 32, "stem_channels": 16, "dilations": [1, 2]}  # fmt: skip
+    content = build_report(
+        {"val_mIoU_whole": 0.5},
+        pd.DataFrame(np.eye(2)),
+        _history(),
+        np.zeros((4, 4, 3), np.uint8),
+        pd.DataFrame(),
+        {"names": ["background", "disc"], "source": "textures"},
+        SPLIT_METRICS,
+        {"method": "mkd", "seed": 0, "model": model},
+        {"labeled": 0.0625},
+        {"mode": "whole"},
+    )
+    assert content["title"] == ("mkdseg report: mkd, 1/16 of the labels (10 of 45 training images)")
+    assert content["summary"]["model"] == {
+        "architecture": "dilated_fcn",
+        "stem_channels": 16,
+        "decoder_channels": 32,
+        "dilations": [1, 2],
+    }

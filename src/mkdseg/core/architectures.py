@@ -14,6 +14,7 @@ with all labels: 0.445 with the default init against 0.423 with Kaiming's, READM
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -37,6 +38,17 @@ ARCHITECTURE_KEYS = {
     ),
     FCN: ("stem_channels", "decoder_channels", "dilations"),
 }
+# ModelConfig keys that shape a DeepLabv3+ besides its constructor's: its weights and ASPP rule.
+DEEPLAB_SETTINGS = ("pretrained", "aspp_rule")
+
+
+def applicable_settings(model: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``training.model`` settings the chosen architecture reads (a report or a run
+    description lists these, not the other architecture's defaults)."""
+    architecture = model.get("architecture", DEEPLAB)
+    keys = ARCHITECTURE_KEYS.get(architecture, ())
+    keys += DEEPLAB_SETTINGS if architecture == DEEPLAB else ()
+    return {"architecture": architecture, **{k: model[k] for k in keys if k in model}}
 
 
 def make_network(num_classes: int, architecture: str, **config: Any) -> nn.Module:

@@ -54,7 +54,7 @@ CURVE_TITLES = {
     "kept_share_st_objects": "kept share, object targets",
     "images_per_s": "images / s",
     # also logged by the trainer (beyond the brief's list): cheap to show, useful when debugging
-    "peak_memory_mb": "peak accelerator memory (MB)",
+    "peak_memory_mb": "peak memory (MB; on a CPU the process's resident set)",
     "nonfinite_skipped": "non-finite steps skipped (total)",
 }
 CURVE_COLUMNS = tuple(CURVE_TITLES)
@@ -187,12 +187,14 @@ def _annotate_cells(ax: Axes, values: np.ndarray, vmax: float, integer: bool) ->
 
 
 def curve_columns(history: pd.DataFrame) -> list[str]:
-    """The known training-curve columns of ``history`` that hold at least one finite number."""
+    """The known training-curve columns of ``history`` whose finite values vary: a flat line
+    (no step skipped, a kept share that stays 0) carries nothing a panel should show."""
     found = []
     for column in CURVE_COLUMNS:
         if column in history.columns:
             values = pd.to_numeric(history[column], errors="coerce").to_numpy(dtype=np.float64)
-            if np.isfinite(values).any():
+            finite = values[np.isfinite(values)]
+            if finite.size and finite.min() != finite.max():
                 found.append(column)
     return found
 

@@ -30,7 +30,8 @@ def build_manifest(
 
 
 def ingestion_summary(manifest: pd.DataFrame, quarantine: pd.DataFrame) -> dict[str, int]:
-    """Sample counts per subset, training images by origin, and how many were quarantined."""
+    """Training images by origin and how many samples were quarantined. The validation count is
+    the splits node's ``n_val`` (logged once on the parent run, not twice)."""
     counts = manifest["subset"].value_counts()
     origins = manifest.loc[manifest["subset"] == "train", "origin"].value_counts()
     return {
@@ -38,7 +39,6 @@ def ingestion_summary(manifest: pd.DataFrame, quarantine: pd.DataFrame) -> dict[
         "n_train_masked": int(origins.get(MASKED, 0)),
         "n_train_no_mask": int(origins.get(NO_MASK, 0)),
         "n_train_extra": int(origins.get(EXTRA, 0)),
-        "n_val": int(counts.get("val", 0)),
         "n_quarantined": len(quarantine),
     }
 

@@ -7,7 +7,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mkdseg.core.architectures import applicable_settings
 from mkdseg.pipelines.comparison.summary import comparison_table
+from mkdseg.run_naming import labels_phrase
 
 METRIC = "val_mIoU_{mode}"
 PER_CLASS_METRIC = (
@@ -59,7 +61,7 @@ def build_report(
         "split_seed": splits.get("seed"),
         "dataset": class_metadata.get("source"),
         "data": data_summary(split_metrics),
-        "model": training.get("model", {}),
+        "model": applicable_settings(training.get("model") or {}),
         "evaluation_mode": mode,
     }
     runs = with_current_run(experiment_runs, evaluation_metrics, training, splits)
@@ -72,8 +74,19 @@ def build_report(
         "history": training_history,
         "prediction_grid": prediction_examples,
         "comparison": comparison_table(runs, METRIC.format(mode=mode)),
-        "title": f"mkdseg report: {training.get('method')} with {splits.get('labeled')} labels",
+        "title": report_title(training, splits, split_metrics),
     }
+
+
+def report_title(
+    training: dict[str, Any], splits: dict[str, Any], split_metrics: dict[str, float]
+) -> str:
+    """``mkdseg report: mkd, 1/16 of the labels (125 of 2000 training images)``."""
+    labeled, unlabeled = int(split_metrics["n_labeled"]), int(split_metrics["n_unlabeled"])
+    return (
+        f"mkdseg report: {training.get('method')}, {labels_phrase(splits.get('labeled'))} "
+        f"({labeled} of {labeled + unlabeled} training images)"
+    )
 
 
 def with_current_run(
