@@ -30,3 +30,28 @@ def test_text_dataset_errors_name_the_file(tmp_path: Path) -> None:
         dataset.save(["not", "text"])
     with pytest.raises(DatasetError, match="table.md"):
         dataset.load()
+
+
+def test_the_project_catalog_loads_the_tables_it_saves(tmp_path: Path) -> None:
+    """Through the project's own configuration (Kedro resolves keys named like paths): the
+    quarantine and the manifest round-trip, text columns as text."""
+    import pandas as pd
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from tests.conftest import PROJECT_ROOT
+
+    bootstrap_project(PROJECT_ROOT)
+    params = {
+        "data_root": str(tmp_path),
+        "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "mlflow_artifact_location": str(tmp_path / "mlartifacts"),
+    }
+    with KedroSession.create(project_path=PROJECT_ROOT, runtime_params=params) as session:
+        catalog = session.load_context().catalog
+        quarantine = pd.DataFrame(
+            {"id": ["0042"], "subset": ["train"], "path": ["/d/a.png"], "reason": ["bad"]}
+        )
+        catalog.save("quarantine", quarantine)
+        loaded = catalog.load("quarantine")
+    assert loaded.equals(quarantine)  # "0042" stays text, not 42

@@ -253,6 +253,33 @@ def test_parent_run_is_named_and_described_and_the_experiment_opens_on_training(
     ):
         assert part in description, part
     assert client.get_experiment(experiment).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+    assert parent.data.tags["runner"] == "SequentialRunner"
+
+
+def test_the_console_ends_on_the_headline_the_report_and_the_run_page(
+    store, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, experiment = store
+    report = tmp_path / "report"
+
+    def write_report(training: dict) -> dict[str, str]:
+        return {"report.html": "<html>report</html>"}
+
+    catalog = _named_run_catalog(tmp_path)
+    catalog["report"] = _FolderDataset(str(report))
+    pipeline = Pipeline(
+        [
+            node(_evaluate, "params:training", "run_metrics", name="evaluate"),
+            node(write_report, "params:training", "report", name="report"),
+        ]
+    )
+    with caplog.at_level("INFO", logger="mkdseg.hooks"):
+        parent_id = _run(pipeline, catalog, experiment, run_name="__default__")
+    last = [r.getMessage() for r in caplog.records][-3:]
+    assert last[0] == "val_mIoU_whole: 0.4321"
+    assert last[1] == f"report: {report / 'report.html'}"
+    assert last[2].startswith(f"MLflow run: http://127.0.0.1:5000/#/experiments/{experiment}/runs/")
+    assert last[2].split("/runs/")[1].startswith(parent_id)
 
 
 def test_a_run_name_from_mlflow_yml_and_a_chosen_experiment_kind_are_kept(

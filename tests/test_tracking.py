@@ -133,3 +133,14 @@ def test_parent_metric_keys_carry_the_namespace() -> None:
     assert tracking.parent_metric_keys({"val_mIoU_whole": 0.5}, "comparison.sup_1_16.seed_0") == {
         "comparison.sup_1_16.seed_0.val_mIoU_whole": 0.5
     }
+
+
+def test_runner_label_reads_like_a_class_name() -> None:
+    from kedro.runner import SequentialRunner
+
+    from mkdseg.tracking import runner_label
+
+    repr_text = "<kedro.runner.sequential_runner.SequentialRunner object at 0x7f1727d4a710>"
+    assert runner_label(repr_text) == "SequentialRunner"
+    assert runner_label(SequentialRunner()) == "SequentialRunner"
+    assert runner_label("ThreadRunner") == "ThreadRunner" and runner_label(None) == ""

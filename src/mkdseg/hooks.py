@@ -54,7 +54,7 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from mkdseg import run_naming, tracking
+from mkdseg import mlflow_ui, run_naming, tracking
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,8 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"  # the model-training view, not GenAI's
 DESCRIPTION_TAG = "mlflow.note.content"
 ALL_PARAMETERS_DATASET = "parameters"
+REPORT_DATASET = "report"  # its path closes the run's console output
+RUNNER_TAG = "runner"
 FINISHED = RunStatus.to_string(RunStatus.FINISHED)
 FAILED = RunStatus.to_string(RunStatus.FAILED)
 RUNNING = RunStatus.to_string(RunStatus.RUNNING)
@@ -117,6 +119,10 @@ class MkdsegTrackingHook:
         self._catalog = catalog
         self._mark_experiment_kind()
         self._name_parent(run_params, pipeline, catalog)
+        if "runner" in run_params:  # kedro-mlflow tags the runner object's repr
+            self._client.set_tag(
+                self._parent_id, RUNNER_TAG, tracking.runner_label(run_params["runner"])
+            )
 
     @hook_impl(trylast=True)  # after kedro-mlflow has ended the parent run
     def after_pipeline_run(
@@ -131,8 +137,21 @@ class MkdsegTrackingHook:
                 DESCRIPTION_TAG,
                 run_naming.run_description(*self._describe, metrics),
             )
+        if self._client is not None:
+            self._say_where_it_is(pipeline)
         self._drop_stale_parent_entries()
         self._reset()
+
+    def _say_where_it_is(self, pipeline: Pipeline) -> None:
+        """The console's last lines: the headline metric, the report and the run's UI page."""
+        params = self._describe[2] if self._describe is not None else {}
+        mode = (params.get("evaluation") or {}).get("mode", run_naming.DEFAULT_EVALUATION_MODE)
+        report = self._local_path(REPORT_DATASET) if REPORT_DATASET in pipeline.outputs() else None
+        metrics = self._client.get_run(self._parent_id).data.metrics
+        url = mlflow_ui.run_url(mlflow_ui.DEFAULT_BASE_URL, self._experiment_id, self._parent_id)
+        headline = run_naming.HEADLINE_METRIC.format(mode=mode)
+        for line in tracking.closing_lines(headline, metrics, report, url):
+            logger.info(line)
 
     def _mark_experiment_kind(self) -> None:
         """Open the experiment on MLflow's model-training view (a kind set by the user is kept)."""

@@ -29,6 +29,11 @@ def training_view_url(base_url: str, experiment_id: str | None) -> str:
     return f"{base_url.rstrip('/')}/#/{page}?{TRAINING_VIEW_QUERY}"
 
 
+def run_url(base_url: str, experiment_id: str, run_id: str) -> str:
+    """The UI address of one run's page."""
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
 def experiment_id(uri: str, name: str) -> str | None:
     """The id of experiment ``name`` in the store at ``uri``, None if it does not exist yet."""
     from mlflow.tracking import MlflowClient

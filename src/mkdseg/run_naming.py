@@ -31,6 +31,7 @@ FRACTION_TOLERANCE = 1e-9
 _FRACTION_TEXT = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 _NUMBER_TEXT = re.compile(r"^\s*(\d+|\d*\.\d+)\s*$")
 HEADLINE_METRIC = "val_mIoU_{mode}"
+DEFAULT_EVALUATION_MODE = "whole"
 HEADLINE_FORMAT = "{:.3f}"
 MASKED_TEXT = "all masks"  # splits.labeled: masked
 
@@ -199,7 +200,7 @@ def run_description(
         f"{training.get('iterations')} iterations, batch {training.get('batch_size')} labeled + "
         f"{training.get('unlabeled_batch_size')} unlabeled. "
     )
-    mode = (params.get("evaluation") or {}).get("mode", "whole")
+    mode = (params.get("evaluation") or {}).get("mode", DEFAULT_EVALUATION_MODE)
     headline = HEADLINE_METRIC.format(mode=mode)
     if headline in metrics:
         return text + f"Headline: {headline} **{HEADLINE_FORMAT.format(metrics[headline])}**."

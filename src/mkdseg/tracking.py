@@ -38,6 +38,7 @@ PARAMS_PER_BATCH = 100
 MAX_TAG_LENGTH = 5000
 TRUNCATION_MARK = "..."
 LOCAL_PROTOCOLS = frozenset({"file", ""})
+REPORT_PAGE = "report.html"  # the page of a report folder a person opens
 # Characters MLflow accepts in param/metric names (same rule kedro-mlflow applies on the parent).
 _INVALID_KEY_CHARS = re.compile(r"[^/\w.\- :]")
 
@@ -165,3 +166,31 @@ def dataset_local_path(dataset: Any) -> Path | None:
         # Kedro's versioned layout: <filepath>/<version>/<filename>
         return path / str(dataset.resolve_save_version()) / path.name
     return path
+
+
+_OBJECT_REPR = re.compile(r"^<(?:[\w.]+\.)?(\w+) object at 0x[0-9a-fA-F]+>$")
+
+
+def runner_label(runner: Any) -> str:
+    """What ran the pipeline, as a tag a person reads: ``SequentialRunner``, not the object's
+    ``<kedro.runner.sequential_runner.SequentialRunner object at 0x...>``."""
+    if runner is None:
+        return ""
+    if not isinstance(runner, str):
+        return type(runner).__name__
+    match = _OBJECT_REPR.match(runner.strip())
+    return match.group(1) if match else runner
+
+
+def closing_lines(
+    headline: str, metrics: Mapping[str, float], report: Path | None, run_url: str
+) -> list[str]:
+    """The last lines of a run on the console: its headline metric, its report, its UI page."""
+    lines = []
+    if headline in metrics:
+        lines.append(f"{headline}: {metrics[headline]:.4f}")
+    if report is not None and report.exists():
+        page = report / REPORT_PAGE if report.is_dir() else report
+        lines.append(f"report: {page}")
+    lines.append(f"MLflow run: {run_url} (make mlflow-ui serves it)")
+    return lines
