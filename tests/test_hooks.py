@@ -6,6 +6,7 @@ the two hooks together.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import mlflow
@@ -299,3 +300,24 @@ def test_a_run_name_from_mlflow_yml_and_a_chosen_experiment_kind_are_kept(
     assert parent.info.run_name == "my sweep" and DESCRIPTION_TAG not in parent.data.tags
     assert client.get_experiment(experiment).tags[EXPERIMENT_KIND_TAG] == "forecasting"
     client.set_experiment_tag(experiment, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+
+
+class _SlowSave(MemoryDataset):
+    """An output whose save takes time, as logging an MLflow model does."""
+
+    def save(self, data: object) -> None:
+        time.sleep(SLOW_SAVE_S)
+        super().save(data)
+
+
+SLOW_SAVE_S = 0.3
+
+
+def test_node_seconds_include_saving_the_outputs(store) -> None:
+    client, experiment = store
+    catalog = DataCatalog({"params:rate": MemoryDataset(1.0), "model": _SlowSave()})
+    pipeline = Pipeline([node(lambda rate: rate, "params:rate", "model", name="export")])
+    parent_id = _run(pipeline, catalog, experiment)
+    (child,) = _children(client, experiment, parent_id).values()
+    assert child.info.status == "FINISHED"
+    assert child.data.metrics["node_seconds"] >= SLOW_SAVE_S

@@ -7,7 +7,8 @@ for a ``kedro run``, logs every consumed parameter on it (flattened, see
 
 - tags ``kedro.node`` / ``kedro.namespace``, ``mlflow.parentRunId`` = the parent run;
 - params: the parameters the node consumed, flattened (``dataset.source`` ...);
-- metric ``node_seconds``: wall time of the node function;
+- metric ``node_seconds``: wall time of the node function and the saving of its outputs (an
+  MLflow model's export happens in its dataset's save);
 - ``*_metrics`` outputs (``dict[str, number]``): metrics on the child AND on the parent, so
   the parent runs of an experiment have comparable columns (e.g. ``val_mIoU_whole``); a
   namespaced node's metrics get its namespace as a prefix on the parent;
@@ -81,6 +82,7 @@ class _ChildRun:
     run_id: str
     started: float
     pending_artifacts: set[str] = field(default_factory=set)
+    unsaved: set[str] = field(default_factory=set)  # outputs Kedro has not saved yet
 
 
 class MkdsegTrackingHook:
@@ -237,7 +239,7 @@ class MkdsegTrackingHook:
         child = self._children.get(node.name)
         if child is None:
             return
-        self._log_metrics(child.run_id, {NODE_SECONDS_METRIC: time.perf_counter() - child.started})
+        child.unsaved = set(outputs)
         for name, data in outputs.items():
             metrics = tracking.pick_metrics(name, data)
             if metrics:
@@ -251,14 +253,21 @@ class MkdsegTrackingHook:
                 self._log_history(child.run_id, data)
             if self._local_path(name) is not None:
                 child.pending_artifacts.add(name)
-        if not child.pending_artifacts:
-            self._finish(node.name, FINISHED)
+        if not child.unsaved:
+            self._finish_timed(node.name)
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any, node: Node) -> None:
         child = self._children.get(node.name)
-        if child is None or dataset_name not in child.pending_artifacts:
+        if child is None:
             return
+        if dataset_name in child.pending_artifacts:
+            self._log_artifact(child, dataset_name, node)
+        child.unsaved.discard(dataset_name)
+        if not child.unsaved:  # the node's work includes saving (an MLflow model: seconds)
+            self._finish_timed(node.name)
+
+    def _log_artifact(self, child: _ChildRun, dataset_name: str, node: Node) -> None:
         path = self._local_path(dataset_name)
         if path is not None and path.is_dir():
             self._client.log_artifacts(child.run_id, str(path), artifact_path=path.name)
@@ -272,8 +281,6 @@ class MkdsegTrackingHook:
                 path,
             )
         child.pending_artifacts.discard(dataset_name)
-        if not child.pending_artifacts:
-            self._finish(node.name, FINISHED)
 
     @hook_impl
     def on_node_error(self, error: Exception, node: Node) -> None:
@@ -290,6 +297,12 @@ class MkdsegTrackingHook:
         self._client, self._parent_id, self._experiment_id, self._catalog = None, None, None, None
         self._children = {}
         self._describe = None
+
+    def _finish_timed(self, node_name: str) -> None:
+        """FINISHED, with the wall time from the node's start to its last output's save."""
+        child = self._children[node_name]
+        self._log_metrics(child.run_id, {NODE_SECONDS_METRIC: time.perf_counter() - child.started})
+        self._finish(node_name, FINISHED)
 
     def _finish(self, node_name: str, status: str) -> None:
         child = self._children.pop(node_name)
