@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mkdseg.pipelines.evaluation import create_pipeline
+from mkdseg.reporting.prediction_grid import MIN_TILE_SIDE, enlargement
 from tests.conftest import TINY_IMAGE_SIZE, TINY_N_VAL
 from tests.pipelines.conftest import TINY_EVALUATION, TINY_KEPT_PREDICTIONS, run_in_memory
 
@@ -57,5 +58,9 @@ def test_per_class_table_has_one_row_per_class(evaluated: dict, tiny_inputs: dic
 def test_the_examples_grid_shows_the_kept_predictions(evaluated: dict) -> None:
     grid = evaluated["prediction_examples"]  # one row per kept sample: image | truth | prediction
     assert TINY_KEPT_PREDICTIONS < TINY_N_VAL and grid.dtype == np.uint8
-    tile = TINY_IMAGE_SIZE + PAD
-    assert grid.shape == (TINY_KEPT_PREDICTIONS * tile + PAD, 3 * tile + PAD, 3)
+    side = TINY_IMAGE_SIZE * enlargement((TINY_IMAGE_SIZE, TINY_IMAGE_SIZE))  # legible size
+    tile = side + PAD
+    rows = TINY_KEPT_PREDICTIONS * tile + PAD
+    assert side >= MIN_TILE_SIDE and grid.shape[1:] == (3 * tile + PAD, 3)
+    assert grid.shape[0] > rows  # the tiles, then the class legend below them
+    assert (grid[rows:] == 255).mean() > 0.5  # a white legend strip

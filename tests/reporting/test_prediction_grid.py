@@ -16,7 +16,7 @@ def test_prediction_grid_rows_are_image_gt_prediction() -> None:
     gts = [rng.integers(0, 4, size=(8, 10)).astype(np.uint8) for _ in range(2)]
     gts[0][0, 0] = 255  # ignore pixel: painted with the ignore colour
     preds = [np.full((8, 10), 1, dtype=np.uint8), np.zeros((8, 10), dtype=np.uint8)]
-    grid = prediction_grid(images, gts, preds, np.array(COLOURS), alpha=0.5, pad=2)
+    grid = prediction_grid(images, gts, preds, np.array(COLOURS), alpha=0.5, pad=2, min_tile_side=1)
     assert grid.dtype == np.uint8
     assert grid.shape == (2 * 8 + 3 * 2, 3 * 10 + 4 * 2, 3)
     tile = lambda row, col: grid[2 + row * 10 : 10 + row * 10, 2 + col * 12 : 12 + col * 12]  # noqa: E731
@@ -44,5 +44,22 @@ def test_prediction_grid_checks_inputs() -> None:
 def test_prediction_grid_resizes_to_the_first_image() -> None:
     images = [np.zeros((6, 6, 3), np.uint8), np.zeros((12, 9, 3), np.uint8)]
     masks = [np.zeros(i.shape[:2], np.uint8) for i in images]
-    grid = prediction_grid(images, masks, masks, COLOURS, pad=0)
+    grid = prediction_grid(images, masks, masks, COLOURS, pad=0, min_tile_side=1)
     assert grid.shape == (12, 18, 3)
+
+
+def test_small_images_are_enlarged_sharply_and_the_legend_names_every_class() -> None:
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, size=(48, 48, 3), dtype=np.uint8)
+    mask = rng.integers(0, 4, size=(48, 48)).astype(np.uint8)
+    names = ["background", "stripes", "checks", "dots"]
+    plain = prediction_grid([image], [mask], [mask], COLOURS, pad=0, min_tile_side=1)
+    grid = prediction_grid([image], [mask], [mask], COLOURS, pad=0, class_names=names)
+    factor = 4  # 48 px -> 192 px >= MIN_TILE_SIDE (160), an integer factor
+    tiles = grid[: 48 * factor, : 3 * 48 * factor]
+    np.testing.assert_array_equal(tiles[::factor, ::factor], plain)  # nearest: every pixel kept
+    np.testing.assert_array_equal(tiles[1::factor, 3::factor], plain)
+    legend = grid[48 * factor :]
+    assert legend.shape[0] > 0 and legend.shape[1] == grid.shape[1]
+    for colour in COLOURS[1:]:  # each class's swatch is drawn in its colour
+        assert (legend == np.array(colour, np.uint8)).all(axis=-1).sum() >= 10 * 10

@@ -10,13 +10,19 @@ import io
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from mkdseg.visualization import image_grid, overlay_mask
 
 OVERLAY_ALPHA = 0.5
 GRID_PAD = 2
 GRID_COLUMNS = 3  # image | ground-truth overlay | prediction overlay
+MIN_TILE_SIDE = 160  # px: smaller images are enlarged (an integer factor, nearest) to be legible
+LEGEND_SWATCH = 14  # px: a class colour's square in the legend
+LEGEND_GAP = 6  # px between a swatch and its name, and around the legend
+LEGEND_BACKGROUND = 255
+LEGEND_TEXT = (0, 0, 0)
+LEGEND_CHAR_W = 7  # px per character of PIL's default font, for the legend's width
 
 
 def _resize_tile(tile: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
@@ -39,6 +45,34 @@ def _check_sample(index: int, image: np.ndarray, gt: np.ndarray, pred: np.ndarra
             )
 
 
+def enlargement(tile_hw: tuple[int, int], min_side: int = MIN_TILE_SIDE) -> int:
+    """The integer factor that brings a tile's shorter side to at least ``min_side`` px."""
+    return max(1, -(-min_side // max(1, min(tile_hw))))
+
+
+def legend(class_names: Sequence[str], colours: Sequence[Sequence[int]], width: int) -> np.ndarray:
+    """A white strip of ``width`` px with one colour swatch and name per class, wrapped."""
+    entries = [
+        (str(name), tuple(int(v) for v in colour))
+        for name, colour in zip(class_names, colours, strict=False)
+    ]
+    row_h = LEGEND_SWATCH + LEGEND_GAP
+    positions, x, y = [], LEGEND_GAP, LEGEND_GAP
+    for name, _ in entries:
+        entry_w = LEGEND_SWATCH + LEGEND_GAP + LEGEND_CHAR_W * len(name) + 2 * LEGEND_GAP
+        if x > LEGEND_GAP and x + entry_w > width:
+            x, y = LEGEND_GAP, y + row_h
+        positions.append((x, y))
+        x += entry_w
+    strip = Image.new("RGB", (width, y + row_h + LEGEND_GAP), (LEGEND_BACKGROUND,) * 3)
+    draw = ImageDraw.Draw(strip)
+    for (name, colour), (x, y) in zip(entries, positions, strict=True):
+        draw.rectangle([x, y, x + LEGEND_SWATCH - 1, y + LEGEND_SWATCH - 1], fill=colour,
+                       outline=LEGEND_TEXT)  # fmt: skip
+        draw.text((x + LEGEND_SWATCH + LEGEND_GAP, y + 1), name, fill=LEGEND_TEXT)
+    return np.asarray(strip, dtype=np.uint8)
+
+
 def prediction_grid(
     images: Sequence[np.ndarray],
     ground_truth: Sequence[np.ndarray],
@@ -46,10 +80,15 @@ def prediction_grid(
     colours: Sequence[Sequence[int]] | np.ndarray,
     alpha: float = OVERLAY_ALPHA,
     pad: int = GRID_PAD,
+    class_names: Sequence[str] | None = None,
+    min_tile_side: int = MIN_TILE_SIDE,
 ) -> np.ndarray:
-    """A uint8 mosaic, one row per sample: image | ground-truth overlay | prediction overlay.
+    """A uint8 mosaic, one row per sample: image | ground-truth overlay | prediction overlay,
+    with a class-colour legend below when ``class_names`` is given.
 
-    Tiles are resized to the first image's size so samples of different sizes share a grid.
+    Tiles are resized to the first image's size so samples of different sizes share a grid, then
+    enlarged by an integer factor (nearest: every pixel and label edge stays sharp) until their
+    shorter side is at least ``min_tile_side`` px: a 48 px benchmark image is unreadable as is.
     """
     if not (len(images) == len(ground_truth) == len(predictions)):
         raise ValueError(
@@ -71,7 +110,12 @@ def prediction_grid(
             overlay_mask(image, pred, colours, alpha=alpha),
         )
         tiles.extend(_resize_tile(np.asarray(t, dtype=np.uint8), tile_hw) for t in row)
-    return np.asarray(image_grid(tiles, ncols=GRID_COLUMNS, pad=pad), dtype=np.uint8)
+    factor = enlargement(tile_hw, min_tile_side)
+    tiles = [np.repeat(np.repeat(t, factor, axis=0), factor, axis=1) for t in tiles]
+    grid = np.asarray(image_grid(tiles, ncols=GRID_COLUMNS, pad=pad), dtype=np.uint8)
+    if class_names is None:
+        return grid
+    return np.concatenate([grid, legend(class_names, colours, grid.shape[1])], axis=0)
 
 
 def array_to_png_bytes(image: np.ndarray) -> bytes:

@@ -38,14 +38,20 @@ def evaluate_model(
     confusion = pd.DataFrame(
         result.matrix, index=pd.Index(names, name="ground_truth"), columns=names
     )
-    grid = examples_grid(result, samples, encoding, class_metadata["colours"])
+    grid = examples_grid(result, samples, encoding, class_metadata["colours"], names)
     return named_metrics(result, names, settings.mode), confusion, grid
 
 
 def examples_grid(
-    result: EvalResult, samples: list[tuple[str, str]], encoding: MaskEncoding, colours: list
+    result: EvalResult,
+    samples: list[tuple[str, str]],
+    encoding: MaskEncoding,
+    colours: list,
+    class_names: list[str],
 ) -> np.ndarray:
-    """Image | ground truth | prediction rows for the predictions evaluation kept."""
+    """Image | ground truth | prediction rows for the predictions evaluation kept, enlarged to be
+    legible, with the classes' colours named below."""
     images = [read_image(samples[i][0]) for i, _ in result.predictions]
     truths = [read_mask(samples[i][1], encoding) for i, _ in result.predictions]
-    return prediction_grid(images, truths, [pred for _, pred in result.predictions], colours)
+    predictions = [pred for _, pred in result.predictions]
+    return prediction_grid(images, truths, predictions, colours, class_names=class_names)
