@@ -107,6 +107,32 @@ def test_history_without_curves_and_empty_comparison_are_skipped(tmp_path: Path)
     empty = _comparison().iloc[:0]
     paths = write_report(tmp_path, {}, {}, NAMES, IOU, MATRIX, history, None, empty)
     assert "training_curves" not in paths and "comparison" not in paths
+    alone = _comparison().iloc[:1]  # this run alone: nothing to compare it with
+    paths = write_report(tmp_path, {}, {}, NAMES, IOU, MATRIX, None, None, alone)
+    assert "comparison" not in paths
+    assert "## Comparison" not in paths["summary"].read_text(encoding="utf-8")
+
+
+def test_the_report_names_its_mlflow_run_when_one_is_active(tmp_path: Path) -> None:
+    import mlflow
+
+    from mkdseg.catalog import ReportDataset
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    content = {"summary": {"method": "mkd"}, "metrics": METRICS, "class_names": NAMES,
+               "iou": IOU, "matrix": MATRIX}  # fmt: skip
+    try:
+        with mlflow.start_run() as run:
+            ReportDataset(str(tmp_path / "report")).save(content)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    markdown = (tmp_path / "report" / "summary.md").read_text(encoding="utf-8")
+    assert f"| mlflow_run.id | {run.info.run_id} |" in markdown
+    page = f"#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    assert page in markdown
+    ReportDataset(str(tmp_path / "plain")).save(content)  # no active run: no run row
+    assert "mlflow_run" not in (tmp_path / "plain" / "summary.md").read_text(encoding="utf-8")
 
 
 def test_bad_inputs_raise_clear_errors(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from torch import nn
 
 from mkdseg.catalog.datasets import LocalFileDataset
 from mkdseg.core.export import Segmenter, load_bundle, save_bundle, segmenter_from_bundle
+from mkdseg.mlflow_ui import DEFAULT_BASE_URL, run_url
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,17 @@ class MlflowRunsDataset(AbstractDataset):
         return {"experiment": self._experiment}
 
 
+def with_run_link(report: dict[str, Any]) -> dict[str, Any]:
+    """The report's content with the MLflow run it belongs to (id and UI page) in its summary,
+    when a run is active (the parent run of a ``kedro run``); nodes do not know it."""
+    run = mlflow.active_run()
+    if run is None:
+        return report
+    page = run_url(DEFAULT_BASE_URL, run.info.experiment_id, run.info.run_id)
+    summary = {**report.get("summary", {}), "mlflow_run": {"id": run.info.run_id, "page": page}}
+    return {**report, "summary": summary}
+
+
 class ReportDataset(LocalFileDataset):
     """A report folder (HTML, Markdown, figure PNGs) rendered by ``mkdseg.reporting.write_report``.
 
@@ -214,7 +226,7 @@ class ReportDataset(LocalFileDataset):
     def save(self, data: dict[str, Any]) -> None:
         from mkdseg.reporting.report import write_report
 
-        write_report(self.filepath, **data)
+        write_report(self.filepath, **with_run_link(data))
 
     def load(self) -> dict[str, Path]:
         if not self.filepath.is_dir():

@@ -39,6 +39,7 @@ FIGURE_CAPTIONS = {
     "comparison": "Comparison across runs",
 }
 METRIC_FORMAT = "{:.4f}"
+MIN_COMPARED_ROWS = 2
 SUMMARY_NUMBER_FORMAT = "{:.6g}"  # params like lr = 2.5e-3 keep their significant digits
 DEFAULT_TITLE = "mkdseg run report"
 STYLE = (
@@ -142,9 +143,14 @@ def _render_figures(
         pngs["training_curves"] = figures.figure_to_png_bytes(figures.training_curves(history))
     if prediction_grid is not None:
         pngs["predictions"] = array_to_png_bytes(prediction_grid)
-    if comparison is not None and not comparison.empty:
+    if _comparable(comparison):
         pngs["comparison"] = figures.figure_to_png_bytes(figures.comparison_chart(comparison))
     return pngs
+
+
+def _comparable(comparison: pd.DataFrame | None) -> bool:
+    """A comparison needs two rows: one run alone is this run again (its metrics are above)."""
+    return comparison is not None and len(comparison) >= MIN_COMPARED_ROWS
 
 
 @dataclass(frozen=True)
@@ -177,7 +183,7 @@ def _sections(
         for key in ("confusion_matrix", "training_curves", "predictions")
         if key in pngs
     ]
-    if comparison is not None and not comparison.empty:
+    if _comparable(comparison):
         sections.append(
             Section("Comparison", comparison, "comparison" if "comparison" in pngs else None)
         )
