@@ -25,8 +25,9 @@ It also makes the experiment and the parent run say what they are:
   has a kind already: MLflow's UI picks the model-training view instead of the GenAI overview
   by this tag where its *GenAI / Model training* switch is off; 3.17.2 builds the switch in
   and follows it (``mkdseg.mlflow_ui`` prints the address of the training view);
-- the parent run is renamed from kedro-mlflow's default (the pipeline name, ``__default__``)
-  to what it trained, ``mkd 1/16 seed 0`` (``mkdseg.run_naming``), and gets a one-paragraph
+- the parent run is named after what it trained, ``mkd 1/16 seed 0`` (``mkdseg.run_naming``),
+  before kedro-mlflow starts it (``RunNameHook``; renamed afterwards where that could not
+  happen) instead of kedro-mlflow's default (the pipeline name), and gets a one-paragraph
   description (``mlflow.note.content``), completed with the headline metric at the end. A
   name set in ``mlflow.yml`` (``tracking.run.name``) and a run the caller started are kept.
 
@@ -171,15 +172,14 @@ class MkdsegTrackingHook:
             return  # a caller's own run keeps its name
         names = run_naming.pipeline_names_of(run_params)
         parent = self._client.get_run(self._parent_id)
-        if parent.info.run_name != run_naming.pipeline_label(names):
-            return  # named in mlflow.yml (tracking.run.name): the user's choice
         groups = run_naming.consumed_groups(pipeline.all_inputs())
         params = catalog.load(ALL_PARAMETERS_DATASET)
         name = run_naming.run_name(names, groups, params)
-        self._client.update_run(self._parent_id, name=name)
-        logger.info(
-            "MLflow run %s is named %r (experiment %s)", self._parent_id, name, self._experiment_id
-        )
+        if parent.info.run_name not in (run_naming.pipeline_label(names), name):
+            return  # named in mlflow.yml (tracking.run.name): the user's choice
+        if parent.info.run_name != name:  # RunNameHook could not name it before it started
+            self._client.update_run(self._parent_id, name=name)
+            logger.info("MLflow run %s is named %r", self._parent_id, name)
         self._describe = (names, groups, params)
         self._client.set_tag(
             self._parent_id, DESCRIPTION_TAG, run_naming.run_description(names, groups, params)
@@ -330,3 +330,33 @@ class MkdsegTrackingHook:
         ]
         for batch in tracking.chunked(points, tracking.METRICS_PER_BATCH):
             self._client.log_batch(run_id, metrics=batch)
+
+
+class RunNameHook:
+    """Names kedro-mlflow's parent run before it starts (``mkd 1/16 seed 0``), so the console
+    announces one name instead of ``__default__`` and then another.
+
+    kedro-mlflow names the run ``tracking.run.name`` or the pipeline's name; this hook fills an
+    empty ``tracking.run.name`` of the session's kedro-mlflow configuration (``context.mlflow``)
+    just before kedro-mlflow's ``before_pipeline_run`` reads it. A name set in ``mlflow.yml`` is
+    kept. ``MkdsegTrackingHook`` then only describes the run.
+    """
+
+    def __init__(self) -> None:
+        self._config: Any = None
+
+    @hook_impl(trylast=True)  # after kedro-mlflow has put its configuration on the context
+    def after_context_created(self, context: Any) -> None:
+        self._config = getattr(context, "mlflow", None)
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow starts the run
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
+    ) -> None:
+        run = getattr(getattr(self._config, "tracking", None), "run", None)
+        if run is None or run.name or ALL_PARAMETERS_DATASET not in catalog:
+            return
+        names = run_naming.pipeline_names_of(run_params)
+        groups = run_naming.consumed_groups(pipeline.all_inputs())
+        run.name = run_naming.run_name(names, groups, catalog.load(ALL_PARAMETERS_DATASET))
+        self._config = None  # one session, one run: a later session brings its own context

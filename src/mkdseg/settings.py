@@ -14,13 +14,13 @@ from __future__ import annotations
 from kedro.config import OmegaConfigLoader
 
 from mkdseg.catalog.paths import resolve_path, tracking_uri
-from mkdseg.hooks import MkdsegTrackingHook
+from mkdseg.hooks import MkdsegTrackingHook, RunNameHook
 from mkdseg.pipelines.comparison.shape import ComparisonShapeHook
 from mkdseg.warning_filters import silence_known_third_party_warnings
 
 silence_known_third_party_warnings()
 
-HOOKS = (MkdsegTrackingHook(), ComparisonShapeHook())
+HOOKS = (RunNameHook(), MkdsegTrackingHook(), ComparisonShapeHook())
 
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)
 

@@ -71,7 +71,16 @@ def test_session_logs_parent_and_one_child_per_node_then_a_failure(
     tmp_path: Path, isolated_mlflow: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(mkdseg.pipeline_registry, "register_pipelines", _our_pipelines)
+    started, start_run = [], mlflow.start_run
+
+    def recording_start_run(*args: object, **kwargs: object) -> object:
+        started.append(kwargs.get("run_name"))
+        return start_run(*args, **kwargs)
+
+    monkeypatch.setattr(mlflow, "start_run", recording_start_run)  # kedro-mlflow starts the parent
     _run(tmp_path, N_LABELED, ["ingestion", "splits"])
+    # started under its final name: the console announces one name, not __default__ then another
+    assert started[0] == f"ingestion+splits: {N_LABELED} labels seed 0"
     assert mlflow.active_run() is None  # nothing left on MLflow's run stack for the next session
     assert (tmp_path / "data" / "03_primary" / "splits" / "labeled.txt").read_text().count(
         "\n"
