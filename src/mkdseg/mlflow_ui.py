@@ -30,8 +30,9 @@ def training_view_url(base_url: str, experiment_id: str | None) -> str:
 
 
 def run_url(base_url: str, experiment_id: str, run_id: str) -> str:
-    """The UI address of one run's page."""
-    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    """The UI address of one run's page, on the training view (as ``training_view_url``)."""
+    page = f"experiments/{experiment_id}/runs/{run_id}"
+    return f"{base_url.rstrip('/')}/#/{page}?{TRAINING_VIEW_QUERY}"
 
 
 def experiment_id(uri: str, name: str) -> str | None:
