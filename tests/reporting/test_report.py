@@ -113,20 +113,19 @@ def test_history_without_curves_and_empty_comparison_are_skipped(tmp_path: Path)
     assert "## Comparison" not in paths["summary"].read_text(encoding="utf-8")
 
 
-def test_the_report_names_its_mlflow_run_when_one_is_active(tmp_path: Path) -> None:
+def test_the_report_names_its_mlflow_run_when_one_is_active(
+    tmp_path: Path, isolated_mlflow: None
+) -> None:
     import mlflow
 
     from mkdseg.catalog import ReportDataset
 
-    previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = mlflow.create_experiment("report-link")
     content = {"summary": {"method": "mkd"}, "metrics": METRICS, "class_names": NAMES,
                "iou": IOU, "matrix": MATRIX}  # fmt: skip
-    try:
-        with mlflow.start_run() as run:
-            ReportDataset(str(tmp_path / "report")).save(content)
-    finally:
-        mlflow.set_tracking_uri(previous)
+    with mlflow.start_run(experiment_id=experiment) as run:
+        ReportDataset(str(tmp_path / "report")).save(content)
     markdown = (tmp_path / "report" / "summary.md").read_text(encoding="utf-8")
     assert f"| mlflow_run.id | {run.info.run_id} |" in markdown
     page = f"#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
