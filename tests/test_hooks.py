@@ -321,3 +321,19 @@ def test_node_seconds_include_saving_the_outputs(store) -> None:
     (child,) = _children(client, experiment, parent_id).values()
     assert child.info.status == "FINISHED"
     assert child.data.metrics["node_seconds"] >= SLOW_SAVE_S
+
+
+class _FailingSave(MemoryDataset):
+    def save(self, data: object) -> None:
+        time.sleep(SLOW_SAVE_S)
+        raise OSError("disk full")
+
+
+def test_a_failed_save_still_records_the_nodes_seconds(store) -> None:
+    client, experiment = store
+    catalog = DataCatalog({"params:rate": MemoryDataset(1.0), "model": _FailingSave()})
+    pipeline = Pipeline([node(lambda rate: rate, "params:rate", "model", name="export")])
+    parent_id = _run(pipeline, catalog, experiment)
+    (child,) = _children(client, experiment, parent_id).values()
+    assert child.info.status == "FAILED"
+    assert child.data.metrics["node_seconds"] >= SLOW_SAVE_S

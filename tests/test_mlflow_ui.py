@@ -35,3 +35,15 @@ def test_main_prints_the_experiment_address_or_says_how_to_create_it(
         f"MLflow UI, mkdseg runs on the training view: "
         f"http://127.0.0.1:5055/#/experiments/{experiment}?workflowType=machine_learning"
     ]
+
+
+@pytest.mark.parametrize(
+    "module", ["mkdseg.mlflow_ui", "mkdseg.hooks", "mkdseg.catalog", "mkdseg.run_naming"]
+)
+def test_each_module_imports_on_its_own(module: str) -> None:
+    """No import cycle that only works when another module happened to load first."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]

@@ -176,3 +176,13 @@ def test_the_description_names_the_architecture_trained() -> None:
     text = run_description(["__default__"], {"training"}, params)
     assert "dilated FCN (32 channels, dilations 1-2-4-8)" in text and "DeepLab" not in text
     assert "resnet18 DeepLabv3+" in run_description(["__default__"], {"training"}, PARAMS)
+
+
+def test_the_model_phrase_fills_defaults_and_names_unknown_architectures() -> None:
+    from mkdseg.run_naming import model_phrase
+
+    assert model_phrase({}) == "resnet50 DeepLabv3+"  # ModelConfig's defaults
+    assert model_phrase({"architecture": "dilated_fcn"}) == (
+        "dilated FCN (256 channels, dilations 1-2-4-8)"
+    )
+    assert model_phrase({"architecture": "segformer"}) == "segformer"

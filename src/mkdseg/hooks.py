@@ -147,7 +147,11 @@ class MkdsegTrackingHook:
 
     def _say_where_it_is(self, pipeline: Pipeline) -> None:
         """The console's last lines: the headline metric, the report and the run's UI page."""
-        params = self._describe[2] if self._describe is not None else {}
+        params = (
+            self._catalog.load(ALL_PARAMETERS_DATASET)
+            if self._catalog is not None and ALL_PARAMETERS_DATASET in self._catalog
+            else {}
+        )
         mode = (params.get("evaluation") or {}).get("mode", run_naming.DEFAULT_EVALUATION_MODE)
         report = self._local_path(REPORT_DATASET) if REPORT_DATASET in pipeline.outputs() else None
         metrics = self._client.get_run(self._parent_id).data.metrics
@@ -211,7 +215,11 @@ class MkdsegTrackingHook:
             return
         message = tracking.truncate(f"{type(error).__name__}: {error}", tracking.MAX_TAG_LENGTH)
         for name in list(self._children):  # e.g. a save that failed after the node ran
-            self._client.set_tag(self._children[name].run_id, ERROR_TAG, message)
+            child = self._children[name]
+            self._client.set_tag(child.run_id, ERROR_TAG, message)
+            self._log_metrics(
+                child.run_id, {NODE_SECONDS_METRIC: time.perf_counter() - child.started}
+            )
             self._finish(name, FAILED)
         self._client.set_tag(self._parent_id, ERROR_TAG, message)
         still_running = self._client.get_run(self._parent_id).info.status == RUNNING

@@ -9,6 +9,7 @@ run, the headline metric. Pure functions: no MLflow here.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -16,7 +17,8 @@ from fractions import Fraction
 from pathlib import PurePath
 from typing import Any
 
-from mkdseg.core.architectures import FCN, applicable_settings
+from mkdseg.core.architectures import ARCHITECTURES, FCN, applicable_settings
+from mkdseg.core.config import ModelConfig
 from mkdseg.core.methods import METHODS
 from mkdseg.splitting import MASKED_KEYWORD
 
@@ -86,7 +88,9 @@ def _origins(metrics: Mapping[str, float]) -> str:
 def model_phrase(model: Mapping[str, Any]) -> str:
     """The architecture actually trained: ``resnet18 DeepLabv3+`` or ``dilated FCN (32 channels,
     dilations 1-2-4-8)``."""
-    settings = applicable_settings(model)
+    settings = applicable_settings({**dataclasses.asdict(ModelConfig()), **model})
+    if settings["architecture"] not in ARCHITECTURES:
+        return str(settings["architecture"])
     if settings["architecture"] == FCN:
         width = settings.get("decoder_channels", "?")
         dilations = "-".join(str(d) for d in settings.get("dilations") or ())

@@ -137,12 +137,15 @@ def test_training_curves_one_panel_per_present_column() -> None:
     )
     history.loc[3, "lr"] = np.nan  # logged less often than the loss
     fig = training_curves(history)
-    assert [ax.get_title() for ax in fig.axes] == ["total loss", "learning rate"]
-    raw, smooth = fig.axes[1].lines
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["constant over the run", "total loss", "learning rate"]  # flat: one line
+    said = fig.axes[0].texts[0].get_text()
+    assert "non-finite steps skipped (total): 0" in said and "object targets: 0" in said
+    raw, smooth = fig.axes[2].lines
     assert len(raw.get_xdata()) == len(steps) - 1
     np.testing.assert_allclose(smooth.get_ydata(), ema_smooth(raw.get_ydata()))
     width, height = _png_size(figure_to_png_bytes(fig))
-    assert width == 2 * figures.CURVE_PANEL_W_IN * FIGURE_DPI
+    assert width == 3 * figures.CURVE_PANEL_W_IN * FIGURE_DPI
     assert height == figures.CURVE_PANEL_H_IN * FIGURE_DPI
 
 

@@ -107,7 +107,7 @@ def test_history_without_curves_and_empty_comparison_are_skipped(tmp_path: Path)
     empty = _comparison().iloc[:0]
     paths = write_report(tmp_path, {}, {}, NAMES, IOU, MATRIX, history, None, empty)
     assert "training_curves" not in paths and "comparison" not in paths
-    alone = _comparison().iloc[:1]  # this run alone: nothing to compare it with
+    alone = _comparison().iloc[:1].assign(runs=1)  # this run alone: nothing to compare with
     paths = write_report(tmp_path, {}, {}, NAMES, IOU, MATRIX, None, None, alone)
     assert "comparison" not in paths
     assert "## Comparison" not in paths["summary"].read_text(encoding="utf-8")
@@ -241,3 +241,15 @@ def test_report_lists_only_the_trained_architectures_model_settings() -> None:
         "decoder_channels": 32,
         "dilations": [1, 2],
     }
+
+
+def test_several_seeds_of_one_configuration_are_still_compared(tmp_path: Path) -> None:
+    seeds = _comparison().iloc[:1].assign(runs=3)  # one row holding three runs (its seeds)
+    paths = write_report(tmp_path, {}, {}, NAMES, IOU, MATRIX, None, None, seeds)
+    assert "comparison" in paths
+
+
+def test_a_one_row_history_still_says_its_values(tmp_path: Path) -> None:
+    history = pd.DataFrame({"step": [1], "loss": [2.5], "lr": [0.01]})
+    paths = write_report(tmp_path, {}, {}, NAMES, IOU, MATRIX, history)
+    assert "training_curves" in paths  # every column is constant: one text panel, not nothing

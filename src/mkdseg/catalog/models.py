@@ -32,7 +32,6 @@ from torch import nn
 
 from mkdseg.catalog.datasets import LocalFileDataset
 from mkdseg.core.export import Segmenter, load_bundle, save_bundle, segmenter_from_bundle
-from mkdseg.mlflow_ui import DEFAULT_BASE_URL, run_url
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +207,8 @@ class MlflowRunsDataset(AbstractDataset):
 def with_run_link(report: dict[str, Any]) -> dict[str, Any]:
     """The report's content with the MLflow run it belongs to (id and UI page) in its summary,
     when a run is active (the parent run of a ``kedro run``); nodes do not know it."""
+    from mkdseg.mlflow_ui import DEFAULT_BASE_URL, run_url  # it imports mkdseg.catalog
+
     run = mlflow.active_run()
     if run is None:
         return report

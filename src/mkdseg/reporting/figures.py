@@ -186,17 +186,23 @@ def _annotate_cells(ax: Axes, values: np.ndarray, vmax: float, integer: bool) ->
         ax.text(col, row, text, ha="center", va="center", color=colour, fontsize="x-small")
 
 
+def _finite(history: pd.DataFrame, column: str) -> np.ndarray:
+    values = pd.to_numeric(history[column], errors="coerce").to_numpy(dtype=np.float64)
+    return values[np.isfinite(values)]
+
+
 def curve_columns(history: pd.DataFrame) -> list[str]:
-    """The known training-curve columns of ``history`` whose finite values vary: a flat line
-    (no step skipped, a kept share that stays 0) carries nothing a panel should show."""
-    found = []
-    for column in CURVE_COLUMNS:
-        if column in history.columns:
-            values = pd.to_numeric(history[column], errors="coerce").to_numpy(dtype=np.float64)
-            finite = values[np.isfinite(values)]
-            if finite.size and finite.min() != finite.max():
-                found.append(column)
-    return found
+    """The known training-curve columns of ``history`` that hold at least one finite number."""
+    return [c for c in CURVE_COLUMNS if c in history.columns and _finite(history, c).size]
+
+
+def constant_value(history: pd.DataFrame, column: str) -> float | None:
+    """The column's value when it never changed over the run (no step skipped, a kept share
+    that stayed 0), else None: such a column is said in one line, not drawn as a flat panel."""
+    finite = _finite(history, column)
+    if finite.size and finite.min() == finite.max():
+        return float(finite[0])
+    return None
 
 
 def ema_smooth(values: np.ndarray, weight: float = SMOOTHING) -> np.ndarray:
@@ -221,10 +227,15 @@ def training_curves(
         )
     if not columns:
         raise ValueError(f"training history has none of the curve columns {list(CURVE_COLUMNS)}")
-    ncols = min(CURVE_GRID_COLS, len(columns))
-    nrows = -(-len(columns) // ncols)
+    constants = {c: v for c in columns if (v := constant_value(history, c)) is not None}
+    columns = [c for c in columns if c not in constants]
+    panels = len(columns) + (1 if constants else 0)
+    ncols = min(CURVE_GRID_COLS, panels)
+    nrows = -(-panels // ncols)
     fig = _new_figure(CURVE_PANEL_W_IN * ncols, CURVE_PANEL_H_IN * nrows)
     steps = pd.to_numeric(history["step"], errors="coerce").to_numpy(dtype=np.float64)
+    if constants:
+        _constants_panel(fig.add_subplot(nrows, ncols, panels), constants)
     for index, column in enumerate(columns):
         ax = fig.add_subplot(nrows, ncols, index + 1)
         values = pd.to_numeric(history[column], errors="coerce").to_numpy(dtype=np.float64)
@@ -238,6 +249,15 @@ def training_curves(
         ax.set_xlabel("step", fontsize="small")
         ax.grid(alpha=RAW_CURVE_ALPHA)
     return fig
+
+
+def _constants_panel(ax: Axes, constants: dict[str, float]) -> None:
+    """One panel of text: the quantities that kept one value the whole run, and that value."""
+    lines = [f"{CURVE_TITLES.get(c, c)}: {v:.6g}" for c, v in constants.items()]
+    ax.axis("off")
+    ax.set_title("constant over the run", fontsize="medium")
+    ax.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize="small",
+            transform=ax.transAxes)  # fmt: skip
 
 
 def comparison_chart(table: pd.DataFrame, title: str = "mIoU by method and label budget") -> Figure:

@@ -149,8 +149,12 @@ def _render_figures(
 
 
 def _comparable(comparison: pd.DataFrame | None) -> bool:
-    """A comparison needs two rows: one run alone is this run again (its metrics are above)."""
-    return comparison is not None and len(comparison) >= MIN_COMPARED_ROWS
+    """A comparison needs two runs: this run alone is its metrics again. (A row may hold several
+    runs of one configuration, its seeds: ``runs``.)"""
+    if comparison is None or comparison.empty:
+        return False
+    runs = comparison["runs"].sum() if "runs" in comparison.columns else len(comparison)
+    return len(comparison) >= MIN_COMPARED_ROWS or runs >= MIN_COMPARED_ROWS
 
 
 @dataclass(frozen=True)
