@@ -73,17 +73,6 @@ def images_for(manifest: pd.DataFrame, ids: Sequence[str], what: str) -> list[st
     return list(_rows(manifest, ids, what)["image_path"])
 
 
-def check_unlabeled_pool(cfg: TrainConfig, unlabeled_ids: Sequence[str]) -> None:
-    """A semi-supervised method without unlabeled images: say so before anything trains."""
-    if cfg.uses_unlabeled and not unlabeled_ids:
-        raise ValueError(
-            f"training.method {cfg.method.name!r} learns from unlabeled images, but the split "
-            "has none: every training image is labeled. Add images without masks (images/ or "
-            "unlabeled/ for dataset.source folder), set splits.labeled to a fraction or a count "
-            "of the masked images, or set training.method: supervised."
-        )
-
-
 def train_data(
     manifest: pd.DataFrame,
     class_metadata: dict[str, Any],

@@ -80,6 +80,18 @@ class TrainResult:
     resumed_from: int = 0  # the checkpoint's iteration when the run resumed, else 0
 
 
+def check_unlabeled_pool(cfg: TrainConfig, n_unlabeled: int) -> None:
+    """A semi-supervised method without unlabeled images: one error, before anything trains
+    (the training node calls it first; ``fit`` again, for callers outside Kedro)."""
+    if cfg.uses_unlabeled and n_unlabeled == 0:
+        raise ValueError(
+            f"training.method {cfg.method.name!r} learns from unlabeled images, but the split "
+            "has none: every training image is labeled. Add images without masks (images/ or "
+            "unlabeled/ for dataset.source folder), set splits.labeled to a fraction or a count "
+            "of the masked images, or set training.method: supervised."
+        )
+
+
 class Trainer:
     """Owns the networks, estimators and optimizer of one run (one rank under DDP)."""
 
@@ -273,10 +285,7 @@ class Trainer:
         )
         if not cfg.uses_unlabeled:
             return ((batch, None) for batch in labeled)
-        if not data.unlabeled:
-            raise ValueError(
-                f"training.method {cfg.method.name!r} needs unlabeled images, the split has none"
-            )
+        check_unlabeled_pool(cfg, len(data.unlabeled))
         unlabeled = make_train_loader(
             UnlabeledDataset(data.unlabeled, geometry),
             batch_size=cfg.unlabeled_batch_size,

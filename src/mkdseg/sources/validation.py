@@ -233,7 +233,8 @@ def validate_samples(
 ) -> tuple[list[dict], list[Problem]]:
     """Check every candidate; return manifest rows of good samples and the problems found.
 
-    Files whose path, size and modification time ``cache`` knows are not opened again.
+    Samples whose files ``cache`` knows unchanged (``validation_cache.sample_key``) are not
+    opened again.
     ``progress(done, total)`` is called as samples finish (from the calling thread).
     """
     unique, problems = duplicate_problems(result.samples)

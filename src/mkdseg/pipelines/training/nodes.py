@@ -10,6 +10,7 @@ import pandas as pd
 from mkdseg import training_inputs
 from mkdseg.core.export import make_bundle
 from mkdseg.core.launch import train
+from mkdseg.core.trainer import check_unlabeled_pool
 from mkdseg.progress import TrainingProgress
 
 
@@ -22,7 +23,7 @@ def train_model(
 ) -> tuple[dict, pd.DataFrame, dict[str, float]]:
     """Train; return student 1 (bundle), the per-iteration history and summary metrics."""
     cfg, run = training_inputs.trainer_config(training), training_inputs.run_settings(training)
-    training_inputs.check_unlabeled_pool(cfg, unlabeled_ids)
+    check_unlabeled_pool(cfg, len(unlabeled_ids))
     data = training_inputs.train_data(manifest, class_metadata, labeled_ids, unlabeled_ids)
     checkpoints = training_inputs.checkpoint_dir(
         run.checkpoint_root, cfg, labeled_ids, unlabeled_ids, class_metadata
