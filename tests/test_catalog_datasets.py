@@ -34,7 +34,7 @@ def test_text_dataset_errors_name_the_file(tmp_path: Path) -> None:
 
 def test_the_project_catalog_loads_the_tables_it_saves(tmp_path: Path) -> None:
     """Through the project's own configuration (Kedro resolves keys named like paths): the
-    quarantine and the manifest round-trip, text columns as text."""
+    quarantine, the manifest and the labelling table round-trip, text columns as text."""
     import pandas as pd
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
@@ -54,4 +54,17 @@ def test_the_project_catalog_loads_the_tables_it_saves(tmp_path: Path) -> None:
         )
         catalog.save("quarantine", quarantine)
         loaded = catalog.load("quarantine")
+        ranked = pd.DataFrame(
+            {
+                "rank": [1, 2],
+                "id": ["0042", "unlabeled/0043"],
+                "image_path": ["/d/0042.jpg", "/d/0043.jpg"],
+                "score": [0.5, 0.25],
+                "proposed_mask": ["masks/0042.png", ""],
+                "share.background": [1.0, 1.0],
+            }
+        )
+        catalog.save("labelling_table", ranked)
+        ranked_loaded = catalog.load("labelling_table")
     assert loaded.equals(quarantine)  # "0042" stays text, not 42
+    assert ranked_loaded.equals(ranked)  # and an image without a proposal has "", not NaN

@@ -8,7 +8,7 @@ from kedro.pipeline import Pipeline
 from mkdseg.pipelines import ingestion
 
 # `kedro run` with no --pipeline: raw data to a tracked model, its evaluation and report.
-DEFAULT_CHAIN = ("ingestion", "splits", "training", "evaluation", "reporting")
+DEFAULT_CHAIN = ("ingestion", "splits", "training", "evaluation", "labelling", "reporting")
 
 
 def register_pipelines() -> dict[str, Pipeline]:

@@ -42,7 +42,7 @@ def test_bundle_round_trip_gives_the_same_predictions(tmp_path):
 
 
 def test_a_foreign_file_is_refused():
-    with pytest.raises(ValueError, match="not an mkdseg model bundle"):
+    with pytest.raises(ValueError, match="not an mkdseg bundle of mkdseg-segmenter"):
         segmenter_from_bundle({"state_dict": {}})
 
 

@@ -28,8 +28,25 @@ TINY_EVALUATION = {
     "device": "cpu",
     "precision": "fp32",
 }
+TINY_PROPOSED = 2
+TINY_LABELLING = {
+    "score": "disagreement",
+    "top_share": 1.0,
+    "propose": TINY_PROPOSED,
+    "batch_size": 4,
+    "long_side": None,
+    "precision": "fp32",
+    "device": "cpu",
+    "num_workers": 0,
+}
 TRAINING_INPUTS = ("manifest", "class_metadata", "labeled_ids", "unlabeled_ids")
-TRAINING_OUTPUTS = ("student_model", "training_history", "training_metrics", "mlflow_student_model")
+TRAINING_OUTPUTS = (
+    "student_model",
+    "trained_networks",
+    "training_history",
+    "training_metrics",
+    "mlflow_student_model",
+)
 
 
 class KeptDataset(MemoryDataset):

@@ -30,6 +30,7 @@ DEFAULT_NODES = {
     "train_model",
     "log_model_to_mlflow",
     "evaluate_model",
+    "rank_unlabeled",
     "build_report",
 }
 REGISTERED = "mkdseg-test-student"
@@ -211,9 +212,23 @@ def test_report_contains_the_metrics(trained: Path) -> None:
         "confusion_matrix.png",
         "training_curves.png",
         "predictions.png",
+        "to_label.png",
+        "score_distribution.png",
     ):
         assert Image.open(report / name).size[0] > 100
     assert "stripes" in html  # class names appear in the per-class table
+
+
+def test_the_run_ranks_the_unlabeled_images_and_logs_the_table_and_masks(trained: Path) -> None:
+    ranked = pd.read_csv(trained / "data/07_model_output/labelling/ranked.csv")
+    assert len(ranked) == 4 and ranked["score"].is_monotonic_decreasing  # 8 training, 4 labeled
+    masks = trained / "data/07_model_output/labelling/to_label/masks"
+    assert len(list(masks.glob("*.png"))) == 4  # propose: 16, capped by the pool
+    client, parents, children = _parents_and_children(trained)
+    run = next(c for c in children[parents[-1].info.run_id] if c.info.run_name == "rank_unlabeled")
+    logged = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"ranked.csv", "to_label"} <= logged
+    assert run.data.metrics["scored_images"] == 4.0
 
 
 def test_a_resumed_run_continues_from_its_checkpoint(trained: Path) -> None:

@@ -1,5 +1,6 @@
-"""Evaluation + reporting pipelines (DataCatalog + SequentialRunner): the tiny trained model's
-metrics and curves -> a report folder with its mIoU, per-class table and figures."""
+"""Evaluation + labelling + reporting pipelines (DataCatalog + SequentialRunner): the tiny
+trained model's metrics, curves and images to label -> a report folder with its mIoU, per-class
+table and figures."""
 
 from __future__ import annotations
 
@@ -12,15 +13,24 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from mkdseg.catalog import ReportDataset
-from mkdseg.pipelines import evaluation, reporting
+from mkdseg.pipelines import evaluation, labelling, reporting
 from tests.pipelines.conftest import (
     TINY_EVALUATION,
     TINY_LABELED,
+    TINY_LABELLING,
+    TINY_PROPOSED,
     KeptDataset,
     tiny_training_params,
 )
 
-FIGURES = ("per_class_iou.png", "confusion_matrix.png", "training_curves.png", "predictions.png")
+FIGURES = (
+    "per_class_iou.png",
+    "confusion_matrix.png",
+    "training_curves.png",
+    "predictions.png",
+    "to_label.png",
+    "score_distribution.png",
+)
 # An earlier finished run of the experiment, as MlflowRunsDataset reads it.
 EARLIER_RUN = {
     "run_id": "earlier",
@@ -40,6 +50,8 @@ def reported(
     folder = tmp_path_factory.mktemp("reporting") / "report"
     inputs = {
         "student_model": trained_tiny["student_model"],
+        "trained_networks": trained_tiny["trained_networks"],
+        "params:labelling": TINY_LABELLING,
         "training_history": trained_tiny["training_history"],
         "experiment_runs": pd.DataFrame([EARLIER_RUN]),
         "params:training": tiny_training_params(folder.parent / "checkpoints"),
@@ -47,7 +59,7 @@ def reported(
         "params:evaluation": TINY_EVALUATION,
         **{
             name: tiny_inputs[name]
-            for name in ("manifest", "class_metadata", "val_ids", "split_metrics")
+            for name in ("manifest", "class_metadata", "val_ids", "unlabeled_ids", "split_metrics")
         },
     }
     catalog = DataCatalog(
@@ -57,7 +69,8 @@ def reported(
             "report": ReportDataset(str(folder)),
         }
     )
-    SequentialRunner().run(evaluation.create_pipeline() + reporting.create_pipeline(), catalog)
+    pipeline = evaluation.create_pipeline() + labelling.create_pipeline()
+    SequentialRunner().run(pipeline + reporting.create_pipeline(), catalog)
     return catalog.load("evaluation_metrics"), folder
 
 
@@ -78,6 +91,22 @@ def test_the_report_shows_the_model_miou_and_one_row_per_class(
     assert f"| data.labeled images (with a mask) | {n_labeled} |" in markdown
     assert f"| data.unlabeled: masked, not drawn (benchmark protocol) | {n_unlabeled} |" in markdown
     assert f"| data.validation images (evaluated on) | {n_val} |" in markdown
+
+
+def test_the_report_lists_the_images_to_label_next_best_first(
+    reported: tuple[dict[str, float], Path], tiny_inputs: dict[str, Any]
+) -> None:
+    _, folder = reported
+    markdown = (folder / "summary.md").read_text(encoding="utf-8")
+    section = markdown.split("## Which images to label next", 1)[1].split("## ", 1)[0]
+    rows = [row for row in section.splitlines() if row.startswith("| ") and "rank" not in row]
+    rows = [row for row in rows if "---" not in row]
+    ranks = [int(row.split("|")[1]) for row in rows]
+    assert ranks == list(range(1, TINY_PROPOSED + 1))
+    scores = [float(row.split("|")[3]) for row in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert all(row.split("|")[2].strip() in tiny_inputs["unlabeled_ids"] for row in rows)
+    assert "![Scores of the unlabeled images" in markdown
 
 
 def test_the_comparison_puts_this_run_beside_the_earlier_ones(

@@ -15,6 +15,7 @@ from mkdseg.catalog.models import (
     SegmenterSource,
 )
 from mkdseg.catalog.paths import project_root, resolve_path, tracking_uri
+from mkdseg.catalog.proposals import ProposalsDataset
 from mkdseg.core.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "MlflowModelDataset",
     "MlflowRunsDataset",
     "ModelBundleDataset",
+    "ProposalsDataset",
     "ReportDataset",
     "SegmenterSource",
     "TableDataset",

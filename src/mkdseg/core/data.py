@@ -220,6 +220,16 @@ class UnlabeledDataset(Dataset):
         return _to_chw(image), torch.from_numpy(marker != MASK_PAD_VALUE)
 
 
+def resize_long_side(image: np.ndarray, long_side: int | None) -> np.ndarray:
+    """A uint8 RGB image resized (bilinear) so its long side is ``long_side``; None: as is."""
+    if long_side is None:
+        return image
+    height, width = image.shape[:2]
+    scale = long_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+
+
 class EvalDataset(Dataset):
     """Evaluation images resized so the long side is ``long_side``, masks at original size.
 
@@ -243,12 +253,24 @@ class EvalDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         image, mask = _read_pair(*self.samples[index], self.mask_encoding)
-        if self.long_side is not None:
-            height, width = mask.shape
-            scale = self.long_side / max(height, width)
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+        image = resize_long_side(image, self.long_side)
         return _to_chw(image), torch.from_numpy(mask.astype(np.int64)), index
+
+
+class ImagePoolDataset(Dataset):
+    """Images without masks (the unlabeled pool to score), resized so the long side is
+    ``long_side``; items are (uint8 (3, H, W), index)."""
+
+    def __init__(self, paths: Sequence[str], long_side: int | None) -> None:
+        if long_side is not None and long_side < 1:
+            raise ValueError(f"long_side must be >= 1 or None, got {long_side}")
+        self.paths, self.long_side = [str(p) for p in paths], long_side
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return _to_chw(resize_long_side(read_image(self.paths[index]), self.long_side)), index
 
 
 def eval_collate(

@@ -22,6 +22,7 @@ from mkdseg.core.checkpoint import load_checkpoint, save_checkpoint
 from mkdseg.core.config import ModelConfig
 
 BUNDLE_FORMAT = "mkdseg-segmenter/1"
+NETWORKS_FORMAT = "mkdseg-networks/1"
 # ModelConfig keys that are not architecture arguments: the bundle's weights hold the trained
 # backbone, and the rule's rates are stored.
 TRAINING_ONLY_KEYS = ("pretrained", "aspp_rule")
@@ -60,20 +61,48 @@ def make_bundle(
     }
 
 
+def make_networks_bundle(
+    networks: dict[str, dict[str, Tensor]],
+    model: ModelConfig,
+    class_names: list[str],
+    colours: list[list[int]],
+) -> dict[str, Any]:
+    """Every network a run trained (students and teachers, by role), for scoring unlabeled
+    images; the same architecture and class metadata as ``make_bundle``."""
+    bundle = make_bundle({}, model, class_names, colours)
+    del bundle["state_dict"]
+    return {**bundle, "format": NETWORKS_FORMAT, "state_dicts": dict(networks)}
+
+
 def segmenter_from_bundle(bundle: dict[str, Any]) -> Segmenter:
     """The bundle's network in inference mode, rebuilt from its stored architecture."""
-    if bundle.get("format") != BUNDLE_FORMAT:
+    _check_format(bundle, BUNDLE_FORMAT)
+    return Segmenter(_network(bundle, bundle["state_dict"])).eval()
+
+
+def networks_from_bundle(bundle: dict[str, Any]) -> dict[str, nn.Module]:
+    """The bare networks of a ``make_networks_bundle`` bundle by role, in inference mode: they
+    take normalised images and return ``SegOutput``."""
+    _check_format(bundle, NETWORKS_FORMAT)
+    return {role: _network(bundle, sd).eval() for role, sd in bundle["state_dicts"].items()}
+
+
+def _check_format(bundle: dict[str, Any], expected: str) -> None:
+    if bundle.get("format") != expected:
         raise ValueError(
-            f"not an mkdseg model bundle (format {bundle.get('format')!r}, "
-            f"expected {BUNDLE_FORMAT})"
+            f"not an mkdseg bundle of {expected} (format {bundle.get('format')!r}): "
+            "re-run the training pipeline"
         )
+
+
+def _network(bundle: dict[str, Any], state_dict: dict[str, Tensor]) -> nn.Module:
     cfg = dict(bundle["model"])
     for key in TRAINING_ONLY_KEYS:
         cfg.pop(key, None)
     # Bundles saved before architectures were stored hold a DeepLabv3+.
     model = make_network(len(bundle["class_names"]), cfg.pop("architecture", DEEPLAB), **cfg)
-    model.load_state_dict(bundle["state_dict"])
-    return Segmenter(model).eval()
+    model.load_state_dict(state_dict)
+    return model
 
 
 def save_bundle(bundle: dict[str, Any], path: str | os.PathLike) -> None:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the readers stay importable without loading torch
 IGNORE_INDEX = 255
 LUT_SIZE = 256
 UINT8_MAX = 255
+IGNORE_COLOUR = (224, 224, 192)  # VOC's boundary colour: ignore in palettes and RGB masks
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def palette_bytes(colours: list[list[int]] | np.ndarray) -> list[int]:
     palette = np.zeros((LUT_SIZE, 3), dtype=np.uint8)
     colours = np.asarray(colours, dtype=np.uint8).reshape(-1, 3)[: LUT_SIZE - 1]
     palette[: len(colours)] = colours
-    palette[IGNORE_INDEX] = (224, 224, 192)
+    palette[IGNORE_INDEX] = IGNORE_COLOUR
     return palette.reshape(-1).tolist()
 
 
@@ -142,3 +143,40 @@ def write_palette_mask(
     img = Image.fromarray(np.asarray(mask, dtype=np.uint8), mode="P")
     img.putpalette(palette_bytes(colours))
     atomic_save(img, path, format="PNG")
+
+
+def encode_mask(mask: np.ndarray, encoding: MaskEncoding) -> np.ndarray:
+    """Class indices (H, W) -> the values a mask file of ``encoding`` stores: the inverse of
+    ``decode_mask``. Ignore (255) stays 255 for ``index``, becomes ``IGNORE_COLOUR`` for ``rgb``
+    (any colour no class has reads back as ignore) and the first value the LUT ignores."""
+    mask = np.asarray(mask, dtype=np.uint8)
+    if encoding.kind == "index":
+        return mask
+    if encoding.kind == "rgb":
+        colours = np.zeros((LUT_SIZE, 3), dtype=np.uint8)
+        colours[: len(encoding.colours)] = np.asarray(encoding.colours, dtype=np.uint8)
+        colours[IGNORE_INDEX] = IGNORE_COLOUR
+        return colours[mask]
+    stored = np.zeros(LUT_SIZE, dtype=np.uint8)  # class -> the first stored value mapping to it
+    for value in reversed(range(LUT_SIZE)):
+        stored[encoding.lut[value]] = value
+    missing = sorted(set(np.unique(mask).tolist()) - set(encoding.lut))
+    if missing:
+        raise ValueError(f"classes {missing} have no stored value in the mask encoding's lut")
+    return stored[mask]
+
+
+def write_mask(
+    mask: np.ndarray,
+    encoding: MaskEncoding,
+    colours: list[list[int]] | np.ndarray,
+    path: str | os.PathLike,
+) -> None:
+    """Write class indices as a mask file of ``encoding``, atomically: ``index`` as a palette PNG
+    (class ids, shown in the class colours), ``lut`` as a grayscale PNG of stored ids, ``rgb``
+    as colours."""
+    if encoding.kind == "index":
+        write_palette_mask(mask, colours, path)
+        return
+    mode = "RGB" if encoding.kind == "rgb" else "L"
+    atomic_save(Image.fromarray(encode_mask(mask, encoding), mode=mode), path, format="PNG")

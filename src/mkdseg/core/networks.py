@@ -140,6 +140,15 @@ class Networks:
             "teacher_stats": [s.state_dict() for s in self.teacher_stats],
         }
 
+    def cpu_state_dicts(self) -> dict[str, dict[str, Tensor]]:
+        """Copies of every network's weights on the CPU, by role: ``student_1``, ``teacher_1``..."""
+        roles = [("student", self.students), ("teacher", self.teachers)]
+        return {
+            f"{role}_{k}": {name: v.detach().cpu().clone() for name, v in net.state_dict().items()}
+            for role, nets in roles
+            for k, net in enumerate(nets, start=1)
+        }
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         members = {
             "students": self.students,

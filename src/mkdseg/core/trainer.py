@@ -78,6 +78,9 @@ class TrainResult:
     # A hash of the teachers and estimators per rank: DDP keeps them equal.
     rank_digests: list[str] = field(default_factory=list)
     resumed_from: int = 0  # the checkpoint's iteration when the run resumed, else 0
+    # Every network the method trained, on the CPU, by role ("student_1", "teacher_1", ...):
+    # what scoring the unlabeled images (core/acquisition.py) asks.
+    networks: dict[str, dict[str, Tensor]] = field(default_factory=dict)
 
 
 def check_unlabeled_pool(cfg: TrainConfig, n_unlabeled: int) -> None:
@@ -244,17 +247,16 @@ class Trainer:
                 or self.iteration == self.cfg.iterations
             ):
                 saved = self.save(checkpoint_dir)
-        student = {
-            k: v.detach().cpu().clone() for k, v in self.nets.students[0].state_dict().items()
-        }
+        networks = self.nets.cpu_state_dicts()
         return TrainResult(
-            student,
+            networks["student_1"],
             self.history,
             self.iteration,
             self.optimizer.nonfinite_total,
             saved,
             [self.nets.digest()],
             resumed_from,
+            networks,
         )
 
     def save(self, checkpoint_dir: Path) -> Path:

@@ -67,6 +67,7 @@ RAW_CURVE_ALPHA = 0.3
 GROUP_WIDTH = 0.8  # share of a label-budget slot taken by its bars
 COMPARISON_SLOT_IN = 1.2  # width per (budget, method) bar, before capping
 COMPARISON_HEIGHT_IN = 4.5
+HISTOGRAM_BINS = 50
 
 
 def _new_figure(width_in: float, height_in: float) -> Figure:
@@ -297,6 +298,24 @@ def comparison_chart(table: pd.DataFrame, title: str = "mIoU by method and label
     ax.set_ylabel("mIoU (mean ± std over runs)")
     ax.set_title(title)
     ax.legend(title=series, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # never over a bar
+    return fig
+
+
+def score_histogram(scores: np.ndarray, proposed: int, score_name: str) -> Figure:
+    """The unlabeled images' scores, with the lowest score among the ``proposed`` best marked:
+    a long right tail means a few images stand out; a flat one, that the ranking matters less."""
+    scores = np.asarray(scores, dtype=float)
+    if scores.size == 0:
+        raise ValueError("score_histogram needs at least one score")
+    fig = _new_figure(CHART_WIDTH_IN, MIN_CHART_HEIGHT_IN)
+    ax = fig.add_subplot()
+    ax.hist(scores, bins=min(HISTOGRAM_BINS, max(1, scores.size)), color=BAR_COLOUR)
+    if 0 < proposed <= scores.size:
+        cutoff = float(np.sort(scores)[::-1][proposed - 1])
+        ax.axvline(cutoff, color=MIOU_LINE_COLOUR, linestyle="--", label=f"top {proposed}")
+        ax.legend()
+    ax.set_xlabel(f"score ({score_name}, higher: label first)")
+    ax.set_ylabel("unlabeled images")
     return fig
 
 

@@ -1,4 +1,5 @@
-"""The report's grid of example predictions, as a uint8 image, and its PNG encoding.
+"""The report's grids of example predictions and of images to label, as uint8 images, and
+their PNG encoding.
 
 An array rather than a matplotlib figure, so the mosaic is saved at its own pixel size: one
 pixel per image pixel, with no axes, margins or dpi in between.
@@ -17,6 +18,7 @@ from mkdseg.visualization import image_grid, overlay_mask
 OVERLAY_ALPHA = 0.5
 GRID_PAD = 2
 GRID_COLUMNS = 3  # image | ground-truth overlay | prediction overlay
+PROPOSALS_PER_ROW = 2  # images to label per row of their grid, each as image | proposal overlay
 MIN_TILE_SIDE = 160  # px: smaller images are enlarged (an integer factor, nearest) to be legible
 LEGEND_SWATCH = 14  # px: a class colour's square in the legend
 LEGEND_GAP = 6  # px between a swatch and its name, and around the legend
@@ -32,12 +34,12 @@ def _resize_tile(tile: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     return np.asarray(resized, dtype=np.uint8)
 
 
-def _check_sample(index: int, image: np.ndarray, gt: np.ndarray, pred: np.ndarray) -> None:
+def _check_sample(index: int, image: np.ndarray, masks: dict[str, np.ndarray]) -> None:
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(
             f"images[{index}] must be uint8 (H, W, 3), got {image.dtype} {image.shape}"
         )
-    for name, mask in (("ground_truth", gt), ("predictions", pred)):
+    for name, mask in masks.items():
         if mask.shape != image.shape[:2]:
             raise ValueError(
                 f"{name}[{index}] has shape {mask.shape}; "
@@ -99,20 +101,58 @@ def prediction_grid(
         raise ValueError("prediction_grid needs at least one image")
     # overlay_mask takes a sequence of triples; an (C, 3) array would be ambiguous in its checks
     colours = [tuple(int(v) for v in colour) for colour in np.asarray(colours).reshape(-1, 3)]
-    tile_hw = tuple(np.asarray(images[0]).shape[:2])
     tiles = []
     for index, (image, gt, pred) in enumerate(zip(images, ground_truth, predictions, strict=True)):
         image, gt, pred = np.asarray(image), np.asarray(gt), np.asarray(pred)
-        _check_sample(index, image, gt, pred)
-        row = (
+        _check_sample(index, image, {"ground_truth": gt, "predictions": pred})
+        tiles += [
             image,
             overlay_mask(image, gt, colours, alpha=alpha),
             overlay_mask(image, pred, colours, alpha=alpha),
+        ]
+    return _mosaic(tiles, GRID_COLUMNS, colours, class_names, min_tile_side, pad)
+
+
+def proposal_grid(
+    images: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    colours: Sequence[Sequence[int]] | np.ndarray,
+    class_names: Sequence[str] | None = None,
+    alpha: float = OVERLAY_ALPHA,
+    min_tile_side: int = MIN_TILE_SIDE,
+) -> np.ndarray:
+    """A uint8 mosaic of images to label, ``PROPOSALS_PER_ROW`` per row, each as image |
+    proposed mask overlay, best first, with the class legend below."""
+    if len(images) != len(masks) or not images:
+        raise ValueError(
+            f"proposal_grid needs as many images ({len(images)}) as masks ({len(masks)}), "
+            "at least one"
         )
-        tiles.extend(_resize_tile(np.asarray(t, dtype=np.uint8), tile_hw) for t in row)
+    colours = [tuple(int(v) for v in colour) for colour in np.asarray(colours).reshape(-1, 3)]
+    tiles = []
+    for index, (image, mask) in enumerate(zip(images, masks, strict=True)):
+        image, mask = np.asarray(image), np.asarray(mask)
+        _check_sample(index, image, {"masks": mask})
+        tiles += [image, overlay_mask(image, mask, colours, alpha=alpha)]
+    columns = 2 * min(PROPOSALS_PER_ROW, len(images))
+    return _mosaic(tiles, columns, colours, class_names, min_tile_side, GRID_PAD)
+
+
+def _mosaic(
+    tiles: list[np.ndarray],
+    columns: int,
+    colours: list[tuple[int, ...]],
+    class_names: Sequence[str] | None,
+    min_tile_side: int,
+    pad: int,
+) -> np.ndarray:
+    """Tiles resized to the first one's size, enlarged (integer factor, nearest) to at least
+    ``min_tile_side``, laid out ``columns`` per row, with the legend below when named."""
+    tile_hw = tuple(np.asarray(tiles[0]).shape[:2])
+    tiles = [_resize_tile(np.asarray(t, dtype=np.uint8), tile_hw) for t in tiles]
     factor = enlargement(tile_hw, min_tile_side)
     tiles = [np.repeat(np.repeat(t, factor, axis=0), factor, axis=1) for t in tiles]
-    grid = np.asarray(image_grid(tiles, ncols=GRID_COLUMNS, pad=pad), dtype=np.uint8)
+    grid = np.asarray(image_grid(tiles, ncols=columns, pad=pad), dtype=np.uint8)
     if class_names is None:
         return grid
     return np.concatenate([grid, legend(class_names, colours, grid.shape[1])], axis=0)

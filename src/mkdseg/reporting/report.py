@@ -29,6 +29,8 @@ FIGURE_FILES = {
     "confusion_matrix": "confusion_matrix.png",
     "training_curves": "training_curves.png",
     "predictions": "predictions.png",
+    "to_label": "to_label.png",
+    "score_distribution": "score_distribution.png",
     "comparison": "comparison.png",
 }
 FIGURE_CAPTIONS = {
@@ -36,8 +38,11 @@ FIGURE_CAPTIONS = {
     "confusion_matrix": "Confusion matrix (rows: ground truth, normalised per row)",
     "training_curves": "Training curves (faint: raw, solid: smoothed)",
     "predictions": "Predictions (image | ground truth | prediction)",
+    "to_label": "Images to label next, best first (image | proposed mask)",
+    "score_distribution": "Scores of the unlabeled images (dashed: the last proposed image)",
     "comparison": "Comparison across runs",
 }
+LABELLING_HEADING = "Which images to label next"
 METRIC_FORMAT = "{:.4f}"
 MIN_COMPARED_ROWS = 2
 SUMMARY_NUMBER_FORMAT = "{:.6g}"  # params like lr = 2.5e-3 keep their significant digits
@@ -131,6 +136,7 @@ def _render_figures(
     history: pd.DataFrame | None,
     prediction_grid: np.ndarray | None,
     comparison: pd.DataFrame | None,
+    to_label: ToLabel | None = None,
 ) -> dict[str, bytes]:
     """PNG bytes per figure key; optional figures are left out when their input is missing."""
     pngs = {
@@ -143,6 +149,13 @@ def _render_figures(
         pngs["training_curves"] = figures.figure_to_png_bytes(figures.training_curves(history))
     if prediction_grid is not None:
         pngs["predictions"] = array_to_png_bytes(prediction_grid)
+    if to_label is not None and to_label.grid is not None:
+        pngs["to_label"] = array_to_png_bytes(to_label.grid)
+    if to_label is not None and len(to_label.scores):
+        histogram = figures.score_histogram(
+            to_label.scores, len(to_label.table), to_label.score_name
+        )
+        pngs["score_distribution"] = figures.figure_to_png_bytes(histogram)
     if _comparable(comparison):
         pngs["comparison"] = figures.figure_to_png_bytes(figures.comparison_chart(comparison))
     return pngs
@@ -155,6 +168,19 @@ def _comparable(comparison: pd.DataFrame | None) -> bool:
         return False
     runs = comparison["runs"].sum() if "runs" in comparison.columns else len(comparison)
     return len(comparison) >= MIN_COMPARED_ROWS or runs >= MIN_COMPARED_ROWS
+
+
+@dataclass(frozen=True)
+class ToLabel:
+    """The labelling section: the images proposed for labelling and every unlabeled score."""
+
+    table: pd.DataFrame  # the proposed images, best first: rank, id, score, predicted classes
+    grid: np.ndarray | None  # their proposal_grid mosaic; None without proposals
+    scores: np.ndarray  # every unlabeled image's score
+    score_name: str
+
+
+NO_POOL = pd.DataFrame({"note": ["no unlabeled images: nothing to rank"]})
 
 
 @dataclass(frozen=True)
@@ -174,9 +200,11 @@ def _sections(
     iou: np.ndarray,
     comparison: pd.DataFrame | None,
     pngs: Mapping[str, bytes],
+    to_label: ToLabel | None = None,
 ) -> list[Section]:
     """The report's order: what ran, the overall metrics, per-class IoU once (table, then its
-    chart), the other figures, and the comparison with other runs (table, then its chart)."""
+    chart), the other figures, which images to label next, and the comparison with other runs
+    (table, then its chart)."""
     sections = [
         Section("Run summary", summary_frame(summary)),
         Section("Metrics", metrics_frame(metrics)),
@@ -187,6 +215,15 @@ def _sections(
         for key in ("confusion_matrix", "training_curves", "predictions")
         if key in pngs
     ]
+    if to_label is not None:
+        table = to_label.table if len(to_label.scores) else NO_POOL
+        sections.append(
+            Section(LABELLING_HEADING, table, "to_label" if "to_label" in pngs else None)
+        )
+        if "score_distribution" in pngs:
+            sections.append(
+                Section(FIGURE_CAPTIONS["score_distribution"], figure="score_distribution")
+            )
     if _comparable(comparison):
         sections.append(
             Section("Comparison", comparison, "comparison" if "comparison" in pngs else None)
@@ -242,19 +279,21 @@ def write_report(
     prediction_grid: np.ndarray | None = None,
     comparison: pd.DataFrame | None = None,
     title: str = DEFAULT_TITLE,
+    to_label: ToLabel | None = None,
 ) -> dict[str, Path]:
     """Write report.html, summary.md and the figure PNGs into ``out_dir``; return name -> path.
 
     Names are ``report``, ``summary`` and the keys of ``FIGURE_FILES`` that were drawn. A figure
-    whose input is missing (no history, no grid, no comparison) is skipped, and a stale PNG of
-    that name from an earlier report in ``out_dir`` is removed so the folder matches the report.
+    whose input is missing (no history, no grid, no comparison, no images to label) is skipped,
+    and a stale PNG of that name from an earlier report in ``out_dir`` is removed so the folder
+    matches the report.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"report out_dir {out_dir} exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    pngs = _render_figures(class_names, iou, matrix, history, prediction_grid, comparison)
-    sections = _sections(summary, metrics, class_names, iou, comparison, pngs)
+    pngs = _render_figures(class_names, iou, matrix, history, prediction_grid, comparison, to_label)
+    sections = _sections(summary, metrics, class_names, iou, comparison, pngs, to_label)
     present = int(np.isfinite(np.asarray(iou, dtype=np.float64)).sum())
     headline = (
         f"mIoU {METRIC_FORMAT.format(mean_iou(iou))} over {present} of {len(class_names)} classes "

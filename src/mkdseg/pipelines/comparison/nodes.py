@@ -59,7 +59,7 @@ def train_variant(
     identity: RunIdentity,
 ) -> tuple[Bundle, pd.DataFrame, dict[str, float], dict[str, Any]]:
     """The training node; also returns the settings it used (logged as the run's params)."""
-    bundle, history, metrics = train_model(
+    bundle, _, history, metrics = train_model(
         manifest, class_metadata, labeled_ids, unlabeled_ids, settings
     )
     return bundle, history, metrics, deep_merge(identity.params(), {"training": settings})

@@ -8,13 +8,19 @@ import numpy as np
 import pandas as pd
 
 from mkdseg.core.architectures import applicable_settings
+from mkdseg.core.image_io import read_image
+from mkdseg.labelling import SHARE_PREFIX, Proposals
 from mkdseg.pipelines.comparison.summary import comparison_table
+from mkdseg.reporting.prediction_grid import proposal_grid
+from mkdseg.reporting.report import ToLabel
 from mkdseg.run_naming import labels_phrase
 
 METRIC = "val_mIoU_{mode}"
 PER_CLASS_METRIC = (
     "val_IoU_{mode}.{name}"  # evaluation's per-class keys: the report's per-class table
 )
+SCORE_DIGITS = 4  # significant digits: disagreement scores can be small
+MIN_SHOWN_SHARE = 0.01  # predicted classes under 1 % of an image are left out of its phrase
 SUMMARY_KEYS = ("method", "iterations", "batch_size", "unlabeled_batch_size", "seed")
 DATA_ROWS = {  # split_metrics key (splitting.split_counts) -> how the report's summary says it
     "n_labeled": "labeled images (with a mask)",
@@ -42,9 +48,12 @@ def build_report(
     experiment_runs: pd.DataFrame,
     class_metadata: dict,
     split_metrics: dict[str, float],
+    labelling_table: pd.DataFrame,
+    proposed_masks: Proposals,
     training: dict[str, Any],
     splits: dict[str, Any],
     evaluation: dict[str, Any],
+    labelling: dict[str, Any],
 ) -> dict[str, Any]:
     """The arguments of ``write_report``: summary, metrics, per-class IoU, curves, grid and
     comparison."""
@@ -75,7 +84,39 @@ def build_report(
         "prediction_grid": prediction_examples,
         "comparison": comparison_table(runs, METRIC.format(mode=mode)),
         "title": report_title(training, splits, split_metrics),
+        "to_label": to_label(labelling_table, proposed_masks, class_metadata, labelling),
     }
+
+
+def to_label(
+    table: pd.DataFrame, proposals: Proposals, class_metadata: dict, labelling: dict[str, Any]
+) -> ToLabel:
+    """The labelling section: the proposed images (rank, id, score, what the networks see in
+    them), their grid with the proposed masks, and every score for the distribution."""
+    proposed = table[table["proposed_mask"].astype(str) != ""]
+    shares = proposed[[f"{SHARE_PREFIX}{n}" for n in class_metadata["names"]]].to_numpy(float)
+    rows = pd.DataFrame(
+        {
+            "rank": proposed["rank"].astype(int).to_numpy(),
+            "id": proposed["id"].astype(str).to_numpy(),
+            "score": [float(f"{v:.{SCORE_DIGITS}g}") for v in proposed["score"].astype(float)],
+            "predicted classes": [class_phrase(row, class_metadata["names"]) for row in shares],
+            "proposed mask": proposed["proposed_mask"].astype(str).to_numpy(),
+        }
+    )
+    grid = None
+    if proposals.masks:
+        images = [read_image(proposals.images[stem]) for stem in proposals.masks]
+        masks = list(proposals.masks.values())
+        grid = proposal_grid(images, masks, class_metadata["colours"], class_metadata["names"])
+    scores = table["score"].to_numpy(dtype=float)
+    return ToLabel(rows, grid, scores, str(labelling.get("score")))
+
+
+def class_phrase(shares: np.ndarray, names: list[str]) -> str:
+    """``stripes 61%, background 39%``: the predicted classes by share, largest first."""
+    order = np.argsort(-shares, kind="stable")
+    return ", ".join(f"{names[i]} {shares[i]:.0%}" for i in order if shares[i] >= MIN_SHOWN_SHARE)
 
 
 def report_title(

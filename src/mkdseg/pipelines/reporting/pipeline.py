@@ -1,5 +1,5 @@
-"""Reporting pipeline: evaluation, training history and the experiment's runs -> HTML and
-Markdown report."""
+"""Reporting pipeline: evaluation, training history, the images to label next and the
+experiment's runs -> HTML and Markdown report."""
 
 from __future__ import annotations
 
@@ -21,9 +21,12 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                     "experiment_runs",
                     "class_metadata",
                     "split_metrics",
+                    "labelling_table",
+                    "proposed_masks",
                     "params:training",
                     "params:splits",
                     "params:evaluation",
+                    "params:labelling",
                 ],
                 outputs="report",
                 name="build_report",

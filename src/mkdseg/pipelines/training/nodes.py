@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from mkdseg import training_inputs
-from mkdseg.core.export import make_bundle
+from mkdseg.core.export import make_bundle, make_networks_bundle
 from mkdseg.core.launch import train
 from mkdseg.core.trainer import check_unlabeled_pool
 from mkdseg.progress import TrainingProgress
@@ -20,8 +20,9 @@ def train_model(
     labeled_ids: list[str],
     unlabeled_ids: list[str],
     training: dict[str, Any],
-) -> tuple[dict, pd.DataFrame, dict[str, float]]:
-    """Train; return student 1 (bundle), the per-iteration history and summary metrics."""
+) -> tuple[dict, dict, pd.DataFrame, dict[str, float]]:
+    """Train; return student 1 (bundle), every trained network (for scoring the unlabeled
+    images), the per-iteration history and summary metrics."""
     cfg, run = training_inputs.trainer_config(training), training_inputs.run_settings(training)
     check_unlabeled_pool(cfg, len(unlabeled_ids))
     data = training_inputs.train_data(manifest, class_metadata, labeled_ids, unlabeled_ids)
@@ -37,9 +38,9 @@ def train_model(
             checkpoint_dir=checkpoints,
             resume=run.resume,
         )
-    bundle = make_bundle(
-        result.student, cfg.model, class_metadata["names"], class_metadata["colours"]
-    )
+    classes = class_metadata["names"], class_metadata["colours"]
+    bundle = make_bundle(result.student, cfg.model, *classes)
+    networks = make_networks_bundle(result.networks, cfg.model, *classes)
     history = pd.DataFrame(result.history)
     summary = {
         "train_iterations": float(result.iterations),
@@ -49,7 +50,7 @@ def train_model(
     if result.history:
         summary["train_images_per_s"] = statistics.median(h["images_per_s"] for h in result.history)
         summary["train_final_loss"] = result.history[-1]["loss"]
-    return bundle, history, summary
+    return bundle, networks, history, summary
 
 
 def export_model(student_model: dict, mlflow: dict[str, Any]) -> dict:

@@ -1,4 +1,5 @@
-"""Training pipeline: split + manifest -> student 1 (file and MLflow model), history, metrics."""
+"""Training pipeline: split + manifest -> student 1 (file and MLflow model), every trained
+network (for scoring), history, metrics."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from kedro.pipeline import Pipeline, node
 from mkdseg.pipelines.training.nodes import export_model, train_model
 
 TRAIN_INPUTS = ["manifest", "class_metadata", "labeled_ids", "unlabeled_ids", "params:training"]
-TRAIN_OUTPUTS = ["student_model", "training_history", "training_metrics"]
+TRAIN_OUTPUTS = ["student_model", "trained_networks", "training_history", "training_metrics"]
 
 
 def create_pipeline(**kwargs: object) -> Pipeline:

@@ -1,0 +1,190 @@
+"""Which unlabeled images to label next: a score per image from the trained networks.
+
+Per pixel, from the K networks' class probabilities p_k and their mean p̄:
+
+- ``entropy``: H(p̄), what the networks together are unsure of (for one network, its own
+  entropy);
+- ``disagreement``: H(p̄) - mean_k H(p_k), the mutual information between the prediction and the
+  network (BALD, Houlsby et al. 2011): uncertainty the networks disagree on, zero where they
+  agree however unsure. It needs two networks or more.
+
+An image's score is the mean over its pixels, or over its ``top_share`` most uncertain pixels
+(a small hard region in a large easy image then counts). The proposed mask is the networks'
+mean prediction. Scoring keeps only a score and class shares per image and the masks of the
+``propose`` best images, so a 20,000-image pool fits in bounded memory.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from mkdseg.core.augmentation import normalize
+from mkdseg.core.class_map import class_map
+from mkdseg.core.config import PRECISIONS
+from mkdseg.core.image_io import to_unit_float
+from mkdseg.core.inference import predict_whole
+from mkdseg.core.runtime import autocast, resolve_precision
+
+SCORES = ("entropy", "disagreement")
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    """How images are scored and how many proposed masks are kept (``labelling`` parameters)."""
+
+    score: str = "entropy"
+    top_share: float = 1.0  # share of each image's most uncertain pixels averaged; 1: all
+    propose: int = 16  # proposed masks kept for the best-scored images
+    batch_size: int = 16  # images of one size per forward pass
+    long_side: int | None = None  # as evaluation.long_side: resize before scoring
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.score not in SCORES:
+            raise ValueError(f"labelling.score must be one of {SCORES}, got {self.score!r}")
+        if not 0.0 < self.top_share <= 1.0:
+            raise ValueError(f"labelling.top_share must be in (0, 1], got {self.top_share}")
+        if self.propose < 0 or self.batch_size < 1:
+            raise ValueError(
+                "labelling.propose must be >= 0 and labelling.batch_size >= 1, "
+                f"got {self.propose} and {self.batch_size}"
+            )
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"labelling.precision must be one of {PRECISIONS}, got {self.precision!r}"
+            )
+
+
+def entropy(probs: Tensor, dim: int) -> Tensor:
+    """Shannon entropy (nats) along ``dim``; 0 log 0 = 0."""
+    return -(probs * torch.log(probs.clamp_min(torch.finfo(probs.dtype).tiny))).sum(dim)
+
+
+def pixel_scores(probs: Tensor, score: str) -> Tensor:
+    """(K, B, C, H, W) probabilities of K networks -> (B, H, W) uncertainty per pixel."""
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+    mean_entropy = entropy(probs.mean(0), dim=1)
+    if score == "entropy":
+        return mean_entropy
+    if probs.shape[0] < 2:
+        raise ValueError(
+            "labelling.score 'disagreement' needs two networks or more; this model has one "
+            "(use labelling.score: entropy)"
+        )
+    return (mean_entropy - entropy(probs, dim=2).mean(0)).clamp_min(0.0)
+
+
+def image_scores(pixels: Tensor, top_share: float) -> Tensor:
+    """(B, H, W) pixel scores -> (B,): the mean of each image's ``top_share`` highest pixels."""
+    flat = pixels.flatten(1)
+    if top_share >= 1.0:
+        return flat.mean(1)
+    count = max(1, math.ceil(top_share * flat.shape[1]))
+    return flat.topk(count, dim=1).values.mean(1)
+
+
+@dataclass
+class Scored:
+    """Scores of a pool of images, in the pool's order, and the best images' proposed masks."""
+
+    scores: np.ndarray  # (N,) float
+    class_shares: np.ndarray  # (N, C): share of each image's pixels predicted as each class
+    proposals: dict[int, np.ndarray]  # pool index -> (H, W) uint8 mean prediction, best first
+
+    def ranking(self) -> np.ndarray:
+        """Pool indices from the highest score down; ties by pool order (stable)."""
+        return np.argsort(-self.scores, kind="stable")
+
+
+class _TopK:
+    """The ``k`` highest-scored masks seen so far (a min-heap; ties keep the earlier image)."""
+
+    def __init__(self, k: int) -> None:
+        self.k, self.heap = k, []
+
+    def offer(self, score: float, index: int, mask: np.ndarray) -> None:
+        """Keep a copy of ``mask`` (a view into a batch) if it is among the best so far."""
+        key = (score, -index)
+        if len(self.heap) < self.k:
+            heapq.heappush(self.heap, (key, index, mask.copy()))
+        elif self.k and key > self.heap[0][0]:
+            heapq.heapreplace(self.heap, (key, index, mask.copy()))
+
+    def best_first(self) -> dict[int, np.ndarray]:
+        return {index: mask for _, index, mask in sorted(self.heap, reverse=True)}
+
+
+@torch.no_grad()
+def score_batch(
+    networks: Sequence[nn.Module], images: Tensor, settings: ScoreSettings
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Normalised images (B, 3, H, W) -> image scores (B,), mean prediction (B, H, W), shares
+    (B, C)."""
+    logits = torch.stack([predict_whole(net, images).float() for net in networks])
+    probs = logits.softmax(dim=2)
+    scores = image_scores(pixel_scores(probs, settings.score), settings.top_share)
+    prediction = class_map(probs.mean(0))
+    classes = probs.shape[2]
+    counts = torch.nn.functional.one_hot(prediction.flatten(1), classes).sum(1).float()
+    return scores, prediction, counts / prediction[0].numel()
+
+
+def score_pool(
+    networks: Sequence[nn.Module],
+    batches: Iterable[tuple[Tensor, Tensor]],
+    total: int,
+    num_classes: int,
+    settings: ScoreSettings,
+    device: torch.device,
+    progress: Progress | None = None,
+) -> Scored:
+    """Score every image of a pool given as (uint8 images (B,3,H,W), pool indices (B,)) batches."""
+    if not networks:
+        raise ValueError("scoring needs at least one trained network")
+    amp_dtype = resolve_precision(settings.precision, device)
+    for net in networks:
+        net.to(device).eval()
+    scores = np.full(total, np.nan)
+    shares = np.zeros((total, num_classes))
+    best, done = _TopK(settings.propose), 0
+    for images, indices in batches:
+        x = normalize(to_unit_float(images.to(device)))
+        with autocast(device, amp_dtype):
+            batch_scores, prediction, batch_shares = score_batch(networks, x, settings)
+        prediction = prediction.to(torch.uint8).cpu()
+        for row, index in enumerate(indices.tolist()):
+            scores[index], shares[index] = float(batch_scores[row]), batch_shares[row].cpu().numpy()
+            best.offer(scores[index], index, prediction[row].numpy())
+        done += len(indices)
+        if progress is not None:
+            progress(done, total)
+    if np.isnan(scores).any():
+        raise ValueError(f"{int(np.isnan(scores).sum())} of {total} pool images were not scored")
+    return Scored(scores, shares, best.best_first())
+
+
+def same_size_batches(
+    items: Iterable[tuple[Tensor, int]], batch_size: int
+) -> Iterable[tuple[Tensor, Tensor]]:
+    """Group consecutive (image (3,H,W), index) items of one size into batches of up to
+    ``batch_size``: a pool of mixed sizes is scored without padding, one of one size in
+    full batches."""
+    images: list[Tensor] = []
+    indices: list[int] = []
+    for image, index in items:
+        if images and (len(images) == batch_size or image.shape != images[0].shape):
+            yield torch.stack(images), torch.tensor(indices)
+            images, indices = [], []
+        images.append(image)
+        indices.append(int(index))
+    if images:
+        yield torch.stack(images), torch.tensor(indices)
