@@ -74,7 +74,7 @@ def score_unlabeled(
     settings = applicable(settings, len(networks))
     dataset = ImagePoolDataset(image_paths, settings.long_side)
     loader = DataLoader(dataset, batch_size=None, num_workers=num_workers)
-    batches = same_size_batches(loader, settings.batch_size)
+    batches = same_size_batches(loader, settings.batch_size, settings.batch_pixels)
     with CountProgress(len(dataset), f"scoring {len(dataset)} unlabeled images") as bar:
         return score_pool(
             networks,

@@ -18,6 +18,7 @@ from mkdseg.core.acquisition import (
 from mkdseg.core.model import SegOutput
 
 SURE = 20.0  # a logit gap that makes a softmax one-hot to float precision
+PIXELS = 1 << 20
 
 
 def _probs(*per_network: list[float]) -> torch.Tensor:
@@ -55,7 +56,13 @@ def test_image_score_averages_all_pixels_or_the_most_uncertain_share() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("score", "margin"), ("top_share", 0.0), ("top_share", 1.5), ("propose", -1)],
+    [
+        ("score", "margin"),
+        ("top_share", 0.0),
+        ("top_share", 1.5),
+        ("propose", -1),
+        ("batch_pixels", 0),
+    ],
 )
 def test_bad_settings_name_the_parameter(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=f"labelling.{field}"):
@@ -78,11 +85,11 @@ class _Opinion(nn.Module):
         return SegOutput(logits, logits)
 
 
-def _pool() -> list[tuple[torch.Tensor, int]]:
+def _pool() -> list[tuple[torch.Tensor, int, tuple[int, int]]]:
     """Index 0: bright (both networks: class 0, sure), 1: mid (both 50/50), 2: dark (network 1
     says class 0, network 2 class 1, both sure)."""
     return [
-        (torch.full((3, 4, 6), red, dtype=torch.uint8), index)
+        (torch.full((3, 4, 6), red, dtype=torch.uint8), index, (4, 6))
         for index, red in enumerate((255, 128, 0))
     ]
 
@@ -95,7 +102,7 @@ def test_the_pool_ranks_what_the_networks_disagree_on_or_are_unsure_of(score, fi
     networks = [_Opinion(dark_class=0), _Opinion(dark_class=1)]
     settings = ScoreSettings(score=score, propose=1, batch_size=3, precision="fp32")
     scored = score_pool(
-        networks, same_size_batches(_pool(), 3), 3, 2, settings, torch.device("cpu")
+        networks, same_size_batches(_pool(), 3, PIXELS), 3, 2, settings, torch.device("cpu")
     )
     ranking = scored.ranking().tolist()
     assert ranking[0] in first
@@ -107,7 +114,7 @@ def test_the_pool_ranks_what_the_networks_disagree_on_or_are_unsure_of(score, fi
 def test_class_shares_and_proposed_masks_come_from_the_mean_prediction() -> None:
     networks = [_Opinion(dark_class=1), _Opinion(dark_class=1)]  # agree: dark image is class 1
     settings = ScoreSettings(score="entropy", propose=3, batch_size=2, precision="fp32")
-    batches = same_size_batches(_pool(), 2)
+    batches = same_size_batches(_pool(), 2, PIXELS)
     scored = score_pool(networks, batches, 3, 2, settings, torch.device("cpu"))
     assert scored.class_shares[2].tolist() == [0.0, 1.0]
     assert scored.class_shares[0].tolist() == [1.0, 0.0]
@@ -116,20 +123,39 @@ def test_class_shares_and_proposed_masks_come_from_the_mean_prediction() -> None
     assert scored.scores[1] == pytest.approx(math.log(2), abs=1e-6)
 
 
-def test_same_size_batches_split_on_size_and_batch_size() -> None:
-    items = [(torch.zeros(3, 4, 4), 0), (torch.zeros(3, 4, 4), 1), (torch.zeros(3, 4, 4), 2)]
-    items += [(torch.zeros(3, 5, 4), 3), (torch.zeros(3, 4, 4), 4)]
-    batches = list(same_size_batches(items, 2))
-    assert [b[1].tolist() for b in batches] == [[0, 1], [2], [3], [4]]
-    assert [tuple(b[0].shape) for b in batches][2] == (1, 3, 5, 4)
+def test_same_size_batches_split_on_size_batch_size_and_pixels() -> None:
+    shapes = [(4, 4), (4, 4), (4, 4), (5, 4), (4, 4)]
+    items = [(torch.zeros(3, *hw), i, (2 * hw[0], 2 * hw[1])) for i, hw in enumerate(shapes)]
+    batches = list(same_size_batches(items, 2, PIXELS))
+    assert [b.indices.tolist() for b in batches] == [[0, 1], [2], [3], [4]]
+    assert tuple(batches[2].images.shape) == (1, 3, 5, 4)
+    assert batches[2].sizes.tolist() == [[10, 8]]
+    by_pixels = list(same_size_batches(items[:3], 16, 2 * 16))  # two 4 x 4 images per pass
+    assert [b.indices.tolist() for b in by_pixels] == [[0, 1], [2]]
+    huge = list(same_size_batches(items[:2], 16, 1))  # an image over the budget: one at a time
+    assert [b.indices.tolist() for b in huge] == [[0], [1]]
+
+
+def test_proposed_masks_have_each_image_size_on_disk() -> None:
+    """Scored at a reduced size (long_side), the proposal comes back at the file's size."""
+    networks = [_Opinion(dark_class=1)]
+    settings = ScoreSettings(propose=3, precision="fp32")
+    items = [(image, index, (8, 12)) for image, index, _ in _pool()]
+    scored = score_pool(
+        networks, same_size_batches(items, 4, PIXELS), 3, 2, settings, torch.device("cpu")
+    )
+    assert {mask.shape for mask in scored.proposals.values()} == {(8, 12)}
+    assert (scored.proposals[2] == 1).all()
 
 
 def test_every_pool_image_is_scored_once() -> None:
     settings = ScoreSettings(precision="fp32")
     networks = [_Opinion(dark_class=0)]
     scored = score_pool(
-        networks, same_size_batches(_pool(), 16), 3, 2, settings, torch.device("cpu")
+        networks, same_size_batches(_pool(), 16, PIXELS), 3, 2, settings, torch.device("cpu")
     )
     assert np.isfinite(scored.scores).all() and scored.scores.shape == (3,)
     with pytest.raises(ValueError, match="1 of 4 pool images were not scored"):
-        score_pool(networks, same_size_batches(_pool(), 16), 4, 2, settings, torch.device("cpu"))
+        score_pool(
+            networks, same_size_batches(_pool(), 16, PIXELS), 4, 2, settings, torch.device("cpu")
+        )

@@ -4,6 +4,7 @@ unlabeled image and propose masks that round-trip through the dataset's mask enc
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from mkdseg.catalog import ProposalsDataset, TableDataset
-from mkdseg.core.image_io import read_mask
+from mkdseg.core.image_io import MaskEncoding, read_mask
 from mkdseg.labelling import rank_pool
 from mkdseg.pipelines import labelling
 from tests.pipelines.conftest import TINY_LABELLING, TINY_PROPOSED, KeptDataset
@@ -113,3 +114,61 @@ def test_training_keeps_every_network_it_trained(trained_tiny) -> None:
         np.array_equal(v.numpy(), bundle["state_dicts"]["student_1"][k].numpy())
         for k, v in student.items()
     )
+
+
+def test_copied_proposals_make_their_images_labeled_on_the_next_run(
+    trained_tiny, tiny_inputs, tmp_path
+) -> None:
+    """The README's loop on a user's folder: rank, copy the proposed masks into masks/, run
+    again: those images are labeled, with the proposed classes."""
+    from mkdseg.pipelines import ingestion, splits
+    from tests.pipelines.conftest import TINY_SAMPLE_GRID, run_in_memory
+    from tests.pipelines.test_own_data_pipeline import as_folder, folder_params
+
+    root = as_folder(tiny_inputs["manifest"], tmp_path / "folder")
+    masked = set(tiny_inputs["labeled_ids"])
+    for mask in (root / "masks" / "train").iterdir():
+        if mask.stem not in masked:
+            mask.unlink()
+
+    def split() -> dict:
+        return run_in_memory(
+            ingestion.create_pipeline() + splits.create_pipeline(),
+            {
+                "params:dataset": folder_params(root),
+                "params:sample_grid": TINY_SAMPLE_GRID,
+                "params:splits": {"labeled": "masked", "seed": 0, "draw": "uniform"},
+            },
+            ("manifest", "class_metadata", "labeled_ids", "unlabeled_ids"),
+        )
+
+    before = split()
+    assert set(before["labeled_ids"]) == masked
+    table, proposals = rank_pool(
+        trained_tiny["trained_networks"],
+        before["manifest"],
+        before["class_metadata"],
+        before["unlabeled_ids"],
+        TINY_LABELLING,
+    )
+    ProposalsDataset(str(tmp_path / "to_label")).save(proposals)
+    for mask in (tmp_path / "to_label" / "masks").iterdir():  # cp to_label/masks/*.png masks/
+        shutil.copyfile(mask, root / "masks" / mask.name)
+    after = split()
+    proposed = set(table["id"].head(TINY_PROPOSED))
+    assert set(after["labeled_ids"]) == masked | proposed
+    encoding = MaskEncoding.from_dict(after["class_metadata"]["mask_encoding"])
+    for image_id in proposed:
+        assert np.array_equal(read_mask(root / "masks" / f"{image_id}.png", encoding),
+                              proposals.masks[image_id])  # fmt: skip
+
+
+def test_scored_at_a_smaller_size_the_masks_keep_the_image_size(
+    trained_tiny, tiny_inputs, tmp_path
+) -> None:
+    from PIL import Image
+
+    _run(trained_tiny, tiny_inputs, tmp_path, long_side=16)
+    for mask in (tmp_path / "to_label" / "masks").iterdir():
+        image = next((tmp_path / "to_label" / "images").glob(f"{mask.stem}.*"))
+        assert Image.open(mask).size == Image.open(image).size != (16, 16)

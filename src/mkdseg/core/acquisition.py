@@ -10,8 +10,8 @@ Per pixel, from the K networks' class probabilities p_k and their mean p̄:
 
 An image's score is the mean over its pixels, or over its ``top_share`` most uncertain pixels
 (a small hard region in a large easy image then counts). The proposed mask is the networks'
-mean prediction. Scoring keeps only a score and class shares per image and the masks of the
-``propose`` best images, so a 20,000-image pool fits in bounded memory.
+mean prediction, at the image's own size. Scoring keeps only a score and class shares per image
+and the masks of the ``propose`` best images, so a 20,000-image pool fits in bounded memory.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ import heapq
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mkdseg.core.augmentation import normalize
@@ -43,7 +45,9 @@ class ScoreSettings:
     score: str = "entropy"
     top_share: float = 1.0  # share of each image's most uncertain pixels averaged; 1: all
     propose: int = 16  # proposed masks kept for the best-scored images
-    batch_size: int = 16  # images of one size per forward pass
+    batch_size: int = 16  # images of one size per forward pass ...
+    batch_pixels: int = 1 << 20  # ... and at most this many pixels (4 networks x 21 classes of
+    # float32 probabilities: about 350 MB)
     long_side: int | None = None  # as evaluation.long_side: resize before scoring
     precision: str = "auto"
 
@@ -52,10 +56,10 @@ class ScoreSettings:
             raise ValueError(f"labelling.score must be one of {SCORES}, got {self.score!r}")
         if not 0.0 < self.top_share <= 1.0:
             raise ValueError(f"labelling.top_share must be in (0, 1], got {self.top_share}")
-        if self.propose < 0 or self.batch_size < 1:
+        if self.propose < 0 or self.batch_size < 1 or self.batch_pixels < 1:
             raise ValueError(
-                "labelling.propose must be >= 0 and labelling.batch_size >= 1, "
-                f"got {self.propose} and {self.batch_size}"
+                "labelling.propose must be >= 0, labelling.batch_size and labelling.batch_pixels "
+                f">= 1, got {self.propose}, {self.batch_size} and {self.batch_pixels}"
             )
         if self.precision not in PRECISIONS:
             raise ValueError(
@@ -106,48 +110,69 @@ class Scored:
 
 
 class _TopK:
-    """The ``k`` highest-scored masks seen so far (a min-heap; ties keep the earlier image)."""
+    """The ``k`` highest-scored masks seen so far (a min-heap; ties keep the earlier image).
+
+    A mask is computed (``make_mask()``) only for an image that enters the top ``k``.
+    """
 
     def __init__(self, k: int) -> None:
         self.k, self.heap = k, []
 
-    def offer(self, score: float, index: int, mask: np.ndarray) -> None:
-        """Keep a copy of ``mask`` (a view into a batch) if it is among the best so far."""
+    def offer(self, score: float, index: int, make_mask: Callable[[], np.ndarray]) -> None:
         key = (score, -index)
         if len(self.heap) < self.k:
-            heapq.heappush(self.heap, (key, index, mask.copy()))
+            heapq.heappush(self.heap, (key, index, make_mask()))
         elif self.k and key > self.heap[0][0]:
-            heapq.heapreplace(self.heap, (key, index, mask.copy()))
+            heapq.heapreplace(self.heap, (key, index, make_mask()))
 
     def best_first(self) -> dict[int, np.ndarray]:
         return {index: mask for _, index, mask in sorted(self.heap, reverse=True)}
+
+
+@dataclass
+class PoolBatch:
+    """Images of one size (uint8 (B, 3, H, W), resized for scoring), their pool indices (B,)
+    and each image's size on disk (B, 2), which its proposed mask must have."""
+
+    images: Tensor
+    indices: Tensor
+    sizes: Tensor
 
 
 @torch.no_grad()
 def score_batch(
     networks: Sequence[nn.Module], images: Tensor, settings: ScoreSettings
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Normalised images (B, 3, H, W) -> image scores (B,), mean prediction (B, H, W), shares
-    (B, C)."""
+    """Normalised images (B, 3, H, W) -> image scores (B,), the networks' mean probabilities
+    (B, C, H, W), class shares of their prediction (B, C)."""
     logits = torch.stack([predict_whole(net, images).float() for net in networks])
     probs = logits.softmax(dim=2)
     scores = image_scores(pixel_scores(probs, settings.score), settings.top_share)
-    prediction = class_map(probs.mean(0))
-    classes = probs.shape[2]
-    counts = torch.nn.functional.one_hot(prediction.flatten(1), classes).sum(1).float()
-    return scores, prediction, counts / prediction[0].numel()
+    mean = probs.mean(0)
+    prediction = class_map(mean).flatten(1)
+    counts = torch.nn.functional.one_hot(prediction, mean.shape[1]).sum(1).float()
+    return scores, mean, counts / prediction.shape[1]
+
+
+def proposed_mask(mean_probs: Tensor, size: tuple[int, int]) -> np.ndarray:
+    """(C, H, W) mean probabilities -> uint8 (h, w) classes at the image's own size, resized
+    as evaluation resizes logits (bilinear)."""
+    probs = mean_probs[None]
+    if tuple(probs.shape[-2:]) != size:
+        probs = F.interpolate(probs, size=size, mode="bilinear", align_corners=False)
+    return class_map(probs)[0].to(torch.uint8).cpu().numpy()
 
 
 def score_pool(
     networks: Sequence[nn.Module],
-    batches: Iterable[tuple[Tensor, Tensor]],
+    batches: Iterable[PoolBatch],
     total: int,
     num_classes: int,
     settings: ScoreSettings,
     device: torch.device,
     progress: Progress | None = None,
 ) -> Scored:
-    """Score every image of a pool given as (uint8 images (B,3,H,W), pool indices (B,)) batches."""
+    """Score every image of a pool given in batches; keep the ``propose`` best images' masks."""
     if not networks:
         raise ValueError("scoring needs at least one trained network")
     amp_dtype = resolve_precision(settings.precision, device)
@@ -156,15 +181,15 @@ def score_pool(
     scores = np.full(total, np.nan)
     shares = np.zeros((total, num_classes))
     best, done = _TopK(settings.propose), 0
-    for images, indices in batches:
-        x = normalize(to_unit_float(images.to(device)))
+    for batch in batches:
+        x = normalize(to_unit_float(batch.images.to(device)))
         with autocast(device, amp_dtype):
-            batch_scores, prediction, batch_shares = score_batch(networks, x, settings)
-        prediction = prediction.to(torch.uint8).cpu()
-        for row, index in enumerate(indices.tolist()):
+            batch_scores, mean, batch_shares = score_batch(networks, x, settings)
+        for row, index in enumerate(batch.indices.tolist()):
             scores[index], shares[index] = float(batch_scores[row]), batch_shares[row].cpu().numpy()
-            best.offer(scores[index], index, prediction[row].numpy())
-        done += len(indices)
+            size = tuple(batch.sizes[row].tolist())
+            best.offer(scores[index], index, partial(proposed_mask, mean[row], size))
+        done += len(batch.indices)
         if progress is not None:
             progress(done, total)
     if np.isnan(scores).any():
@@ -173,18 +198,25 @@ def score_pool(
 
 
 def same_size_batches(
-    items: Iterable[tuple[Tensor, int]], batch_size: int
-) -> Iterable[tuple[Tensor, Tensor]]:
-    """Group consecutive (image (3,H,W), index) items of one size into batches of up to
-    ``batch_size``: a pool of mixed sizes is scored without padding, one of one size in
-    full batches."""
+    items: Iterable[tuple[Tensor, int, tuple[int, int]]], batch_size: int, batch_pixels: int
+) -> Iterable[PoolBatch]:
+    """Group consecutive (image (3, H, W), index, size on disk) items of one size into batches
+    of up to ``batch_size`` images and ``batch_pixels`` pixels (at least one image): a pool of
+    mixed sizes is scored without padding, and large images in small batches."""
     images: list[Tensor] = []
     indices: list[int] = []
-    for image, index in items:
-        if images and (len(images) == batch_size or image.shape != images[0].shape):
-            yield torch.stack(images), torch.tensor(indices)
-            images, indices = [], []
+    sizes: list[tuple[int, int]] = []
+
+    def full(image: Tensor) -> bool:
+        per_image = image.shape[-2] * image.shape[-1]
+        return len(images) >= min(batch_size, max(1, batch_pixels // per_image))
+
+    for image, index, size in items:
+        if images and (image.shape != images[0].shape or full(images[0])):
+            yield PoolBatch(torch.stack(images), torch.tensor(indices), torch.tensor(sizes))
+            images, indices, sizes = [], [], []
         images.append(image)
         indices.append(int(index))
+        sizes.append((int(size[0]), int(size[1])))
     if images:
-        yield torch.stack(images), torch.tensor(indices)
+        yield PoolBatch(torch.stack(images), torch.tensor(indices), torch.tensor(sizes))

@@ -259,7 +259,7 @@ class EvalDataset(Dataset):
 
 class ImagePoolDataset(Dataset):
     """Images without masks (the unlabeled pool to score), resized so the long side is
-    ``long_side``; items are (uint8 (3, H, W), index)."""
+    ``long_side``; items are (uint8 (3, H, W), index, (height, width) on disk)."""
 
     def __init__(self, paths: Sequence[str], long_side: int | None) -> None:
         if long_side is not None and long_side < 1:
@@ -269,8 +269,10 @@ class ImagePoolDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return _to_chw(resize_long_side(read_image(self.paths[index]), self.long_side)), index
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, tuple[int, int]]:
+        image = read_image(self.paths[index])
+        size = (image.shape[0], image.shape[1])
+        return _to_chw(resize_long_side(image, self.long_side)), index, size
 
 
 def eval_collate(
