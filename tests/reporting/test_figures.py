@@ -192,3 +192,16 @@ def test_figure_to_png_bytes_closes_pyplot_figures() -> None:
     data = figure_to_png_bytes(fig)
     assert _png_size(data) == (100, 50)
     assert not plt.fignum_exists(fig.number)
+
+
+def test_score_histogram_counts_every_image_and_marks_the_last_proposal() -> None:
+    from mkdseg.reporting.figures import score_histogram
+
+    scores = np.array([0.1, 0.2, 0.2, 0.9, 0.5])
+    fig = score_histogram(scores, proposed=2, score_name="entropy")
+    ax = fig.axes[0]
+    assert sum(patch.get_height() for patch in ax.patches) == len(scores)
+    assert ax.lines[0].get_xdata()[0] == 0.5  # the second-highest score
+    assert "entropy" in ax.get_xlabel()
+    with pytest.raises(ValueError, match="at least one score"):
+        score_histogram(np.array([]), proposed=1, score_name="entropy")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mkdseg.reporting.prediction_grid import prediction_grid
+from mkdseg.reporting.prediction_grid import prediction_grid, proposal_grid
 
 COLOURS = [(0, 0, 0), (255, 0, 0), (0, 255, 0), (0, 0, 255)]
 
@@ -63,3 +63,21 @@ def test_small_images_are_enlarged_sharply_and_the_legend_names_every_class() ->
     assert legend.shape[0] > 0 and legend.shape[1] == grid.shape[1]
     for colour in COLOURS[1:]:  # each class's swatch is drawn in its colour
         assert (legend == np.array(colour, np.uint8)).all(axis=-1).sum() >= 10 * 10
+
+
+def test_proposal_grid_pairs_each_image_with_its_proposal_two_per_row() -> None:
+    images = [np.full((4, 6, 3), v, dtype=np.uint8) for v in (10, 20, 30)]
+    masks = [np.full((4, 6), c, dtype=np.uint8) for c in (1, 2, 3)]
+    grid = proposal_grid(images, masks, COLOURS, min_tile_side=1)
+    pad = 2
+    assert grid.shape == (2 * 4 + 3 * pad, 4 * 6 + 5 * pad, 3)  # 2 rows of image | proposal x 2
+
+    def tile(row: int, col: int) -> np.ndarray:
+        top, left = pad + row * 6, pad + col * 8
+        return grid[top : top + 4, left : left + 6]
+
+    np.testing.assert_array_equal(tile(0, 2), images[1])
+    expected = np.rint(0.5 * 20 + 0.5 * np.array(COLOURS[2])).astype(np.uint8)
+    assert tuple(tile(0, 3)[0, 0]) == tuple(expected)
+    with pytest.raises(ValueError, match="as many images"):
+        proposal_grid(images, masks[:2], COLOURS)

@@ -13,7 +13,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mkdseg.reporting.report import FIGURE_FILES, REPORT_HTML, SUMMARY_MD, write_report
+from mkdseg.reporting.report import (
+    FIGURE_FILES,
+    LABELLING_HEADING,
+    REPORT_HTML,
+    SUMMARY_MD,
+    ToLabel,
+    write_report,
+)
 
 NAMES = ["background", "aeroplane", "<cat & dog>"]
 IOU = np.array([0.9, np.nan, 0.6])
@@ -40,10 +47,25 @@ def _comparison() -> pd.DataFrame:
     )
 
 
+def _to_label(scores: list[float]) -> ToLabel:
+    table = pd.DataFrame({"rank": [1, 2], "id": ["b", "a"], "score": [0.9, 0.5]})
+    grid = np.zeros((24, 40, 3), dtype=np.uint8)
+    return ToLabel(table, grid if scores else None, np.asarray(scores), "entropy")
+
+
 def _full_report(out_dir: Path) -> dict[str, Path]:
     grid = np.zeros((20, 30, 3), dtype=np.uint8)
     return write_report(
-        out_dir, SUMMARY, METRICS, NAMES, IOU, MATRIX, _history(), grid, _comparison()
+        out_dir,
+        SUMMARY,
+        METRICS,
+        NAMES,
+        IOU,
+        MATRIX,
+        _history(),
+        grid,
+        _comparison(),
+        to_label=_to_label([0.9, 0.5, 0.2, 0.1]),
     )
 
 
@@ -173,6 +195,13 @@ def test_per_class_iou_is_one_table_followed_by_its_chart(tmp_path: Path) -> Non
     )
 
 
+def _no_pool(names: list[str]) -> tuple:
+    """The labelling node's outputs for a run without unlabeled images."""
+    from mkdseg.labelling import Proposals, empty_table
+
+    return empty_table(names), Proposals({}, {})
+
+
 SPLIT_METRICS = {
     "n_labeled": 10.0,
     "n_unlabeled": 35.0,
@@ -201,9 +230,11 @@ def test_report_node_keeps_per_class_iou_out_of_the_metrics_table() -> None:
         pd.DataFrame(),
         {"names": ["background", "disc"], "source": "synthetic"},
         SPLIT_METRICS,
+        *_no_pool(["background", "disc"]),
         {"method": "mkd", "seed": 0},
         {"labeled": 0.0625},
         {"mode": "whole"},
+        {"score": "entropy"},
     )
     assert content["metrics"] == {"val_mIoU_whole": 0.5, "val_pixel_acc_whole": 0.9}
     assert content["summary"]["data"] == {
@@ -230,9 +261,11 @@ def test_report_lists_only_the_trained_architectures_model_settings() -> None:
         pd.DataFrame(),
         {"names": ["background", "disc"], "source": "textures"},
         SPLIT_METRICS,
+        *_no_pool(["background", "disc"]),
         {"method": "mkd", "seed": 0, "model": model},
         {"labeled": 0.0625},
         {"mode": "whole"},
+        {"score": "entropy"},
     )
     assert content["title"] == ("mkdseg report: mkd, 1/16 of the labels (10 of 45 training images)")
     assert content["summary"]["model"] == {
@@ -253,3 +286,25 @@ def test_a_one_row_history_still_says_its_values(tmp_path: Path) -> None:
     history = pd.DataFrame({"step": [1], "loss": [2.5], "lr": [0.01]})
     paths = write_report(tmp_path, {}, {}, NAMES, IOU, MATRIX, history)
     assert "training_curves" in paths  # every column is constant: one text panel, not nothing
+
+
+def test_the_labelling_section_lists_the_proposed_images_before_the_comparison(
+    tmp_path: Path,
+) -> None:
+    _full_report(tmp_path)
+    markdown = (tmp_path / SUMMARY_MD).read_text(encoding="utf-8")
+    section = markdown.split(f"## {LABELLING_HEADING}", 1)[1]
+    assert section.index("| 1 | b | 0.9000 |") < section.index("| 2 | a | 0.5000 |")
+    assert "![Images to label next" in section and "score_distribution.png" in section
+    assert section.index("to_label.png") < section.index("## Comparison")
+
+
+def test_a_run_without_unlabeled_images_says_so_and_draws_no_labelling_figure(
+    tmp_path: Path,
+) -> None:
+    _full_report(tmp_path)  # an earlier report with the figures
+    write_report(tmp_path, SUMMARY, METRICS, NAMES, IOU, MATRIX, to_label=_to_label([]))
+    markdown = (tmp_path / SUMMARY_MD).read_text(encoding="utf-8")
+    assert "no unlabeled images: nothing to rank" in markdown
+    assert not (tmp_path / "to_label.png").exists()
+    assert not (tmp_path / "score_distribution.png").exists()

@@ -19,7 +19,7 @@ METRIC = "val_mIoU_{mode}"
 PER_CLASS_METRIC = (
     "val_IoU_{mode}.{name}"  # evaluation's per-class keys: the report's per-class table
 )
-SCORE_DIGITS = 4  # significant digits: disagreement scores can be small
+SCORE_DIGITS = 4  # significant digits, as text: disagreement scores can be 1e-4 and less
 MIN_SHOWN_SHARE = 0.01  # predicted classes under 1 % of an image are left out of its phrase
 SUMMARY_KEYS = ("method", "iterations", "batch_size", "unlabeled_batch_size", "seed")
 DATA_ROWS = {  # split_metrics key (splitting.split_counts) -> how the report's summary says it
@@ -99,7 +99,7 @@ def to_label(
         {
             "rank": proposed["rank"].astype(int).to_numpy(),
             "id": proposed["id"].astype(str).to_numpy(),
-            "score": [float(f"{v:.{SCORE_DIGITS}g}") for v in proposed["score"].astype(float)],
+            "score": [f"{v:.{SCORE_DIGITS}g}" for v in proposed["score"].astype(float)],
             "predicted classes": [class_phrase(row, class_metadata["names"]) for row in shares],
             "proposed mask": proposed["proposed_mask"].astype(str).to_numpy(),
         }
