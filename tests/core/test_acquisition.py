@@ -139,7 +139,7 @@ def test_same_size_batches_split_on_size_batch_size_and_pixels() -> None:
 def test_proposed_masks_have_each_image_size_on_disk() -> None:
     """Scored at a reduced size (long_side), the proposal comes back at the file's size."""
     networks = [_Opinion(dark_class=1)]
-    settings = ScoreSettings(propose=3, precision="fp32")
+    settings = ScoreSettings(score="entropy", propose=3, precision="fp32")
     items = [(image, index, (8, 12)) for image, index, _ in _pool()]
     scored = score_pool(
         networks, same_size_batches(items, 4, PIXELS), 3, 2, settings, torch.device("cpu")
@@ -149,7 +149,7 @@ def test_proposed_masks_have_each_image_size_on_disk() -> None:
 
 
 def test_every_pool_image_is_scored_once() -> None:
-    settings = ScoreSettings(precision="fp32")
+    settings = ScoreSettings(score="entropy", precision="fp32")
     networks = [_Opinion(dark_class=0)]
     scored = score_pool(
         networks, same_size_batches(_pool(), 16, PIXELS), 3, 2, settings, torch.device("cpu")

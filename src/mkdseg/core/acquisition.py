@@ -42,7 +42,7 @@ Progress = Callable[[int, int], None]
 class ScoreSettings:
     """How images are scored and how many proposed masks are kept (``labelling`` parameters)."""
 
-    score: str = "entropy"
+    score: str = "disagreement"  # conf/base's (chosen on the tuning set); one network: entropy
     top_share: float = 1.0  # share of each image's most uncertain pixels averaged; 1: all
     propose: int = 16  # proposed masks kept for the best-scored images
     batch_size: int = 16  # images of one size per forward pass ...
