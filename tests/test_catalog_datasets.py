@@ -60,6 +60,7 @@ def test_the_project_catalog_loads_the_tables_it_saves(tmp_path: Path) -> None:
                 "id": ["0042", "unlabeled/0043"],
                 "image_path": ["/d/0042.jpg", "/d/0043.jpg"],
                 "score": [0.5, 0.25],
+                "scored_by": ["disagreement", "disagreement"],
                 "proposed_mask": ["masks/0042.png", ""],
                 "share.background": [1.0, 1.0],
             }

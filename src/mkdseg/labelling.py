@@ -25,7 +25,7 @@ from mkdseg.progress import CountProgress
 from mkdseg.training_inputs import images_for
 
 log = logging.getLogger(__name__)
-TABLE_COLUMNS = ("rank", "id", "image_path", "score", "proposed_mask")
+TABLE_COLUMNS = ("rank", "id", "image_path", "score", "scored_by", "proposed_mask")
 SHARE_PREFIX = "share."  # one column per class: the share of the image predicted as that class
 PIPELINE_KEYS = ("device", "num_workers")  # `labelling` keys the node reads, not the scorer
 
@@ -100,6 +100,7 @@ def ranked_table(
             "id": [ids[i] for i in order],
             "image_path": [str(paths[i]) for i in order],
             "score": scored.scores[order],
+            "scored_by": scored.score,  # disagreement, or entropy where one network was trained
         }
     )
     table["proposed_mask"] = [

@@ -20,7 +20,7 @@ from mkdseg.pipelines import labelling
 from tests.pipelines.conftest import TINY_LABELLING, TINY_PROPOSED, KeptDataset
 
 TABLE_LOAD = {  # as conf/base/catalog.yml loads it
-    "dtype": {"id": str, "image_path": str, "proposed_mask": str},
+    "dtype": {"id": str, "image_path": str, "scored_by": str, "proposed_mask": str},
     "keep_default_na": False,
 }
 
@@ -60,6 +60,7 @@ def test_every_unlabeled_image_is_ranked_once_highest_score_first(ranked, tiny_i
     assert np.allclose(shares.sum(axis=1), 1.0)
     assert table["proposed_mask"].astype(str).ne("").sum() == TINY_PROPOSED
     assert catalog.load("labelling_metrics")["scored_images"] == len(table)
+    assert set(table["scored_by"]) == {TINY_LABELLING["score"]}
 
 
 def test_proposed_masks_round_trip_through_the_dataset_mask_encoding(ranked) -> None:
@@ -101,6 +102,7 @@ def test_one_network_ranks_by_entropy_instead_of_disagreement(
     with caplog.at_level(logging.WARNING):
         by_default, _ = rank_pool(alone, *args, TINY_LABELLING)  # score: disagreement
     assert "ranked by its entropy" in caplog.text
+    assert set(by_default["scored_by"]) == {"entropy"}
     by_entropy, _ = rank_pool(alone, *args, {**TINY_LABELLING, "score": "entropy"})
     assert by_default["id"].tolist() == by_entropy["id"].tolist()
     assert np.allclose(by_default["score"], by_entropy["score"])

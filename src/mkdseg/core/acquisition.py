@@ -103,6 +103,7 @@ class Scored:
     scores: np.ndarray  # (N,) float
     class_shares: np.ndarray  # (N, C): share of each image's pixels predicted as each class
     proposals: dict[int, np.ndarray]  # pool index -> (H, W) uint8 mean prediction, best first
+    score: str = "entropy"  # the score the images were ranked by
 
     def ranking(self) -> np.ndarray:
         """Pool indices from the highest score down; ties by pool order (stable)."""
@@ -194,7 +195,7 @@ def score_pool(
             progress(done, total)
     if np.isnan(scores).any():
         raise ValueError(f"{int(np.isnan(scores).sum())} of {total} pool images were not scored")
-    return Scored(scores, shares, best.best_first())
+    return Scored(scores, shares, best.best_first(), settings.score)
 
 
 def same_size_batches(

@@ -110,7 +110,8 @@ def to_label(
         masks = list(proposals.masks.values())
         grid = proposal_grid(images, masks, class_metadata["colours"], class_metadata["names"])
     scores = table["score"].to_numpy(dtype=float)
-    return ToLabel(rows, grid, scores, str(labelling.get("score")))
+    scored_by = str(table["scored_by"].iloc[0]) if len(table) else str(labelling.get("score"))
+    return ToLabel(rows, grid, scores, scored_by)
 
 
 def class_phrase(shares: np.ndarray, names: list[str]) -> str:
