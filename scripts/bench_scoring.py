@@ -61,8 +61,10 @@ def networks_bundle() -> dict:
     return make_networks_bundle(states, model, [f"c{i}" for i in range(CLASSES)], colours)
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MIB
+def peak_rss_mib() -> tuple[float, float]:
+    """Peak resident memory of this process and of its finished children (the image reader)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return own / KIB_PER_MIB, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / KIB_PER_MIB
 
 
 def main(argv: list[str]) -> int:
@@ -81,9 +83,11 @@ def main(argv: list[str]) -> int:
         pool = [str(p) for p in paths[:count]]
         scored = score_unlabeled(bundle, pool, settings, "cpu", args.num_workers)
         wall = time.perf_counter() - start
+        own, reader = peak_rss_mib()
         print(
             f"pool={count} wall={wall:.1f}s images_per_s={count / wall:.0f} "
-            f"proposals={len(scored.proposals)} peak_rss_mib={peak_rss_mib():.0f}",
+            f"proposals={len(scored.proposals)} peak_rss_mib={own:.0f} "
+            f"reader_peak_rss_mib={reader:.0f}",
             flush=True,
         )
     return 0

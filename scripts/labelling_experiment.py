@@ -13,8 +13,12 @@ and resumes an interrupted training from its checkpoint. ``--summary`` prints th
     # choose the score on the tuning set (data seed 1), never on the reported one:
     .venv/bin/python scripts/labelling_experiment.py --env tuning --seeds 10 \\
         --arms random entropy disagreement entropy@0.1
-    # the reported table (data seed 0, seeds 0/1/2) with the chosen score:
-    .venv/bin/python scripts/labelling_experiment.py --env base --seeds 0 1 2 --arms random entropy
+    # the reported table (data seed 0, seeds 0/1/2) with the chosen score (disagreement; a
+    # one-network method has none, so supervised runs its fallback, entropy):
+    .venv/bin/python scripts/labelling_experiment.py --env base --methods mkd \
+        --arms random disagreement
+    .venv/bin/python scripts/labelling_experiment.py --env base --methods supervised \
+        --arms random entropy
     .venv/bin/python scripts/labelling_experiment.py --env base --summary
 """
 
@@ -163,7 +167,14 @@ class Experiment:
                 picks = self.picks(method, seed)
                 labeled, unlabeled, _ = self.split(seed)
                 for arm in self.args.arms:
-                    if arm not in picks or (self.args.env, method, seed, arm) in self.done:
+                    if arm not in picks:
+                        print(
+                            f"{method} seed {seed}: no picks for {arm!r} (not applicable or not "
+                            "a candidate when its initial run was scored); skipped",
+                            flush=True,
+                        )
+                        continue
+                    if (self.args.env, method, seed, arm) in self.done:
                         continue
                     added = set(picks[arm])
                     self.run(
@@ -208,7 +219,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=None, help="default: <data-root>/experiment")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=["supervised", "mkd"])
-    parser.add_argument("--arms", nargs="+", default=[RANDOM, "entropy"])
+    parser.add_argument("--arms", nargs="+", default=[RANDOM, "disagreement"])
     parser.add_argument("--add", type=int, default=125, help="images added to the labeled split")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per training")
     parser.add_argument(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,10 @@ def file_stem(image_id: str) -> str:
 
 
 def score_settings(labelling: dict[str, Any]) -> ScoreSettings:
+    """The scorer's settings from the ``labelling`` parameter block; an unknown key is named."""
+    known = {f.name for f in fields(ScoreSettings)} | set(PIPELINE_KEYS)
+    if unknown := sorted(set(labelling) - known):
+        raise ValueError(f"unknown labelling parameter(s) {unknown}; known: {sorted(known)}")
     return ScoreSettings(**{k: v for k, v in labelling.items() if k not in PIPELINE_KEYS})
 
 
@@ -139,6 +143,11 @@ def rank_pool(
     )
     for index, mask in scored.proposals.items():
         stem = file_stem(unlabeled_ids[index])
+        if stem in proposals.masks:
+            raise ValueError(
+                f"two proposed images share the file name {stem!r} (ids with '/' and '__'); "
+                "rename one of them"
+            )
         proposals.masks[stem], proposals.images[stem] = mask, str(paths[index])
     return ranked_table(unlabeled_ids, paths, scored, names), proposals
 

@@ -174,3 +174,54 @@ def test_scored_at_a_smaller_size_the_masks_keep_the_image_size(
     for mask in (tmp_path / "to_label" / "masks").iterdir():
         image = next((tmp_path / "to_label" / "images").glob(f"{mask.stem}.*"))
         assert Image.open(mask).size == Image.open(image).size != (16, 16)
+
+
+def test_a_new_run_keeps_corrected_masks_aside_instead_of_deleting_them(
+    trained_tiny, tiny_inputs, tmp_path, caplog
+) -> None:
+    _run(trained_tiny, tiny_inputs, tmp_path)
+    corrected = next((tmp_path / "to_label" / "masks").iterdir())
+    corrected.write_bytes(b"corrected in a labelling tool")
+    with caplog.at_level(logging.WARNING):
+        _run(trained_tiny, tiny_inputs, tmp_path)
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("to_label.edited-")]
+    assert len(kept) == 1 and kept[0].name in caplog.text
+    assert (kept[0] / "masks" / corrected.name).read_bytes() == b"corrected in a labelling tool"
+    assert (tmp_path / "to_label" / "proposals.json").is_file()  # the new proposals
+
+
+def test_the_folder_takes_the_umask_and_loads_its_own_image_copies(
+    trained_tiny, tiny_inputs, tmp_path
+) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        catalog = _run(trained_tiny, tiny_inputs, tmp_path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "to_label").stat().st_mode) == 0o755
+    proposals = catalog.load("proposed_masks")
+    assert all(
+        Path(p).parent == tmp_path / "to_label" / "images" for p in proposals.images.values()
+    )
+
+
+def test_unknown_labelling_parameters_and_clashing_file_names_are_named(
+    trained_tiny, tiny_inputs
+) -> None:
+    args = (
+        trained_tiny["trained_networks"],
+        tiny_inputs["manifest"],
+        tiny_inputs["class_metadata"],
+    )
+    with pytest.raises(ValueError, match=r"unknown labelling parameter\(s\) \['scroe'\]"):
+        rank_pool(*args, tiny_inputs["unlabeled_ids"], {**TINY_LABELLING, "scroe": "entropy"})
+    manifest = tiny_inputs["manifest"]
+    first, second = manifest["id"].iloc[0], manifest["id"].iloc[1]
+    clash = manifest.copy()
+    clash.loc[clash["id"] == first, "id"] = "a/b"
+    clash.loc[clash["id"] == second, "id"] = "a__b"
+    with pytest.raises(ValueError, match="share the file name 'a__b'"):
+        rank_pool(args[0], clash, args[2], ["a/b", "a__b"], {**TINY_LABELLING, "propose": 2})

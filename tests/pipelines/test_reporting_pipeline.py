@@ -12,7 +12,7 @@ import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from mkdseg.catalog import ReportDataset
+from mkdseg.catalog import ProposalsDataset, ReportDataset, TableDataset
 from mkdseg.pipelines import evaluation, labelling, reporting
 from tests.pipelines.conftest import (
     TINY_EVALUATION,
@@ -22,6 +22,7 @@ from tests.pipelines.conftest import (
     KeptDataset,
     tiny_training_params,
 )
+from tests.pipelines.test_labelling_pipeline import TABLE_LOAD
 
 FIGURES = (
     "per_class_iou.png",
@@ -66,6 +67,11 @@ def reported(
         {
             **{name: MemoryDataset(value) for name, value in inputs.items()},
             "evaluation_metrics": KeptDataset(),
+            # on disk, as the catalog has them: the report reads what a separate run would read
+            "labelling_table": TableDataset(
+                str(folder.parent / "ranked.csv"), load_args=TABLE_LOAD
+            ),
+            "proposed_masks": ProposalsDataset(str(folder.parent / "to_label")),
             "report": ReportDataset(str(folder)),
         }
     )

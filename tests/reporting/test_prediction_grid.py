@@ -81,3 +81,12 @@ def test_proposal_grid_pairs_each_image_with_its_proposal_two_per_row() -> None:
     assert tuple(tile(0, 3)[0, 0]) == tuple(expected)
     with pytest.raises(ValueError, match="as many images"):
         proposal_grid(images, masks[:2], COLOURS)
+
+
+def test_large_images_are_shrunk_to_the_tile_limit() -> None:
+    from mkdseg.reporting.prediction_grid import MAX_TILE_SIDE
+
+    images = [np.zeros((1024, 2048, 3), dtype=np.uint8)]
+    grid = proposal_grid(images, [np.zeros((1024, 2048), dtype=np.uint8)], COLOURS)
+    assert grid.shape[1] == 2 * MAX_TILE_SIDE + 3 * 2  # two tiles of 384 x 192 and the padding
+    assert grid.shape[0] == MAX_TILE_SIDE // 2 + 2 * 2

@@ -45,9 +45,9 @@ class ScoreSettings:
     score: str = "disagreement"  # conf/base's (chosen on the tuning set); one network: entropy
     top_share: float = 1.0  # share of each image's most uncertain pixels averaged; 1: all
     propose: int = 16  # proposed masks kept for the best-scored images
-    batch_size: int = 16  # images of one size per forward pass ...
-    batch_pixels: int = 1 << 20  # ... and at most this many pixels (4 networks x 21 classes of
-    # float32 probabilities: about 350 MB)
+    batch_size: int = 32  # images of one size per forward pass ...
+    batch_pixels: int = 1 << 20  # ... and at most this many pixels: the logits, probabilities and
+    # entropy terms of 4 networks x 21 classes are each about 350 MB in float32
     long_side: int | None = None  # as evaluation.long_side: resize before scoring
     precision: str = "auto"
 
@@ -150,9 +150,11 @@ def score_batch(
     probs = logits.softmax(dim=2)
     scores = image_scores(pixel_scores(probs, settings.score), settings.top_share)
     mean = probs.mean(0)
+    batch, classes = mean.shape[:2]
     prediction = class_map(mean).flatten(1)
-    counts = torch.nn.functional.one_hot(prediction, mean.shape[1]).sum(1).float()
-    return scores, mean, counts / prediction.shape[1]
+    rows = torch.arange(batch, device=prediction.device)[:, None] * classes
+    counts = torch.bincount((rows + prediction).flatten(), minlength=batch * classes)
+    return scores, mean, counts.reshape(batch, classes).float() / prediction.shape[1]
 
 
 def proposed_mask(mean_probs: Tensor, size: tuple[int, int]) -> np.ndarray:
@@ -179,7 +181,7 @@ def score_pool(
     amp_dtype = resolve_precision(settings.precision, device)
     for net in networks:
         net.to(device).eval()
-    scores = np.full(total, np.nan)
+    scores, scored = np.zeros(total), np.zeros(total, dtype=bool)
     shares = np.zeros((total, num_classes))
     best, done = _TopK(settings.propose), 0
     for batch in batches:
@@ -188,13 +190,19 @@ def score_pool(
             batch_scores, mean, batch_shares = score_batch(networks, x, settings)
         for row, index in enumerate(batch.indices.tolist()):
             scores[index], shares[index] = float(batch_scores[row]), batch_shares[row].cpu().numpy()
+            scored[index] = True
             size = tuple(batch.sizes[row].tolist())
             best.offer(scores[index], index, partial(proposed_mask, mean[row], size))
         done += len(batch.indices)
         if progress is not None:
             progress(done, total)
-    if np.isnan(scores).any():
-        raise ValueError(f"{int(np.isnan(scores).sum())} of {total} pool images were not scored")
+    if not scored.all():
+        raise ValueError(f"{int((~scored).sum())} of {total} pool images were not scored")
+    if not np.isfinite(scores).all():
+        raise ValueError(
+            f"{int((~np.isfinite(scores)).sum())} pool images got a non-finite score (an overflow "
+            f"in {settings.precision!r} precision?): set labelling.precision: fp32"
+        )
     return Scored(scores, shares, best.best_first(), settings.score)
 
 

@@ -20,6 +20,7 @@ GRID_PAD = 2
 GRID_COLUMNS = 3  # image | ground-truth overlay | prediction overlay
 PROPOSALS_PER_ROW = 2  # images to label per row of their grid, each as image | proposal overlay
 MIN_TILE_SIDE = 160  # px: smaller images are enlarged (an integer factor, nearest) to be legible
+MAX_TILE_SIDE = 384  # px: larger ones are shrunk, so 16 Cityscapes frames stay a few MB of report
 LEGEND_SWATCH = 14  # px: a class colour's square in the legend
 LEGEND_GAP = 6  # px between a swatch and its name, and around the legend
 LEGEND_BACKGROUND = 255
@@ -45,6 +46,12 @@ def _check_sample(index: int, image: np.ndarray, masks: dict[str, np.ndarray]) -
                 f"{name}[{index}] has shape {mask.shape}; "
                 f"it must match its image's {image.shape[:2]}"
             )
+
+
+def capped(tile_hw: tuple[int, int], max_side: int = MAX_TILE_SIDE) -> tuple[int, int]:
+    """``tile_hw`` shrunk, aspect kept, so its long side is at most ``max_side``."""
+    scale = min(1.0, max_side / max(tile_hw))
+    return max(1, round(tile_hw[0] * scale)), max(1, round(tile_hw[1] * scale))
 
 
 def enlargement(tile_hw: tuple[int, int], min_side: int = MIN_TILE_SIDE) -> int:
@@ -146,9 +153,10 @@ def _mosaic(
     min_tile_side: int,
     pad: int,
 ) -> np.ndarray:
-    """Tiles resized to the first one's size, enlarged (integer factor, nearest) to at least
-    ``min_tile_side``, laid out ``columns`` per row, with the legend below when named."""
-    tile_hw = tuple(np.asarray(tiles[0]).shape[:2])
+    """Tiles resized to the first one's size (its long side shrunk to ``MAX_TILE_SIDE``),
+    enlarged (integer factor, nearest) to at least ``min_tile_side``, laid out ``columns`` per
+    row, with the legend below when named."""
+    tile_hw = capped(tuple(np.asarray(tiles[0]).shape[:2]))
     tiles = [_resize_tile(np.asarray(t, dtype=np.uint8), tile_hw) for t in tiles]
     factor = enlargement(tile_hw, min_tile_side)
     tiles = [np.repeat(np.repeat(t, factor, axis=0), factor, axis=1) for t in tiles]
