@@ -150,3 +150,27 @@ def test_valid_average_divides_thresholded_l_st_by_all_valid_pixels():
     torch.testing.assert_close(kept.loss_st, only)
     torch.testing.assert_close(valid.loss_st, only / t2.numel())
     assert float(kept.metrics["kept_share_st"]) == pytest.approx(1 / t2.numel())
+
+
+@pytest.mark.parametrize("teacher_rows", ["all", "unlabeled"])
+def test_teacher_rows_drops_labeled_rows_from_l_st_only(teacher_rows: str) -> None:
+    """``teacher_rows: unlabeled`` leaves the labeled images out of L_st; L_ss keeps them."""
+    from mkdseg.core.consistency import ignore_masks
+    from mkdseg.core.methods import MethodConfig
+    from mkdseg.core.targets import make_grid
+
+    n_l, n_u, size = 2, 2, 8
+    labels = torch.zeros(n_l, size, size, dtype=torch.long)
+    labels[0, 0, 0] = 255  # an ignore label stays ignored in both terms
+    method = MethodConfig(teacher_rows=teacher_rows, consistency_scale=1.0)
+    grid = make_grid(
+        method,
+        (size, size),
+        labels,
+        torch.ones(n_u, size, size, dtype=torch.bool),
+        torch.ones(n_u, 1, size, size),
+    )
+    teacher, peers = ignore_masks(method, grid)
+    assert peers[:n_l].sum() == 1 and not peers[n_l:].any()
+    assert bool(teacher[:n_l].all()) == (teacher_rows == "unlabeled")
+    assert not teacher[n_l:].any()

@@ -96,20 +96,18 @@ def consistency(
     ]
     with torch.no_grad():
         targets = [teacher_target(m, b, grid, lam) for b in teachers]
-    rows = (
-        grid.labels == IGNORE_INDEX
-        if m.teacher_rows == "all"
-        else torch.ones_like(grid.labels, dtype=torch.bool)
-    )
-    ignore = torch.cat([rows, ~grid.valid_mixed])
+    teacher_ignore, peer_ignore = ignore_masks(m, grid)
     teacher_labels = PseudoLabels(
-        [t.logits for t in targets], ignore, [t.confidence for t in targets], m.confidence_threshold
+        [t.logits for t in targets],
+        teacher_ignore,
+        [t.confidence for t in targets],
+        m.confidence_threshold,
     )
     with_peers = m.student_term and len(students) == 2
     result = consistency_losses(
         z_s,
         teachers=teacher_labels if m.teacher_term else None,
-        peers=_peer_labels(m, own, z_s, unmixed, grid, ignore) if with_peers else None,
+        peers=_peer_labels(m, own, z_s, unmixed, grid, peer_ignore) if with_peers else None,
         average=m.threshold_average,
     )
     if m.teacher_term or peers_from_unmixed(m, len(students)):  # targets CutMix-ed from x_w
@@ -125,6 +123,17 @@ def consistency(
         )
     )
     return result
+
+
+def ignore_masks(method: MethodConfig, grid: Grid) -> tuple[Tensor, Tensor]:
+    """The pixels ``L_st`` and ``L_ss`` leave out over ``[labeled; mixed]`` (B, h, w): padding and
+    ignore labels for both; ``teacher_rows: unlabeled`` drops the labeled rows from ``L_st``
+    only (``L_ss`` keeps them, as it does with every ``teacher_rows``)."""
+    label_ignore = grid.labels == IGNORE_INDEX
+    peers = torch.cat([label_ignore, ~grid.valid_mixed])
+    if method.teacher_rows == "all":
+        return peers, peers
+    return torch.cat([torch.ones_like(label_ignore), ~grid.valid_mixed]), peers
 
 
 def _peer_labels(
