@@ -92,6 +92,7 @@ class Experiment:
         self.manifest, self.meta, _ = build_manifest(self.params["dataset"], PROJECT_ROOT)
         self.results = self.out / "results.csv"
         self.done = done_rows(self.results)
+        self.splits: dict[int, tuple[list[str], list[str], list[str]]] = {}
 
     def training(self, method: str, seed: int) -> dict:
         return {
@@ -105,11 +106,19 @@ class Experiment:
         }
 
     def split(self, seed: int) -> tuple[list[str], list[str], list[str]]:
-        splits = self.params["splits"]
-        labeled, unlabeled, val, _ = splitting.make_split(
-            self.manifest, self.meta["names"], splits["labeled"], seed, PROJECT_ROOT, splits["draw"]
-        )
-        return labeled, unlabeled, val
+        """The 1/16 split drawn with ``seed`` (drawn once per seed)."""
+        if seed not in self.splits:
+            splits = self.params["splits"]
+            labeled, unlabeled, val, _ = splitting.make_split(
+                self.manifest,
+                self.meta["names"],
+                splits["labeled"],
+                seed,
+                PROJECT_ROOT,
+                splits["draw"],
+            )
+            self.splits[seed] = labeled, unlabeled, val
+        return self.splits[seed]
 
     def run(self, method: str, seed: int, arm: str, labeled: list[str], unlabeled: list[str]):
         """Train and evaluate one run; append its row; return the trained networks."""

@@ -28,6 +28,15 @@ TINY_EVALUATION = {
     "device": "cpu",
     "precision": "fp32",
 }
+# The figures a single run's report draws (the comparison chart needs another finished run).
+RUN_REPORT_FIGURES = (
+    "per_class_iou.png",
+    "confusion_matrix.png",
+    "training_curves.png",
+    "predictions.png",
+    "to_label.png",
+    "score_distribution.png",
+)
 TINY_PROPOSED = 2
 TINY_LABELLING = {
     "score": "disagreement",

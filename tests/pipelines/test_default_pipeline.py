@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from tests.conftest import PROJECT_ROOT, TINY_IMAGE_SIZE
+from tests.pipelines.conftest import RUN_REPORT_FIGURES
 
 DEFAULT_NODES = {
     "build_manifest",
@@ -207,14 +208,7 @@ def test_report_contains_the_metrics(trained: Path) -> None:
     html = (report / "report.html").read_text()
     assert f"{metrics['val_mIoU_whole']:.4f}" in html
     assert f"{metrics['val_mIoU_whole']:.4f}" in (report / "summary.md").read_text()
-    for name in (
-        "per_class_iou.png",
-        "confusion_matrix.png",
-        "training_curves.png",
-        "predictions.png",
-        "to_label.png",
-        "score_distribution.png",
-    ):
+    for name in RUN_REPORT_FIGURES:
         assert Image.open(report / name).size[0] > 100
     assert "stripes" in html  # class names appear in the per-class table
 

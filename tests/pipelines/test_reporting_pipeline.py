@@ -15,6 +15,7 @@ from kedro.runner import SequentialRunner
 from mkdseg.catalog import ProposalsDataset, ReportDataset, TableDataset
 from mkdseg.pipelines import evaluation, labelling, reporting
 from tests.pipelines.conftest import (
+    RUN_REPORT_FIGURES,
     TINY_EVALUATION,
     TINY_LABELED,
     TINY_LABELLING,
@@ -24,14 +25,6 @@ from tests.pipelines.conftest import (
 )
 from tests.pipelines.test_labelling_pipeline import TABLE_LOAD
 
-FIGURES = (
-    "per_class_iou.png",
-    "confusion_matrix.png",
-    "training_curves.png",
-    "predictions.png",
-    "to_label.png",
-    "score_distribution.png",
-)
 # An earlier finished run of the experiment, as MlflowRunsDataset reads it.
 EARLIER_RUN = {
     "run_id": "earlier",
@@ -90,7 +83,7 @@ def test_the_report_shows_the_model_miou_and_one_row_per_class(
     assert miou in html and miou in markdown
     for name in tiny_inputs["class_metadata"]["names"]:
         assert f"| {name} |" in markdown
-    for figure in FIGURES:
+    for figure in RUN_REPORT_FIGURES:
         assert (folder / figure).stat().st_size > 0, figure
     n_labeled, n_val = len(tiny_inputs["labeled_ids"]), len(tiny_inputs["val_ids"])
     n_unlabeled = len(tiny_inputs["unlabeled_ids"])

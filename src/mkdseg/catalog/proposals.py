@@ -107,8 +107,9 @@ def _write(folder: Path, data: Proposals) -> dict:
         source = Path(data.images[stem])
         images[stem] = f"{IMAGES}/{stem}{source.suffix.lower()}"
         shutil.copyfile(source, folder / images[stem])
-        write_mask(mask, data.encoding, data.colours, folder / MASKS / f"{stem}.png")
-        digests[stem] = _sha256(folder / MASKS / f"{stem}.png")
+        mask_path = folder / MASKS / f"{stem}.png"
+        write_mask(mask, data.encoding, data.colours, mask_path)
+        digests[stem] = _sha256(mask_path)
     return {
         "order": list(data.masks),
         "images": images,

@@ -220,6 +220,11 @@ class UnlabeledDataset(Dataset):
         return _to_chw(image), torch.from_numpy(marker != MASK_PAD_VALUE)
 
 
+def check_long_side(long_side: int | None) -> None:
+    if long_side is not None and long_side < 1:
+        raise ValueError(f"long_side must be >= 1 or None, got {long_side}")
+
+
 def resize_long_side(image: np.ndarray, long_side: int | None) -> np.ndarray:
     """A uint8 RGB image resized (bilinear) so its long side is ``long_side``; None: as is."""
     if long_side is None:
@@ -242,8 +247,7 @@ class EvalDataset(Dataset):
         mask_encoding: MaskEncoding,
         long_side: int | None,
     ) -> None:
-        if long_side is not None and long_side < 1:
-            raise ValueError(f"long_side must be >= 1 or None, got {long_side}")
+        check_long_side(long_side)
         self.samples = [(str(i), str(m)) for i, m in samples]
         self.mask_encoding = mask_encoding
         self.long_side = long_side
@@ -262,8 +266,7 @@ class ImagePoolDataset(Dataset):
     ``long_side``; items are (uint8 (3, H, W), index, (height, width) on disk)."""
 
     def __init__(self, paths: Sequence[str], long_side: int | None) -> None:
-        if long_side is not None and long_side < 1:
-            raise ValueError(f"long_side must be >= 1 or None, got {long_side}")
+        check_long_side(long_side)
         self.paths, self.long_side = [str(p) for p in paths], long_side
 
     def __len__(self) -> int:

@@ -106,8 +106,7 @@ def prediction_grid(
         )
     if not images:
         raise ValueError("prediction_grid needs at least one image")
-    # overlay_mask takes a sequence of triples; an (C, 3) array would be ambiguous in its checks
-    colours = [tuple(int(v) for v in colour) for colour in np.asarray(colours).reshape(-1, 3)]
+    colours = _triples(colours)
     tiles = []
     for index, (image, gt, pred) in enumerate(zip(images, ground_truth, predictions, strict=True)):
         image, gt, pred = np.asarray(image), np.asarray(gt), np.asarray(pred)
@@ -135,7 +134,7 @@ def proposal_grid(
             f"proposal_grid needs as many images ({len(images)}) as masks ({len(masks)}), "
             "at least one"
         )
-    colours = [tuple(int(v) for v in colour) for colour in np.asarray(colours).reshape(-1, 3)]
+    colours = _triples(colours)
     tiles = []
     for index, (image, mask) in enumerate(zip(images, masks, strict=True)):
         image, mask = np.asarray(image), np.asarray(mask)
@@ -143,6 +142,12 @@ def proposal_grid(
         tiles += [image, overlay_mask(image, mask, colours, alpha=alpha)]
     columns = 2 * min(PROPOSALS_PER_ROW, len(images))
     return _mosaic(tiles, columns, colours, class_names, min_tile_side, GRID_PAD)
+
+
+def _triples(colours: Sequence[Sequence[int]] | np.ndarray) -> list[tuple[int, ...]]:
+    """overlay_mask takes a sequence of triples; an (C, 3) array would be ambiguous in its
+    checks."""
+    return [tuple(int(v) for v in colour) for colour in np.asarray(colours).reshape(-1, 3)]
 
 
 def _mosaic(
