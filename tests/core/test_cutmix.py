@@ -61,8 +61,14 @@ def test_mix_rolls_the_batch_by_one() -> None:
         partner = (i - 1) % 4
         expected = torch.where(mask[i].bool(), x[i], x[partner])
         assert torch.equal(y[i], expected)
-    y.sum().backward()
-    assert x.grad is not None
+    weights = torch.randn(4, 3, 8, 8, generator=_gen(10))
+    (y * weights).sum().backward()
+    # Each pixel's gradient goes to the image it was taken from, as the 0/1 blend's would.
+    m = mask.expand_as(x)
+    blend_grad = m * weights + ((1 - m) * weights).roll(-1, 0)
+    assert torch.equal(x.grad, blend_grad)
+    blend = m * x.detach() + (1 - m) * x.detach().roll(1, 0)
+    assert torch.equal(y.detach(), blend)
 
 
 def test_labels_and_bool_maps_are_selected_not_blended() -> None:

@@ -17,6 +17,17 @@ def test_resolution_helpers_resize_logits_bilinearly_and_labels_nearest():
     assert labels_to_resolution(mask, (2, 2)).dtype == torch.bool
 
 
+def test_resize_is_channels_last_with_the_contiguous_kernels_values():
+    """The channels-last resize (a fifth of the time on a CPU) must not change a bit."""
+    from mkdseg.core.targets import to_resolution
+
+    x = torch.randn(4, 32, 12, 12, generator=torch.Generator().manual_seed(0)).bfloat16()
+    out = to_resolution(x, (48, 48))
+    reference = F.interpolate(x.float(), size=(48, 48), mode="bilinear", align_corners=False)
+    assert out.dtype == torch.float32 and out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(out, reference)
+
+
 def test_centre_sampling_takes_each_blocks_centre_pixel():
     from mkdseg.core.targets import labels_to_resolution
 

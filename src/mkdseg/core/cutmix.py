@@ -112,12 +112,9 @@ def _mask_for(x: Tensor, mask: Tensor) -> Tensor:
 def mix(x: Tensor, mask: Tensor, shift: int = 1) -> Tensor:
     """``M * x + (1 - M) * x[pi]`` with pi = roll the batch by ``shift``.
 
-    Floating inputs (images, logits, probabilities) are blended with the 0/1 mask (gradients
-    flow); integer/bool inputs (labels, validity masks) are selected, so they keep their dtype.
+    ``M`` is 0/1, so the blend is a select: one pass instead of three, the same values for
+    finite inputs and the same gradients (to ``x`` where M is 1, to its partner elsewhere); every
+    dtype is kept (images, logits, labels, validity masks).
     """
     m = _mask_for(x, mask)
-    partner = x.roll(shift, dims=0)
-    if x.is_floating_point():
-        m = m.to(x.dtype)
-        return m * x + (1 - m) * partner
-    return torch.where(m > 0, x, partner)
+    return torch.where(m > 0, x, x.roll(shift, dims=0))

@@ -13,7 +13,6 @@ used for the batch variance also need the headroom. The tables are tiny (C x A).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 
 import torch
 import torch.distributed as dist
@@ -22,7 +21,7 @@ from torch import Tensor, nn
 from mkdseg.core.image_io import IGNORE_INDEX
 
 STATS_DTYPE = torch.float64
-CHUNK_PIXELS = 4096  # pixels converted to float64 at a time: x and x^2 of a chunk stay in cache
+CHUNK_PIXELS = 8192  # pixels converted to float64 at a time: x and x^2 of a chunk stay in cache
 
 
 def _distributed() -> bool:
@@ -76,32 +75,26 @@ class ClassFeatureStatistics(nn.Module):
     def batch_sums(self, features: Tensor, labels: Tensor) -> Tensor:
         """Per-class (n_c, sum x, sum x^2) packed as (C, 1 + 2A) float64; ignored pixels dropped.
 
-        Pixels (rows of ``features`` (N, A)) are converted to float64 a chunk at a time.
+        ``features`` (N, A) rows are pixels; they are converted to float64 a chunk at a time.
+        Each class's sums are accumulated pixel by pixel in row order, whatever the chunks, so the
+        bits are those of one pass over all pixels. ``x`` and ``x^2`` of a chunk sit side by side
+        in one (rows, 2A) float64 buffer, so one ``index_add_`` per chunk adds both; chunks of
+        ``CHUNK_PIXELS`` keep it in the cache and bound the memory at large feature widths.
         """
-        x = features.detach()
-        chunks = (x[i : i + CHUNK_PIXELS].to(STATS_DTYPE) for i in range(0, len(x), CHUNK_PIXELS))
-        return self._sums(chunks, labels.reshape(-1))
-
-    def _sums(self, chunks: Iterable[Tensor], labels: Tensor) -> Tensor:
-        """``batch_sums`` over float64 chunks (M_i, A) of consecutive pixels, ``labels`` (N,).
-
-        Each class's sums are accumulated pixel by pixel in pixel order, whatever the chunks, so
-        the bits are those of one pass over all pixels; chunks small enough to stay in the cache
-        (and no (N, A) float64 copy) make it several times faster on a CPU.
-        """
-        c = self.num_classes
-        labels = labels.long()
+        c, a = self.num_classes, self.channels
+        x, labels = features.detach(), labels.reshape(-1).long()
         slot = torch.where(labels == self.ignore_index, torch.full_like(labels, c), labels)
         counts = torch.bincount(slot, minlength=c + 1).to(STATS_DTYPE)[:, None]
-        sum_x = torch.zeros(c + 1, self.channels, dtype=STATS_DTYPE, device=labels.device)
-        sum_xx = torch.zeros_like(sum_x)
-        start = 0
-        for x in chunks:
-            rows = slot[start : start + len(x)]
-            sum_x.index_add_(0, rows, x)
-            sum_xx.index_add_(0, rows, x * x)
-            start += len(x)
-        return torch.cat([counts, sum_x, sum_xx], 1)[:c]
+        sums = torch.zeros(c + 1, 2 * a, dtype=STATS_DTYPE, device=labels.device)
+        rows = min(CHUNK_PIXELS, len(x))
+        packed = torch.empty(rows, 2 * a, dtype=STATS_DTYPE, device=labels.device)
+        for start in range(0, len(x), rows):
+            chunk = x[start : start + rows]
+            buf = packed[: len(chunk)]
+            buf[:, :a].copy_(chunk)
+            torch.mul(buf[:, :a], buf[:, :a], out=buf[:, a:])
+            sums.index_add_(0, slot[start : start + rows], buf)
+        return torch.cat([counts, sums], 1)[:c]
 
     @torch.no_grad()
     def update(self, features: Tensor, labels: Tensor) -> None:
@@ -141,7 +134,7 @@ class ClassFeatureStatistics(nn.Module):
     def update_from_maps(self, features: Tensor, labels: Tensor) -> None:
         """``update`` from maps: features (B, A, h, w), labels (B, h, w) at the same resolution.
 
-        The pixels are taken in (b, y, x) order, one image's (h * w, A) float64 block at a time.
+        The pixels are taken in (b, y, x) order; channels-last maps are read without a copy.
         """
         if features.dim() != 4 or labels.shape != (features.shape[0], *features.shape[2:]):
             raise ValueError(
@@ -155,13 +148,8 @@ class ClassFeatureStatistics(nn.Module):
             )
         flat = labels.to(self.mean.device).reshape(-1)
         self._check_labels(flat)
-        chunks = (
-            image.permute(1, 2, 0)
-            .to(STATS_DTYPE, memory_format=torch.contiguous_format)
-            .reshape(-1, self.channels)
-            for image in features.detach().to(self.mean.device)
-        )
-        self._merge_batch(self._sums(chunks, flat))
+        pixels = features.detach().to(self.mean.device).permute(0, 2, 3, 1)  # a view if NHWC
+        self._merge_batch(self.batch_sums(pixels.reshape(-1, self.channels), flat))
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, channels={self.channels}"
