@@ -13,7 +13,6 @@ used for the batch variance also need the headroom. The tables are tiny (C x A).
 
 from __future__ import annotations
 
-
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
