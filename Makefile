@@ -22,18 +22,18 @@ run: $(STAMP)  ## full default pipeline on the embedded synthetic dataset
 	$(BIN)/kedro run $(ARGS)
 
 test: $(STAMP)  ## format check + lint + the whole test suite (CPU only, no network)
-	$(BIN)/ruff format --check src tests scripts
-	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts benchmarks
+	$(BIN)/ruff check src tests scripts benchmarks
 	$(BIN)/python -m pytest $(ARGS)
 
 bench: $(STAMP)  ## MKD step benchmark (prints overhead_ratio last)
-	$(BIN)/python -m mkdseg.bench $(ARGS)
+	$(BIN)/python benchmarks/bench.py $(ARGS)
 
 viz: $(STAMP)
 	$(BIN)/kedro viz run
 
 mlflow-ui: $(STAMP)  ## MLflow UI; prints the address of the mkdseg runs on the training view
-	@$(BIN)/python -m mkdseg.mlflow_ui
+	@$(BIN)/python -m mkdseg.tracking.mlflow_ui
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
 
 clean-data:  ## remove generated data, checkpoints and the tracking store

@@ -21,12 +21,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mkdseg.bench import conf_base_training
 from mkdseg.core.acquisition import ScoreSettings
 from mkdseg.core.architectures import make_network
 from mkdseg.core.config import ModelConfig
 from mkdseg.core.export import TRAINING_ONLY_KEYS, make_networks_bundle
 from mkdseg.labelling import score_unlabeled
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from bench import conf_base_training  # noqa: E402  (needs the path above)
 
 DISTINCT = 200
 CLASSES = 5  # the texture set's

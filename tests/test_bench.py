@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
+import bench  # benchmarks/bench.py (pytest's pythonpath)
 import pytest
 import torch
 
-from mkdseg import bench
 from mkdseg.core import runtime
 
 TINY = {"backbone": "resnet18", "channels": 8, "crop": 32, "batch": 2, "classes": 3}

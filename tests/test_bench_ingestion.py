@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import bench_ingestion  # benchmarks/bench_ingestion.py (pytest's pythonpath)
 import pytest
-
-from mkdseg import bench_ingestion
 
 
 def test_both_passes_print_images_per_second(

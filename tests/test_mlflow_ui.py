@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mkdseg.mlflow_ui import main, training_view_url
+from mkdseg.tracking.mlflow_ui import main, training_view_url
 
 
 def test_training_view_url_selects_the_model_training_workflow() -> None:
@@ -38,7 +38,13 @@ def test_main_prints_the_experiment_address_or_says_how_to_create_it(
 
 
 @pytest.mark.parametrize(
-    "module", ["mkdseg.mlflow_ui", "mkdseg.hooks", "mkdseg.catalog", "mkdseg.run_naming"]
+    "module",
+    [
+        "mkdseg.tracking.mlflow_ui",
+        "mkdseg.tracking.hooks",
+        "mkdseg.catalog",
+        "mkdseg.tracking.run_naming",
+    ],
 )
 def test_each_module_imports_on_its_own(module: str) -> None:
     """No import cycle that only works when another module happened to load first."""

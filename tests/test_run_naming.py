@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
-from mkdseg.run_naming import (
+from mkdseg.tracking.run_naming import (
     consumed_groups,
     labels_phrase,
     labels_text,
@@ -12,6 +13,8 @@ from mkdseg.run_naming import (
     run_description,
     run_name,
 )
+
+from .conftest import PROJECT_ROOT
 
 PARAMS = {
     "dataset": {"source": "synthetic", "root": "data/01_raw/synthetic"},
@@ -178,8 +181,20 @@ def test_the_description_names_the_architecture_trained() -> None:
     assert "resnet18 DeepLabv3+" in run_description(["__default__"], {"training"}, PARAMS)
 
 
+def test_the_default_run_describes_the_architecture_conf_base_trains() -> None:
+    """The bug report: conf/base trains the dilated FCN, and its run said ``resnet18 DeepLabv3+``
+    (the backbone key is still in conf/base, for the other architecture)."""
+    conf = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_training.yml").read_text())
+    model = conf["training"]["model"]
+    assert model["architecture"] == "dilated_fcn"
+    params = {**PARAMS, "training": {**PARAMS["training"], "model": model}}
+    text = run_description(["__default__"], DEFAULT_GROUPS, params)
+    assert f"dilated FCN ({model['decoder_channels']} channels" in text
+    assert "DeepLab" not in text and model["backbone"] not in text
+
+
 def test_the_model_phrase_fills_defaults_and_names_unknown_architectures() -> None:
-    from mkdseg.run_naming import model_phrase
+    from mkdseg.tracking.run_naming import model_phrase
 
     assert model_phrase({}) == "resnet50 DeepLabv3+"  # ModelConfig's defaults
     assert model_phrase({"architecture": "dilated_fcn"}) == (

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mkdseg import tracking
 from mkdseg.catalog.paths import tracking_uri
+from mkdseg.tracking import conventions
 
 
 def test_flatten_params_nested_and_empty() -> None:
@@ -18,13 +18,13 @@ def test_flatten_params_nested_and_empty() -> None:
         "crop": [512, 512],
         "extra": {},
     }
-    assert tracking.flatten_params(params) == {
+    assert conventions.flatten_params(params) == {
         "training.method": "mkd",
         "training.optim.lr": 0.0025,
         "crop": [512, 512],
         "extra": {},
     }
-    assert tracking.flatten_params({"a": {"b": 1}}, sep="/") == {"a/b": 1}
+    assert conventions.flatten_params({"a": {"b": 1}}, sep="/") == {"a/b": 1}
 
 
 def test_node_params_picks_params_inputs_only() -> None:
@@ -33,53 +33,57 @@ def test_node_params_picks_params_inputs_only() -> None:
         "params:splits.labeled": 0.5,
         "manifest": pd.DataFrame({"id": ["a"]}),
     }
-    assert tracking.node_params(inputs) == {
+    assert conventions.node_params(inputs) == {
         "dataset.source": "synthetic",
         "dataset.synthetic.seed": 3,
         "splits.labeled": 0.5,
     }
-    assert tracking.node_params({"parameters": {"x": {"y": 1}}}) == {"x.y": 1}
+    assert conventions.node_params({"parameters": {"x": {"y": 1}}}) == {"x.y": 1}
 
 
 def test_truncate_and_param_strings() -> None:
-    assert tracking.truncate("abcdef", 10) == "abcdef"
-    assert tracking.truncate("abcdefghijkl", 8) == "abcde..."
-    assert tracking.param_strings({"a": 1.5, "b": "x" * 20}, limit=10) == {
+    assert conventions.truncate("abcdef", 10) == "abcdef"
+    assert conventions.truncate("abcdefghijkl", 8) == "abcde..."
+    assert conventions.param_strings({"a": 1.5, "b": "x" * 20}, limit=10) == {
         "a": "1.5",
         "b": "xxxxxxx...",
     }
 
 
 def test_sanitize_key() -> None:
-    assert tracking.sanitize_key("val/mIoU whole:1.a-b") == "val/mIoU whole:1.a-b"
-    assert tracking.sanitize_key("iou[cat]@0.5") == "iou_cat__0.5"
-    assert tracking.pick_metrics("x_metrics", {"iou[cat]": 1}) == {"iou_cat_": 1.0}
+    assert conventions.sanitize_key("val/mIoU whole:1.a-b") == "val/mIoU whole:1.a-b"
+    assert conventions.sanitize_key("iou[cat]@0.5") == "iou_cat__0.5"
+    assert conventions.pick_metrics("x_metrics", {"iou[cat]": 1}) == {"iou_cat_": 1.0}
 
 
 def test_pick_metrics_keeps_numbers_of_metrics_outputs() -> None:
     data = {"n_train": 8, "mIoU": np.float32(0.5), "ok": True, "name": "x"}
-    assert tracking.pick_metrics("ingestion_metrics", data) == {"n_train": 8.0, "mIoU": 0.5}
-    assert tracking.pick_metrics("ingestion_stats", data) == {}
-    assert tracking.pick_metrics("val_metrics", [1, 2]) == {}
+    assert conventions.pick_metrics("ingestion_metrics", data) == {"n_train": 8.0, "mIoU": 0.5}
+    assert conventions.pick_metrics("ingestion_stats", data) == {}
+    assert conventions.pick_metrics("val_metrics", [1, 2]) == {}
 
 
 def test_history_points_every_numeric_column() -> None:
     history = pd.DataFrame(
         {"step": [0, 10], "loss": [1.0, float("nan")], "lr": [0.1, 0.05], "phase": ["a", "b"]}
     )
-    assert tracking.is_history("train_history", history)
-    assert not tracking.is_history("train_history", history.drop(columns="step"))
-    assert not tracking.is_history("train_log", history)
-    assert tracking.history_points(history) == [("loss", 1.0, 0), ("lr", 0.1, 0), ("lr", 0.05, 10)]
+    assert conventions.is_history("train_history", history)
+    assert not conventions.is_history("train_history", history.drop(columns="step"))
+    assert not conventions.is_history("train_log", history)
+    assert conventions.history_points(history) == [
+        ("loss", 1.0, 0),
+        ("lr", 0.1, 0),
+        ("lr", 0.05, 10),
+    ]
     with pytest.raises(ValueError, match="'step' column"):
-        tracking.history_points(history.drop(columns="step"))
+        conventions.history_points(history.drop(columns="step"))
 
 
 def test_chunked() -> None:
-    assert tracking.chunked(list(range(5)), 2) == [[0, 1], [2, 3], [4]]
-    assert tracking.chunked([], 3) == []
+    assert conventions.chunked(list(range(5)), 2) == [[0, 1], [2, 3], [4]]
+    assert conventions.chunked([], 3) == []
     with pytest.raises(ValueError, match="chunk size"):
-        tracking.chunked([1], 0)
+        conventions.chunked([1], 0)
 
 
 class _Fake:
@@ -88,16 +92,16 @@ class _Fake:
 
 
 def test_dataset_local_path_conventions() -> None:
-    assert tracking.dataset_local_path(_Fake(_filepath=PurePosixPath("/d/m.csv"))) == Path(
+    assert conventions.dataset_local_path(_Fake(_filepath=PurePosixPath("/d/m.csv"))) == Path(
         "/d/m.csv"
     )
-    assert tracking.dataset_local_path(_Fake(filepath="/d/x")) == Path("/d/x")
-    assert tracking.dataset_local_path(_Fake(_filepath="b/m.csv", _protocol="s3")) is None
-    assert tracking.dataset_local_path(_Fake(data=1)) is None
+    assert conventions.dataset_local_path(_Fake(filepath="/d/x")) == Path("/d/x")
+    assert conventions.dataset_local_path(_Fake(_filepath="b/m.csv", _protocol="s3")) is None
+    assert conventions.dataset_local_path(_Fake(data=1)) is None
     versioned = _Fake(
         _filepath=PurePosixPath("/d/m.csv"), _version=object(), resolve_save_version=lambda: "v1"
     )
-    assert tracking.dataset_local_path(versioned) == Path("/d/m.csv/v1/m.csv")
+    assert conventions.dataset_local_path(versioned) == Path("/d/m.csv/v1/m.csv")
 
 
 def test_tracking_uri_anchors_relative_sqlite_paths(tmp_path: Path) -> None:
@@ -118,27 +122,27 @@ def test_pick_params_flattens_params_outputs_only() -> None:
         "training": {"method": "mkd", "seed": 2},
         "splits": {"labeled": 0.0625},
     }
-    assert tracking.pick_params("comparison.mkd_1_16.seed_2.evaluation_params", identity) == {
+    assert conventions.pick_params("comparison.mkd_1_16.seed_2.evaluation_params", identity) == {
         "variant": "mkd_1_16",
         "training.method": "mkd",
         "training.seed": "2",
         "splits.labeled": "0.0625",
     }
-    assert tracking.pick_params("run_identity", identity) == {}
-    assert tracking.pick_params("x_params", ["not", "a", "dict"]) == {}
+    assert conventions.pick_params("run_identity", identity) == {}
+    assert conventions.pick_params("x_params", ["not", "a", "dict"]) == {}
 
 
 def test_parent_metric_keys_carry_the_namespace() -> None:
-    assert tracking.parent_metric_keys({"val_mIoU_whole": 0.5}, None) == {"val_mIoU_whole": 0.5}
-    assert tracking.parent_metric_keys({"val_mIoU_whole": 0.5}, "comparison.sup_1_16.seed_0") == {
-        "comparison.sup_1_16.seed_0.val_mIoU_whole": 0.5
-    }
+    assert conventions.parent_metric_keys({"val_mIoU_whole": 0.5}, None) == {"val_mIoU_whole": 0.5}
+    assert conventions.parent_metric_keys(
+        {"val_mIoU_whole": 0.5}, "comparison.sup_1_16.seed_0"
+    ) == {"comparison.sup_1_16.seed_0.val_mIoU_whole": 0.5}
 
 
 def test_runner_label_reads_like_a_class_name() -> None:
     from kedro.runner import SequentialRunner
 
-    from mkdseg.tracking import runner_label
+    from mkdseg.tracking.conventions import runner_label
 
     repr_text = "<kedro.runner.sequential_runner.SequentialRunner object at 0x7f1727d4a710>"
     assert runner_label(repr_text) == "SequentialRunner"

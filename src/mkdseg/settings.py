@@ -14,8 +14,8 @@ from __future__ import annotations
 from kedro.config import OmegaConfigLoader
 
 from mkdseg.catalog.paths import resolve_path, tracking_uri
-from mkdseg.hooks import MkdsegTrackingHook, RunNameHook
 from mkdseg.pipelines.comparison.shape import ComparisonShapeHook
+from mkdseg.tracking.hooks import MkdsegTrackingHook, RunNameHook
 from mkdseg.warning_filters import silence_known_third_party_warnings
 
 silence_known_third_party_warnings()

@@ -207,7 +207,7 @@ class MlflowRunsDataset(AbstractDataset):
 def with_run_link(report: dict[str, Any]) -> dict[str, Any]:
     """The report's content with the MLflow run it belongs to (id and UI page) in its summary,
     when a run is active (the parent run of a ``kedro run``); nodes do not know it."""
-    from mkdseg.mlflow_ui import DEFAULT_BASE_URL, run_url  # it imports mkdseg.catalog
+    from mkdseg.tracking.mlflow_ui import DEFAULT_BASE_URL, run_url  # it imports mkdseg.catalog
 
     run = mlflow.active_run()
     if run is None:

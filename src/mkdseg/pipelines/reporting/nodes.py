@@ -13,7 +13,7 @@ from mkdseg.labelling import SHARE_PREFIX, Proposals
 from mkdseg.pipelines.comparison.summary import comparison_table
 from mkdseg.reporting.prediction_grid import proposal_grid
 from mkdseg.reporting.report import ToLabel
-from mkdseg.run_naming import labels_phrase
+from mkdseg.tracking.run_naming import labels_phrase
 
 METRIC = "val_mIoU_{mode}"
 PER_CLASS_METRIC = (

@@ -1,9 +1,9 @@
 """Benchmark an MKD training step against the passes it is made of.
 
-    python -m mkdseg.bench                 # on a CPU: conf/base's setting (texture preset)
-    python -m mkdseg.bench --preset gpu    # ResNet-101 DeepLabv3+, 512x512, 8+8 images
-    python -m mkdseg.bench --profile 15    # ... and torch.profiler's top 15 ops of one step
-    python -m mkdseg.bench --compare channels_last fused_sgd compile   # step variants
+    .venv/bin/python benchmarks/bench.py                # on a CPU: conf/base's setting (texture)
+    .venv/bin/python benchmarks/bench.py --preset gpu   # ResNet-101 DeepLabv3+, 512x512, 8+8 images
+    .venv/bin/python benchmarks/bench.py --profile 15   # ... and torch.profiler's top 15 ops
+    .venv/bin/python benchmarks/bench.py --compare channels_last fused_sgd compile   # step variants
 
 In one run it times, interleaved and by median (these machines are noisy): the whole MKD step
 (augmentation, EMA, four networks, feature augmentation, losses, optimizer); the students'
@@ -30,8 +30,6 @@ from pathlib import Path
 
 import torch
 
-from mkdseg.bench_loader import bench_loader
-from mkdseg.bench_variants import VARIANTS
 from mkdseg.core.config import config_from_dict
 from mkdseg.core.consistency import peers_from_unmixed
 from mkdseg.core.flops import count_flops, matmul_peak
@@ -46,7 +44,16 @@ from mkdseg.core.runtime import (
 from mkdseg.core.trainer import Trainer
 from mkdseg.core.views import Batch, make_views
 
-TRAINING_YAML = Path(__file__).resolve().parents[2] / "conf" / "base" / "parameters_training.yml"
+# A developer tool outside the package: its helpers sit beside it, whether it runs by path or a
+# test or script imports it.
+BENCHMARKS = Path(__file__).resolve().parent
+if str(BENCHMARKS) not in sys.path:
+    sys.path.insert(0, str(BENCHMARKS))
+
+from bench_loader import bench_loader  # noqa: E402  (needs the path above)
+from bench_variants import VARIANTS  # noqa: E402
+
+TRAINING_YAML = BENCHMARKS.parent / "conf" / "base" / "parameters_training.yml"
 
 PRESETS = {
     # The CPU setting before issue 15: ResNet-18 DeepLabv3+ on the earlier 64 px shapes set.

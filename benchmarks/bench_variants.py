@@ -1,4 +1,4 @@
-"""Candidate speed-ups of the training step for ``mkdseg.bench --compare``, each applied to a
+"""Candidate speed-ups of the training step for ``bench.py --compare``, each applied to a
 built trainer; kept in the training code only where they pay."""
 
 from __future__ import annotations

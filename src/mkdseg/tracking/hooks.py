@@ -24,8 +24,8 @@ It also makes the experiment and the parent run say what they are:
 - the experiment gets tag ``mlflow.experimentKind = custom_model_development`` unless it
   has a kind already: MLflow's UI picks the model-training view instead of the GenAI overview
   by this tag where its *GenAI / Model training* switch is off; 3.17.2 builds the switch in
-  and follows it (``mkdseg.mlflow_ui`` prints the address of the training view);
-- the parent run is named after what it trained, ``mkd 1/16 seed 0`` (``mkdseg.run_naming``),
+  and follows it (``tracking.mlflow_ui`` prints the address of the training view);
+- the parent run is named after what it trained, ``mkd 1/16 seed 0`` (``tracking.run_naming``),
   before kedro-mlflow starts it (``RunNameHook``; renamed afterwards where that could not
   happen) instead of kedro-mlflow's default (the pipeline name), and gets a one-paragraph
   description (``mlflow.note.content``), completed with the headline metric at the end. A
@@ -56,7 +56,7 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from mkdseg import mlflow_ui, run_naming, tracking
+from mkdseg.tracking import conventions, mlflow_ui, run_naming
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class MkdsegTrackingHook:
         self._name_parent(run_params, pipeline, catalog)
         if "runner" in run_params:  # kedro-mlflow tags the runner object's repr
             self._client.set_tag(
-                self._parent_id, RUNNER_TAG, tracking.runner_label(run_params["runner"])
+                self._parent_id, RUNNER_TAG, conventions.runner_label(run_params["runner"])
             )
 
     @hook_impl(trylast=True)  # after kedro-mlflow has ended the parent run
@@ -157,7 +157,7 @@ class MkdsegTrackingHook:
         metrics = self._client.get_run(self._parent_id).data.metrics
         url = mlflow_ui.run_url(mlflow_ui.DEFAULT_BASE_URL, self._experiment_id, self._parent_id)
         headline = run_naming.HEADLINE_METRIC.format(mode=mode)
-        for line in tracking.closing_lines(headline, metrics, report, url):
+        for line in conventions.closing_lines(headline, metrics, report, url):
             logger.info(line)
 
     def _mark_experiment_kind(self) -> None:
@@ -213,7 +213,9 @@ class MkdsegTrackingHook:
     ) -> None:
         if self._client is None or self._parent_id is None:
             return
-        message = tracking.truncate(f"{type(error).__name__}: {error}", tracking.MAX_TAG_LENGTH)
+        message = conventions.truncate(
+            f"{type(error).__name__}: {error}", conventions.MAX_TAG_LENGTH
+        )
         for name in list(self._children):  # e.g. a save that failed after the node ran
             child = self._children[name]
             self._client.set_tag(child.run_id, ERROR_TAG, message)
@@ -240,7 +242,9 @@ class MkdsegTrackingHook:
         }
         run = self._client.create_run(self._experiment_id, tags=tags, run_name=node.name)
         self._children[node.name] = _ChildRun(run.info.run_id, time.perf_counter())
-        self._log_params(run.info.run_id, tracking.param_strings(tracking.node_params(inputs)))
+        self._log_params(
+            run.info.run_id, conventions.param_strings(conventions.node_params(inputs))
+        )
 
     @hook_impl
     def after_node_run(self, node: Node, catalog: CatalogProtocol, outputs: dict[str, Any]) -> None:
@@ -249,15 +253,15 @@ class MkdsegTrackingHook:
             return
         child.unsaved = set(outputs)
         for name, data in outputs.items():
-            metrics = tracking.pick_metrics(name, data)
+            metrics = conventions.pick_metrics(name, data)
             if metrics:
                 self._log_metrics(child.run_id, metrics)
                 self._log_metrics(
-                    self._parent_id, tracking.parent_metric_keys(metrics, node.namespace)
+                    self._parent_id, conventions.parent_metric_keys(metrics, node.namespace)
                 )
-            if params := tracking.pick_params(name, data):
+            if params := conventions.pick_params(name, data):
                 self._log_params(child.run_id, params)
-            if tracking.is_history(name, data):
+            if conventions.is_history(name, data):
                 self._log_history(child.run_id, data)
             if self._local_path(name) is not None:
                 child.pending_artifacts.add(name)
@@ -295,7 +299,9 @@ class MkdsegTrackingHook:
         child = self._children.get(node.name)
         if child is None:
             return
-        message = tracking.truncate(f"{type(error).__name__}: {error}", tracking.MAX_TAG_LENGTH)
+        message = conventions.truncate(
+            f"{type(error).__name__}: {error}", conventions.MAX_TAG_LENGTH
+        )
         self._client.set_tag(child.run_id, ERROR_TAG, message)
         self._log_metrics(child.run_id, {NODE_SECONDS_METRIC: time.perf_counter() - child.started})
         self._finish(node.name, FAILED)
@@ -319,24 +325,25 @@ class MkdsegTrackingHook:
     def _local_path(self, dataset_name: str) -> Path | None:
         if self._catalog is None or dataset_name not in self._catalog:
             return None
-        return tracking.dataset_local_path(self._catalog.get(dataset_name))
+        return conventions.dataset_local_path(self._catalog.get(dataset_name))
 
     def _log_params(self, run_id: str, params: dict[str, str]) -> None:
-        for batch in tracking.chunked(list(params.items()), tracking.PARAMS_PER_BATCH):
+        for batch in conventions.chunked(list(params.items()), conventions.PARAMS_PER_BATCH):
             self._client.log_batch(run_id, params=[Param(k, v) for k, v in batch])
 
     def _log_metrics(self, run_id: str, values: dict[str, float]) -> None:
         now = int(time.time() * 1000)
         metrics = [Metric(key, value, now, 0) for key, value in values.items()]
-        for batch in tracking.chunked(metrics, tracking.METRICS_PER_BATCH):
+        for batch in conventions.chunked(metrics, conventions.METRICS_PER_BATCH):
             self._client.log_batch(run_id, metrics=batch)
 
     def _log_history(self, run_id: str, history: Any) -> None:
         now = int(time.time() * 1000)
         points = [
-            Metric(key, value, now, step) for key, value, step in tracking.history_points(history)
+            Metric(key, value, now, step)
+            for key, value, step in conventions.history_points(history)
         ]
-        for batch in tracking.chunked(points, tracking.METRICS_PER_BATCH):
+        for batch in conventions.chunked(points, conventions.METRICS_PER_BATCH):
             self._client.log_batch(run_id, metrics=batch)
 
 

@@ -1,4 +1,4 @@
-"""Data-loader throughput for ``mkdseg.bench``: random JPEGs and palette masks, larger than the
+"""Data-loader throughput for ``bench.py``: random JPEGs and palette masks, larger than the
 crop as real images are, decoded and cropped by the training loaders."""
 
 from __future__ import annotations

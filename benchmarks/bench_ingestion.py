@@ -1,6 +1,6 @@
 """Ingestion benchmark: a folder with a few masked images and a large unlabeled pool.
 
-    .venv/bin/python -m mkdseg.bench_ingestion [--unlabeled 20000] [--size 512] [--dir DIR]
+    .venv/bin/python benchmarks/bench_ingestion.py [--unlabeled 20000] [--size 512] [--dir DIR]
 
 Writes (once; reused while its stamp matches) ``--masked`` images with masks in ``images/`` and
 ``masks/``, ``--unmasked`` images without masks beside them and ``--unlabeled`` JPEGs of

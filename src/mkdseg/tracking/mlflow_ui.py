@@ -7,7 +7,7 @@ starts on *GenAI* (traces, token usage, an assistant). The address printed here 
 training view with the UI's ``workflowType`` query parameter; clicking *Model training* once
 makes the browser remember it. ``make mlflow-ui`` prints it before starting the UI.
 
-    python -m mkdseg.mlflow_ui [--tracking-uri URI] [--experiment NAME] [--base-url URL]
+    python -m mkdseg.tracking.mlflow_ui [--tracking-uri URI] [--experiment NAME] [--base-url URL]
 """
 
 from __future__ import annotations
