@@ -8,6 +8,7 @@ so no data folder is needed; ``--start`` puts the steps past the consistency ram
 
     .venv/bin/python scripts/step_fingerprint.py --steps 150           # seconds, state_sha256
     .venv/bin/python scripts/step_fingerprint.py --steps 150 --no-heap-reuse   # glibc's default
+    .venv/bin/python scripts/step_fingerprint.py --steps 50 --method cps       # another method
 
 The hash depends on the torch build, the thread count and the CPU's kernels.
 """
@@ -39,6 +40,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--start", type=int, default=700, help="iteration before the first step")
     p.add_argument("--seed", type=int, default=0, help="seed of the random batches")
+    p.add_argument("--method", default=None, help="training.method (default: conf/base's)")
     p.add_argument("--no-heap-reuse", action="store_true", help="skip keep_freed_memory_in_heap")
     return p.parse_args()
 
@@ -73,6 +75,7 @@ def main() -> None:
     if args.no_heap_reuse:
         trainer_module.keep_freed_memory_in_heap = lambda: False
     training = yaml.safe_load(TRAINING_YAML.read_text())["training"]
+    training["method"] = args.method or training["method"]
     trainer = Trainer(trainer_config(training), NUM_CLASSES)
     trainer.iteration = args.start
     g = torch.Generator().manual_seed(args.seed)

@@ -1,4 +1,4 @@
-"""The README's Code layout names every module of src/mkdseg, and only modules that exist."""
+"""The Code layout (docs/usage.md) names every module of src/mkdseg, and only modules that exist."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import re
 from .conftest import PROJECT_ROOT
 
 PACKAGE = PROJECT_ROOT / "src" / "mkdseg"
+LAYOUT_DOCUMENT = PROJECT_ROOT / "docs" / "usage.md"  # its "## Code layout" section
 PIPELINE_MODULES = {"nodes.py", "pipeline.py"}  # every pipeline has both
 
 
 def _layout_block() -> str:
-    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Code layout", 1)[1].split("\n## ", 1)[0]
+    document = LAYOUT_DOCUMENT.read_text(encoding="utf-8")
+    section = document.split("## Code layout", 1)[1].split("\n## ", 1)[0]
     return section.split("```", 2)[1]
 
 
@@ -35,13 +36,13 @@ def test_every_module_is_named_in_the_code_layout() -> None:
             named = parts[-1] in words
         if not named:
             missing.append(module)
-    assert not missing, f"README Code layout does not name: {missing}"
+    assert not missing, f"docs/usage.md Code layout does not name: {missing}"
 
 
 def test_the_code_layout_names_no_module_that_does_not_exist() -> None:
     existing = {module.rsplit("/", 1)[-1] for module in _modules()}
     named = set(re.findall(r"\b\w+\.py\b", _layout_block()))
-    assert named <= existing, f"README Code layout names missing modules: {named - existing}"
+    assert named <= existing, f"docs/usage.md Code layout names missing modules: {named - existing}"
 
 
 def test_every_package_folder_is_named() -> None:

@@ -24,7 +24,7 @@ from mkdseg.core.trainer import Trainer
 from .conftest import TINY_CLASSES, tiny_config
 
 
-@pytest.mark.parametrize("method", ["supervised", "mean_teacher", "cps", "mkd"])
+@pytest.mark.parametrize("method", ["supervised", "mean_teacher", "cps", "mkd", "unimatch"])
 def test_every_method_trains(method, tiny_data):
     cfg = tiny_config(method, iterations=2)
     trainer = Trainer(cfg, TINY_CLASSES)
@@ -51,10 +51,12 @@ def test_every_method_trains(method, tiny_data):
             "target_alignment",
             "kept_share_st_background",
         },
+        "unimatch": {"loss_s1", "loss_s2", "loss_fp", "confident_share"},
     }[method]
     assert expected <= set(last)
-    assert ("target_alignment" in last) == (method != "supervised")
-    assert len(trainer.nets.students) == (1 if method in ("supervised", "mean_teacher") else 2)
+    assert ("target_alignment" in last) == (method not in ("supervised", "unimatch"))
+    single = ("supervised", "mean_teacher", "unimatch")
+    assert len(trainer.nets.students) == (1 if method in single else 2)
     assert set(result.student) == set(trainer.nets.students[0].state_dict())
 
 

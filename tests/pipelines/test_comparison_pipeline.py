@@ -193,7 +193,7 @@ def test_env_option_and_variable_build_the_same_pipeline(
     with_variable = _comparison_nodes(tmp_path)
     assert with_option == with_variable
     assert _runs(with_option) == {f"comparison.{v}.seed_0" for v in VARIANTS}
-    assert len(_runs(base)) == 20 and "comparison.mkd_1_16.seed_2.train" in base
+    assert len(_runs(base)) == 23 and "comparison.mkd_1_16.seed_2.train" in base
     assert "comparison.mkd_1_8.seed_0.train" in base  # the second budget runs seed 0 only
     assert "comparison.mkd_1_8.seed_2.train" not in base
     more_seeds = _comparison_nodes(tmp_path, comparison={"seeds": [0, 1]})  # like --params

@@ -4,7 +4,7 @@ The dataclass defaults are the only defaults (the MKD release, ``MKD_SPEC.md``; 
 where a value comes from) and the parameters override them; each dataclass checks its values
 when built (``core/fields.py``). Layout of the ``training`` block: ``method`` names the method;
 the switches every method shares are under ``consistency``, a method's own under ``<method>``
-(only the chosen method's block is used, layered by ``core/methods.py``); ``model``, ``optim``
+(only the chosen method's block is used, layered by ``core/methods/``); ``model``, ``optim``
 and ``augment`` are sub-blocks; the rest are top-level. ``config_to_dict`` writes the same
 layout as plain data (checkpoints, torchrun job files), every switch in the method's own block.
 """
@@ -201,7 +201,7 @@ class TrainConfig:
             (self.threads is None or self.threads >= 1, "threads must be >= 1 or null"),
         )
 
-    # What the method's record (core/methods.py) says, for the trainer.
+    # What the method's record (core/methods/) says, for the trainer.
     @property
     def num_students(self) -> int:
         return METHODS[self.method.name].students
@@ -213,6 +213,15 @@ class TrainConfig:
     @property
     def uses_unlabeled(self) -> bool:
         return METHODS[self.method.name].unlabeled
+
+    @property
+    def strong_views(self) -> int:
+        return METHODS[self.method.name].strong_views
+
+    @property
+    def uses_estimators(self) -> bool:
+        """Student feature statistics: for feature augmentation of a method's targets."""
+        return self.uses_unlabeled and METHODS[self.method.name].estimators
 
 
 def _build(

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from mkdseg.core.feature_perturbation import with_perturbed
 from mkdseg.core.model import SegOutput, conv_bn_relu
 
 FCN_STRIDE = 4  # two stride-2 convolutions: the decoder resolution of DeepLabv3+
@@ -69,6 +70,9 @@ class DilatedFCN(nn.Module):
         """Every part: no pretrained checkpoint covers this network."""
         return [self.stem, self.down, self.body, self.head, self.classifier]
 
-    def forward(self, x: Tensor) -> SegOutput:
-        features = self.head(self.body(self.down(self.stem(x))))
+    def forward(self, x: Tensor, perturb: float = 0.0) -> SegOutput:
+        """``perturb`` > 0: the head also runs on the body's features with channel dropout
+        ``perturb``, outputs over ``[clean; perturbed]`` (``core/feature_perturbation.py``)."""
+        encoded = with_perturbed(self.body(self.down(self.stem(x))), perturb)
+        features = self.head(encoded)
         return SegOutput(self.classifier(features), features)

@@ -16,6 +16,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
+from mkdseg.core.feature_perturbation import with_perturbed
+
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 OUTPUT_STRIDES = (8, 16)
 ASPP_RATES = (6, 12, 18)  # DeepLabv3+ at output stride 16 (spec §6); doubled at stride 8
@@ -178,8 +180,10 @@ class DeepLabV3Plus(nn.Module):
         """The parts never covered by a pretrained checkpoint."""
         return [self.aspp, self.low_level, self.decoder, self.classifier]
 
-    def forward(self, x: Tensor) -> SegOutput:
-        low, high = self.backbone(x)
+    def forward(self, x: Tensor, perturb: float = 0.0) -> SegOutput:
+        """``perturb`` > 0: the decoder also runs on the backbone's features with channel dropout
+        ``perturb``, outputs over ``[clean; perturbed]`` (``core/feature_perturbation.py``)."""
+        low, high = (with_perturbed(f, perturb) for f in self.backbone(x))
         context = F.interpolate(
             self.aspp(high), size=low.shape[-2:], mode="bilinear", align_corners=False
         )

@@ -27,9 +27,12 @@ class NetworkPair(nn.Module):
         super().__init__()
         self.nets = nn.ModuleList(nets)
 
-    def forward(self, *views: Tensor) -> list[SegOutput]:
+    def forward(self, *views: Tensor, perturb: float = 0.0) -> list[SegOutput]:
         """Every member on each view in its own pass (BatchNorm statistics per view), outputs
-        concatenated along the batch."""
+        concatenated along the batch; ``perturb`` > 0 adds each pass's feature-perturbed stream
+        (``[clean; perturbed]`` per pass, ``core/feature_perturbation.py``)."""
+        if perturb:
+            return [_concat_outputs([net(x, perturb) for x in views]) for net in self.nets]
         return [_concat_outputs([net(x) for x in views]) for net in self.nets]
 
 
@@ -76,7 +79,7 @@ class Networks:
         if self.teacher_pair is not None:
             self.teacher_pair.requires_grad_(False)
         self._place(device, memory_format)
-        self.student_stats = self._estimators(num_classes, device, cfg.uses_unlabeled)
+        self.student_stats = self._estimators(num_classes, device, cfg.uses_estimators)
         self.teacher_stats = self._estimators(num_classes, device, self.teacher_pair is not None)
 
     def _estimators(

@@ -36,6 +36,7 @@ from mkdseg.core.consistency import branches, consistency, peers_from_unmixed
 from mkdseg.core.data import LabeledDataset, UnlabeledDataset, make_train_loader
 from mkdseg.core.image_io import MaskEncoding
 from mkdseg.core.losses import supervised_ce
+from mkdseg.core.methods import METHODS
 from mkdseg.core.networks import Networks
 from mkdseg.core.optimization import GuardedSGD
 from mkdseg.core.runtime import (
@@ -145,6 +146,8 @@ class Trainer:
     def _loss(self, views: Views, t: int) -> tuple[Tensor, Metrics]:
         """``L = CE_sup + ramp(t) * (w_st * L_st + w_ss * L_ss)`` (spec §4)."""
         cfg, m, nets = self.cfg, self.cfg.method, self.nets
+        if (own_loss := METHODS[m.name].loss) is not None:  # e.g. core/methods/unimatch.py
+            return own_loss(nets, views, m, t)
         x_l, y_l, u = views.labeled, views.labels, views.unlabeled
         if not cfg.uses_unlabeled:
             loss_sup = sum(supervised_ce(o.logits, y_l) for o in nets.student_pair(x_l))

@@ -9,7 +9,7 @@ photometric of ``x_u``, then the strong view), so a step replays from its seed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -30,6 +30,8 @@ class UnlabeledViews:
     mixed: Tensor  # x_mix = M * x_s + (1 - M) * x_s[pi] (x_s: the strong or the weak view)
     valid: Tensor  # (B_u, H, W) bool: image pixels, not the crop's padding
     mask: Tensor  # M (B_u, 1, H, W) float: 1 keeps the sample, 0 takes its partner
+    # Further strong views, each CutMix-ed with its own mask (UniMatch's second): (x_mix, M).
+    extra: list[tuple[Tensor, Tensor]] = field(default_factory=list)
 
 
 @dataclass
@@ -68,4 +70,20 @@ def make_views(
         strong = strong_augment(x_u, generator, cfg.augment.strong_weights, blur)
     x_w = normalize(weak).contiguous(memory_format=memory_format)
     x_mix = normalize(mix(strong, mask)).contiguous(memory_format=memory_format)
-    return Views(x_l, y_l, UnlabeledViews(x_w, x_mix, valid.bool(), mask))
+    extra = [
+        _strong_mixed(cfg, x_u, generator, blur, memory_format) for _ in range(cfg.strong_views - 1)
+    ]
+    return Views(x_l, y_l, UnlabeledViews(x_w, x_mix, valid.bool(), mask, extra))
+
+
+def _strong_mixed(
+    cfg: TrainConfig,
+    x_u: Tensor,
+    generator: torch.Generator,
+    blur: BlurRange,
+    memory_format: torch.memory_format,
+) -> tuple[Tensor, Tensor]:
+    """Another strong view of ``x_u`` with its own CutMix mask, drawn after the first view's."""
+    mask = box_mask(x_u.shape[0], x_u.shape[-2], x_u.shape[-1], generator, device=x_u.device)
+    strong = strong_augment(x_u, generator, cfg.augment.strong_weights, blur)
+    return normalize(mix(strong, mask)).contiguous(memory_format=memory_format), mask

@@ -1,9 +1,11 @@
-"""The four methods as data: one record each, and the switches (``MethodConfig``) they set.
+"""The methods as data: one record each, and the switches (``MethodConfig``) they set.
 
 The methods share one training step; a record says which networks a method trains, whether
 it uses unlabeled images, the switches that define it (``fixed``: its consistency terms and
 views, which nothing overrides) and its published values (``defaults``). Adding a method is
-adding a record to ``METHODS``; the configuration and the trainer read it.
+adding a record to ``METHODS`` and, when its loss is not the shared one of
+``core/consistency.py``, a file here with its ``loss`` (``unimatch.py``); the configuration and
+the trainer read the record.
 
 A method's switches, lowest first: ``MethodConfig``'s defaults (the MKD release,
 ``MKD_SPEC.md``), the record's published values, the block ``training.consistency`` (what
@@ -14,11 +16,12 @@ block that contradicts a fixed one is an error naming both.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from mkdseg.core.fields import check, choice
+from mkdseg.core.methods import unimatch
 from mkdseg.core.schedules import LAMBDA_SCHEDULES
 
 SHARED_BLOCK = "consistency"  # training.consistency: the switches every method shares
@@ -49,6 +52,11 @@ class Method:
     unlabeled: bool  # trains on unlabeled images
     fixed: Mapping[str, Any] = field(default_factory=dict)
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    strong_views: int = 1  # strong views of each unlabeled image, each CutMix-ed on its own
+    estimators: bool = True  # class feature statistics for feature augmentation
+    # The method's own loss(nets, views, method, t) -> (loss, metrics); None: the shared
+    # L = CE_sup + ramp(t) * (w_st * L_st + w_ss * L_ss) of core/consistency.py.
+    loss: Callable[..., Any] | None = None
 
     def switches(self, shared: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, Any]:
         """The method's switches from the shared block and its own block (see the module doc)."""
@@ -58,7 +66,7 @@ class Method:
                 block = self.name if key in own else SHARED_BLOCK
                 raise ValueError(
                     f"training.{block}.{key}: {user[key]!r} contradicts training.method: "
-                    f"{self.name}, which fixes {key}: {value!r} (core/methods.py); train method "
+                    f"{self.name}, which fixes {key}: {value!r} (core/methods/); train method "
                     "mkd with its switches to change it"
                 )
         return {**self.defaults, **user, **self.fixed, "name": self.name}
@@ -123,7 +131,21 @@ MKD = Method(
     teachers=True,
     unlabeled=True,
 )
-METHODS: dict[str, Method] = {m.name: m for m in (SUPERVISED, MEAN_TEACHER, CPS, MKD)}
+# UniMatch (core/methods/unimatch.py): one network taught by its own weak-view prediction on two
+# strong views and a feature-perturbed stream; threshold 0.95 over all valid pixels (published).
+UNIMATCH = Method(
+    "unimatch",
+    "UniMatch (weak-to-strong with two strong views and feature perturbation)",
+    students=1,
+    teachers=False,
+    unlabeled=True,
+    fixed={**NO_CONSISTENCY, "mixed_view": "strong"},
+    defaults={"confidence_threshold": 0.95, "threshold_average": "valid"},
+    strong_views=unimatch.STRONG_VIEWS,
+    estimators=False,
+    loss=unimatch.loss,
+)
+METHODS: dict[str, Method] = {m.name: m for m in (SUPERVISED, MEAN_TEACHER, CPS, MKD, UNIMATCH)}
 
 
 def method_named(name: str) -> Method:

@@ -1,0 +1,27 @@
+"""A feature-perturbed stream beside the clean one, in one pass (UniMatch's ``need_fp``).
+
+UniMatch (Yang et al., CVPR 2023) decodes the encoder's features twice: as they are and with
+channel dropout (``nn.Dropout2d(0.5)``), concatenated along the batch so the decoder (and its
+BatchNorm) sees both at once; the perturbed stream's prediction is then taught by the clean one.
+Each architecture calls ``with_perturbed`` on its encoder outputs when ``forward`` is given
+``perturb > 0``, and returns ``SegOutput`` over ``[clean; perturbed]`` (2B rows).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def with_perturbed(features: Tensor, p: float) -> Tensor:
+    """``[f; Dropout2d(p)(f)]`` along the batch; ``f`` itself when ``p`` is 0.
+
+    Dropout2d zeroes whole channels per image and scales the rest by 1/(1-p); it draws from
+    torch's global generator, which checkpoints save, so a resumed run replays it.
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"feature perturbation: dropout must be in [0, 1), got {p}")
+    if p == 0.0:
+        return features
+    return torch.cat([features, F.dropout2d(features, p, training=True)])
