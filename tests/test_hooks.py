@@ -19,15 +19,8 @@ from kedro.runner import SequentialRunner
 from mlflow.tracking import MlflowClient
 
 from mkdseg.catalog import JSONDataset, TableDataset
-from mkdseg.tracking.hooks import (
-    DESCRIPTION_TAG,
-    ERROR_TAG,
-    EXPERIMENT_KIND,
-    EXPERIMENT_KIND_TAG,
-    NAMESPACE_TAG,
-    NODE_SECONDS_METRIC,
-    MkdsegTrackingHook,
-)
+from mkdseg.tracking.hooks import ERROR_TAG, NAMESPACE_TAG, NODE_SECONDS_METRIC, MkdsegTrackingHook
+from mkdseg.tracking.parent_run import DESCRIPTION_TAG, EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 
 
 class _FolderDataset(MemoryDataset):
@@ -274,7 +267,7 @@ def test_the_console_ends_on_the_headline_the_report_and_the_run_page(
             node(write_report, "params:training", "report", name="report"),
         ]
     )
-    with caplog.at_level("INFO", logger="mkdseg.tracking.hooks"):
+    with caplog.at_level("INFO", logger="mkdseg.tracking.parent_run"):
         parent_id = _run(pipeline, catalog, experiment, run_name="__default__")
     last = [r.getMessage() for r in caplog.records][-3:]
     assert last[0] == "val_mIoU_whole: 0.4321"

@@ -15,7 +15,8 @@ from kedro.config import OmegaConfigLoader
 
 from mkdseg.catalog.paths import resolve_path, tracking_uri
 from mkdseg.pipelines.comparison.shape import ComparisonShapeHook
-from mkdseg.tracking.hooks import MkdsegTrackingHook, RunNameHook
+from mkdseg.tracking.hooks import MkdsegTrackingHook
+from mkdseg.tracking.parent_run import RunNameHook
 from mkdseg.warning_filters import silence_known_third_party_warnings
 
 silence_known_third_party_warnings()

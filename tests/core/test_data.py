@@ -13,7 +13,6 @@ from mkdseg.core.config import AugmentConfig
 from mkdseg.core.data import (
     EvalDataset,
     Geometry,
-    IterationSampler,
     LabeledDataset,
     UnlabeledDataset,
     eval_collate,
@@ -21,6 +20,7 @@ from mkdseg.core.data import (
     make_train_loader,
 )
 from mkdseg.core.image_io import MaskEncoding
+from mkdseg.core.sampling import IterationSampler
 
 
 def geometry(crop_size: int, **changes: object) -> Geometry:

@@ -11,16 +11,15 @@ from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
 from PIL import Image
 
-from mkdseg.reporting import figures
+from mkdseg.reporting import curves, figures
+from mkdseg.reporting.curves import ema_smooth, training_curves
 from mkdseg.reporting.figures import (
     FIGURE_DPI,
     comparison_chart,
     confusion_heatmap,
-    ema_smooth,
     figure_to_png_bytes,
     normalise_confusion,
     per_class_iou_chart,
-    training_curves,
 )
 
 NAMES = ["background", "cat", "dog", "person"]
@@ -145,8 +144,8 @@ def test_training_curves_one_panel_per_present_column() -> None:
     assert len(raw.get_xdata()) == len(steps) - 1
     np.testing.assert_allclose(smooth.get_ydata(), ema_smooth(raw.get_ydata()))
     width, height = _png_size(figure_to_png_bytes(fig))
-    assert width == 3 * figures.CURVE_PANEL_W_IN * FIGURE_DPI
-    assert height == figures.CURVE_PANEL_H_IN * FIGURE_DPI
+    assert width == 3 * curves.CURVE_PANEL_W_IN * FIGURE_DPI
+    assert height == curves.CURVE_PANEL_H_IN * FIGURE_DPI
 
 
 def test_training_curves_rejects_unusable_history() -> None:

@@ -24,7 +24,6 @@ from mkdseg.core.methods import (
     METHODS,
     MKD,
     SHARED_BLOCK,
-    SHARED_SWITCHES,
     SWITCHES,
     MethodConfig,
     method_named,
@@ -42,7 +41,6 @@ STRONG_OP_WEIGHTS = {
     "solarize": 0.1,
     "grayscale": 0.5,
 }
-FCN_ONLY_KEYS = ("architecture", "stem_channels", "dilations")  # ModelConfig keys of dilated_fcn
 TUPLE_FIELDS = ("scale_range", "aspp_rates", "dilations")  # lists in the parameters
 # Top-level keys that do not change what a run computes: a resumed run may differ in them.
 RESUME_INSENSITIVE = frozenset(
@@ -119,7 +117,7 @@ class AugmentConfig:
     hflip_prob: float = 0.5
     # Gaussian blur of the strong view: the release's (albumentations: kernel 3-7, sigma 0.1-2.0
     # px) holds for this crop side and scales with crop_size / blur_reference_crop; null: sigma
-    # 0.1-2.0 px and kernel 2*ceil(3 sigma)+1 at any crop (this project before issue 12).
+    # 0.1-2.0 px and kernel 2*ceil(3 sigma)+1 at any crop.
     blur_reference_crop: int | None = 512
     # Strong view (spec §2): op -> selection weight, the spec's by default. A parameter because
     # some domains forbid an op (e.g. grayscale where colour defines the class).
@@ -259,7 +257,6 @@ def config_from_dict(params: Mapping[str, Any]) -> TrainConfig:
     method = method_named(params.pop("method", MKD.name))
     shared = _switches(params.pop(SHARED_BLOCK, None), SHARED_BLOCK)
     blocks = {name: _switches(params.pop(name, None), name) for name in METHODS}
-    _reject_shared_in_mkd_block(blocks[MKD.name], method.name)
     own = blocks[method.name]
     parts = {
         "method": _build(MethodConfig, method.switches(shared, own), "training"),
@@ -269,18 +266,6 @@ def config_from_dict(params: Mapping[str, Any]) -> TrainConfig:
     }
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     return _build(TrainConfig, {**params, **parts}, "training", known | {SHARED_BLOCK, *METHODS})
-
-
-def _reject_shared_in_mkd_block(mkd_block: Mapping[str, Any], method: str) -> None:
-    """``training.mkd`` is read for method mkd only; until issue 13 it also held the settings
-    every method shares, so such a value left there for another method is an error rather than
-    silently ignored."""
-    misplaced = sorted(set(mkd_block) & SHARED_SWITCHES)
-    if method != MKD.name and misplaced:
-        raise ValueError(
-            f"training.mkd.{misplaced[0]} is read for method mkd only, and training.method is "
-            f"{method}; put the settings every method shares in training.{SHARED_BLOCK}"
-        )
 
 
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
@@ -294,11 +279,5 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
 
 def resume_identity(config: Mapping[str, Any]) -> dict[str, Any]:
     """What of a configuration (``config_to_dict``'s data) a run must share with a checkpoint to
-    resume from it: all but the keys that do not change what it computes. A DeepLabv3+ leaves
-    out the keys that only the dilated FCN reads, so its runs keep the identity (and the
-    checkpoints) they had before the FCN existed."""
-    identity = {key: value for key, value in config.items() if key not in RESUME_INSENSITIVE}
-    model = identity.get("model")
-    if isinstance(model, Mapping) and model.get("architecture", DEEPLAB) == DEEPLAB:
-        identity["model"] = {k: v for k, v in model.items() if k not in FCN_ONLY_KEYS}
-    return identity
+    resume from it: all but the keys that do not change what it computes."""
+    return {key: value for key, value in config.items() if key not in RESUME_INSENSITIVE}

@@ -4,12 +4,12 @@ Plain data in, plain data (figures, arrays, DataFrames, files) out: no Kedro, ML
 so a thin pipeline node can call these and tests can drive them with hand-made inputs.
 """
 
+from mkdseg.reporting.curves import training_curves
 from mkdseg.reporting.figures import (
     comparison_chart,
     confusion_heatmap,
     figure_to_png_bytes,
     per_class_iou_chart,
-    training_curves,
 )
 from mkdseg.reporting.markdown import to_markdown_table
 from mkdseg.reporting.prediction_grid import prediction_grid

@@ -37,40 +37,13 @@ HEATMAP_CMAP = "Blues"
 DARK_CELL_FRACTION = 0.5  # cells above this share of the colour range get white text
 NORMALISATIONS = ("true", "pred", "all", None)
 
-# Columns the training loop logs (step-indexed), in panel order, with their panel titles.
-CURVE_TITLES = {
-    "loss": "total loss",
-    "loss_sup": "supervised loss",
-    "loss_st": "student-teacher loss (L_st)",
-    "loss_ss": "student-student loss (L_ss)",
-    "lr": "learning rate",
-    "lambda": "feature-augmentation lambda",
-    "ema_momentum": "EMA momentum",
-    "teacher_confidence": "teacher confidence",
-    "confident_share": "confident pixel share",
-    "teacher_agreement": "teacher agreement",
-    "target_alignment": "CutMix target alignment on the grid",
-    "kept_share_st_background": "kept share, background targets",
-    "kept_share_st_objects": "kept share, object targets",
-    "images_per_s": "images / s",
-    # also logged by the trainer (beyond the brief's list): cheap to show, useful when debugging
-    "peak_memory_mb": "peak memory (MB; on a CPU the process's resident set)",
-    "nonfinite_skipped": "non-finite steps skipped (total)",
-}
-CURVE_COLUMNS = tuple(CURVE_TITLES)
-SMOOTHING = 0.6  # TensorBoard's default smoothing weight: light, keeps the trend visible
-CURVE_GRID_COLS = 3
-CURVE_PANEL_W_IN = 4.0
-CURVE_PANEL_H_IN = 2.6
-RAW_CURVE_ALPHA = 0.3
-
 GROUP_WIDTH = 0.8  # share of a label-budget slot taken by its bars
 COMPARISON_SLOT_IN = 1.2  # width per (budget, method) bar, before capping
 COMPARISON_HEIGHT_IN = 4.5
 HISTOGRAM_BINS = 50
 
 
-def _new_figure(width_in: float, height_in: float) -> Figure:
+def new_figure(width_in: float, height_in: float) -> Figure:
     """A pyplot-free figure with an Agg canvas attached (see the module docstring)."""
     fig = Figure(
         figsize=(min(width_in, MAX_FIGURE_SIDE_IN), min(height_in, MAX_FIGURE_SIDE_IN)),
@@ -101,7 +74,7 @@ def per_class_iou_chart(
     """Horizontal IoU bars with their values; absent classes (NaN) are marked, not drawn as 0."""
     names, values = _check_iou(class_names, iou)
     present = np.isfinite(values)
-    fig = _new_figure(
+    fig = new_figure(
         CHART_WIDTH_IN, max(MIN_CHART_HEIGHT_IN, BAR_HEIGHT_IN * len(names) + CHART_MARGIN_IN)
     )
     ax = fig.add_subplot()
@@ -164,7 +137,7 @@ def confusion_heatmap(
     values = normalise_confusion(counts, normalise)
     n = len(class_names)
     side = HEATMAP_CELL_IN * n + HEATMAP_MARGIN_IN
-    fig = _new_figure(side + 1.0, side)
+    fig = new_figure(side + 1.0, side)
     ax = fig.add_subplot()
     vmax = 1.0 if normalise is not None else max(float(values.max()), 1.0)
     image = ax.imshow(values, cmap=HEATMAP_CMAP, vmin=0.0, vmax=vmax, interpolation="nearest")
@@ -187,80 +160,6 @@ def _annotate_cells(ax: Axes, values: np.ndarray, vmax: float, integer: bool) ->
         ax.text(col, row, text, ha="center", va="center", color=colour, fontsize="x-small")
 
 
-def _finite(history: pd.DataFrame, column: str) -> np.ndarray:
-    values = pd.to_numeric(history[column], errors="coerce").to_numpy(dtype=np.float64)
-    return values[np.isfinite(values)]
-
-
-def curve_columns(history: pd.DataFrame) -> list[str]:
-    """The known training-curve columns of ``history`` that hold at least one finite number."""
-    return [c for c in CURVE_COLUMNS if c in history.columns and _finite(history, c).size]
-
-
-def constant_value(history: pd.DataFrame, column: str) -> float | None:
-    """The column's value when it never changed over the run (no step skipped, a kept share
-    that stayed 0), else None: such a column is said in one line, not drawn as a flat panel."""
-    finite = _finite(history, column)
-    if finite.size and finite.min() == finite.max():
-        return float(finite[0])
-    return None
-
-
-def ema_smooth(values: np.ndarray, weight: float = SMOOTHING) -> np.ndarray:
-    """Exponential moving average s_t = w s_{t-1} + (1 - w) x_t, s_0 = x_0 (TensorBoard style)."""
-    if not 0.0 <= weight < 1.0:
-        raise ValueError(f"smoothing weight must be in [0, 1), got {weight}")
-    series = pd.Series(np.asarray(values, dtype=np.float64))
-    return series.ewm(alpha=1.0 - weight, adjust=False).mean().to_numpy()
-
-
-def training_curves(
-    history: pd.DataFrame, columns: Sequence[str] | None = None, smoothing: float = SMOOTHING
-) -> Figure:
-    """One small panel per logged quantity: raw values faint, EMA-smoothed values on top."""
-    if "step" not in history.columns:
-        raise ValueError("training history needs a 'step' column (the optimiser iteration)")
-    columns = list(columns) if columns is not None else curve_columns(history)
-    missing = [c for c in columns if c not in history.columns]
-    if missing:
-        raise ValueError(
-            f"training history has no column(s) {missing}; it has {list(history.columns)}"
-        )
-    if not columns:
-        raise ValueError(f"training history has none of the curve columns {list(CURVE_COLUMNS)}")
-    constants = {c: v for c in columns if (v := constant_value(history, c)) is not None}
-    columns = [c for c in columns if c not in constants]
-    panels = len(columns) + (1 if constants else 0)
-    ncols = min(CURVE_GRID_COLS, panels)
-    nrows = -(-panels // ncols)
-    fig = _new_figure(CURVE_PANEL_W_IN * ncols, CURVE_PANEL_H_IN * nrows)
-    steps = pd.to_numeric(history["step"], errors="coerce").to_numpy(dtype=np.float64)
-    if constants:
-        _constants_panel(fig.add_subplot(nrows, ncols, panels), constants)
-    for index, column in enumerate(columns):
-        ax = fig.add_subplot(nrows, ncols, index + 1)
-        values = pd.to_numeric(history[column], errors="coerce").to_numpy(dtype=np.float64)
-        keep = np.isfinite(steps) & np.isfinite(values)
-        order = np.argsort(steps[keep], kind="stable")
-        x, y = steps[keep][order], values[keep][order]
-        ax.plot(x, y, color=BAR_COLOUR, alpha=RAW_CURVE_ALPHA, linewidth=1, label="raw")
-        if len(y):
-            ax.plot(x, ema_smooth(y, smoothing), color=BAR_COLOUR, linewidth=1.5, label="smoothed")
-        ax.set_title(CURVE_TITLES.get(column, column), fontsize="medium")
-        ax.set_xlabel("step", fontsize="small")
-        ax.grid(alpha=RAW_CURVE_ALPHA)
-    return fig
-
-
-def _constants_panel(ax: Axes, constants: dict[str, float]) -> None:
-    """One panel of text: the quantities that kept one value the whole run, and that value."""
-    lines = [f"{CURVE_TITLES.get(c, c)}: {v:.6g}" for c, v in constants.items()]
-    ax.axis("off")
-    ax.set_title("constant over the run", fontsize="medium")
-    ax.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize="small",
-            transform=ax.transAxes)  # fmt: skip
-
-
 def comparison_chart(table: pd.DataFrame, title: str = "mIoU by method and label budget") -> Figure:
     """Grouped bars (one group per label budget, one bar per variant, else per method) of mean
     mIoU with std error bars."""
@@ -276,7 +175,7 @@ def comparison_chart(table: pd.DataFrame, title: str = "mIoU by method and label
     series = "variant" if "variant" in table.columns else "method"
     methods = list(dict.fromkeys(table[series].astype(str)))
     width = GROUP_WIDTH / len(methods)
-    fig = _new_figure(
+    fig = new_figure(
         max(CHART_WIDTH_IN, COMPARISON_SLOT_IN * len(budgets) * len(methods)), COMPARISON_HEIGHT_IN
     )
     ax = fig.add_subplot()
@@ -307,7 +206,7 @@ def score_histogram(scores: np.ndarray, proposed: int, score_name: str) -> Figur
     scores = np.asarray(scores, dtype=float)
     if scores.size == 0:
         raise ValueError("score_histogram needs at least one score")
-    fig = _new_figure(CHART_WIDTH_IN, MIN_CHART_HEIGHT_IN)
+    fig = new_figure(CHART_WIDTH_IN, MIN_CHART_HEIGHT_IN)
     ax = fig.add_subplot()
     ax.hist(scores, bins=min(HISTOGRAM_BINS, max(1, scores.size)), color=BAR_COLOUR)
     if 0 < proposed <= scores.size:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +17,16 @@ import numpy as np
 import pandas as pd
 
 from mkdseg.core.atomic import atomic_write_bytes
-from mkdseg.reporting import figures
+from mkdseg.reporting import curves, figures
 from mkdseg.reporting.markdown import format_cells, to_markdown_table
 from mkdseg.reporting.prediction_grid import array_to_png_bytes
+from mkdseg.reporting.tables import (
+    METRIC_FORMAT,
+    mean_iou,
+    metrics_frame,
+    per_class_frame,
+    summary_frame,
+)
 
 REPORT_HTML = "report.html"
 SUMMARY_MD = "summary.md"
@@ -43,9 +49,7 @@ FIGURE_CAPTIONS = {
     "comparison": "Comparison across runs",
 }
 LABELLING_HEADING = "Which images to label next"
-METRIC_FORMAT = "{:.4f}"
 MIN_COMPARED_ROWS = 2
-SUMMARY_NUMBER_FORMAT = "{:.6g}"  # params like lr = 2.5e-3 keep their significant digits
 DEFAULT_TITLE = "mkdseg run report"
 STYLE = (
     "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
@@ -55,64 +59,6 @@ STYLE = (
     "img{max-width:100%;height:auto;border:1px solid #eee}"
     "figure{margin:0.5em 0 1.5em}figcaption{color:#555;font-size:0.9em}"
 )
-
-
-def _flatten(mapping: Mapping[str, object], prefix: str = "") -> dict[str, object]:
-    """Nested parameter dicts become dotted keys, the way MLflow shows params."""
-    flat: dict[str, object] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def _format_value(value: object) -> str:
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value))
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        return "n/a" if math.isnan(value) else SUMMARY_NUMBER_FORMAT.format(float(value))
-    if isinstance(value, list | tuple):
-        return ", ".join(_format_value(v) for v in value)
-    return str(value)
-
-
-def summary_frame(summary: Mapping[str, object]) -> pd.DataFrame:
-    """The run summary (method, split, key params) as a two-column text table."""
-    flat = _flatten(summary)
-    return pd.DataFrame(
-        {"parameter": list(flat), "value": [_format_value(v) for v in flat.values()]}
-    )
-
-
-def metrics_frame(metrics: Mapping[str, float]) -> pd.DataFrame:
-    """Metric name and value, values as fixed-precision text (so both outputs agree)."""
-    values = []
-    for name, value in metrics.items():
-        try:
-            number = float(value)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"metric {name!r} must be a number, got {value!r}") from error
-        values.append("n/a" if math.isnan(number) else METRIC_FORMAT.format(number))
-    return pd.DataFrame({"metric": [str(k) for k in metrics], "value": values})
-
-
-def per_class_frame(class_names: Sequence[str], iou: np.ndarray) -> pd.DataFrame:
-    """Class name and IoU, with absent classes (NaN) spelled out."""
-    values = np.asarray(iou, dtype=np.float64).reshape(-1)
-    text = ["absent" if np.isnan(v) else METRIC_FORMAT.format(v) for v in values]
-    return pd.DataFrame({"class": [str(c) for c in class_names], "IoU": text})
-
-
-def mean_iou(iou: np.ndarray) -> float:
-    """Mean IoU over the classes present (NaN entries are absent ones); NaN if none is present."""
-    values = np.asarray(iou, dtype=np.float64)
-    present = values[np.isfinite(values)]
-    return float(present.mean()) if present.size else float("nan")
 
 
 def html_table(df: pd.DataFrame) -> str:
@@ -145,8 +91,8 @@ def _render_figures(
             figures.confusion_heatmap(matrix, class_names)
         ),
     }
-    if history is not None and "step" in history.columns and figures.curve_columns(history):
-        pngs["training_curves"] = figures.figure_to_png_bytes(figures.training_curves(history))
+    if history is not None and "step" in history.columns and curves.curve_columns(history):
+        pngs["training_curves"] = figures.figure_to_png_bytes(curves.training_curves(history))
     if prediction_grid is not None:
         pngs["predictions"] = array_to_png_bytes(prediction_grid)
     if to_label is not None and to_label.grid is not None:

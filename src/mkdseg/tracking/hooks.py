@@ -9,27 +9,16 @@ for a ``kedro run``, logs every consumed parameter on it (flattened, see
 - params: the parameters the node consumed, flattened (``dataset.source`` ...);
 - metric ``node_seconds``: wall time of the node function and the saving of its outputs (an
   MLflow model's export happens in its dataset's save);
-- ``*_metrics`` outputs (``dict[str, number]``): metrics on the child AND on the parent, so
-  the parent runs of an experiment have comparable columns (e.g. ``val_mIoU_whole``); a
-  namespaced node's metrics get its namespace as a prefix on the parent;
-- ``*_params`` outputs (``dict``): params on the child, flattened;
-- ``*_history`` outputs (DataFrame with a ``step`` column): step-wise metrics on the child;
-- every output with a local ``filepath``: an artifact of the child (folders as folders),
-  logged in ``after_dataset_saved`` because Kedro saves outputs AFTER ``after_node_run``;
+- outputs, by name (``conventions``): ``*_metrics`` as metrics on the child AND the parent
+  (namespace-prefixed there, so parent runs have comparable columns), ``*_params`` as params,
+  ``*_history`` (a ``step`` column) as step-wise metrics, a local ``filepath`` as an artifact
+  (logged in ``after_dataset_saved``: Kedro saves outputs AFTER ``after_node_run``);
 - status FINISHED once its outputs are saved, or FAILED with tag ``error`` (truncated).
   On a pipeline error the parent also gets the ``error`` tag and is closed FAILED.
 
-It also makes the experiment and the parent run say what they are:
-
-- the experiment gets tag ``mlflow.experimentKind = custom_model_development`` unless it
-  has a kind already: MLflow's UI picks the model-training view instead of the GenAI overview
-  by this tag where its *GenAI / Model training* switch is off; 3.17.2 builds the switch in
-  and follows it (``tracking.mlflow_ui`` prints the address of the training view);
-- the parent run is named after what it trained, ``mkd 1/16 seed 0`` (``tracking.run_naming``),
-  before kedro-mlflow starts it (``RunNameHook``; renamed afterwards where that could not
-  happen) instead of kedro-mlflow's default (the pipeline name), and gets a one-paragraph
-  description (``mlflow.note.content``), completed with the headline metric at the end. A
-  name set in ``mlflow.yml`` (``tracking.run.name``) and a run the caller started are kept.
+It also marks the experiment's kind (MLflow's model-training view), names and describes the
+parent run after what it trained (``parent_run``; ``tracking.mlflow_ui`` prints the address of
+its page), and completes the description with the headline metric at the end.
 
 The hook is ignorant of specific pipelines: it only knows these naming conventions.
 It logs through ``MlflowClient`` by run id and never touches the active-run stack,
@@ -56,7 +45,7 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from mkdseg.tracking import conventions, mlflow_ui, run_naming
+from mkdseg.tracking import conventions, parent_run, run_naming
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +54,6 @@ ERROR_TAG = "error"
 NODE_TAG = "kedro.node"
 NAMESPACE_TAG = "kedro.namespace"
 PARALLEL_RUNNER = "ParallelRunner"
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-EXPERIMENT_KIND = "custom_model_development"  # the model-training view, not GenAI's
-DESCRIPTION_TAG = "mlflow.note.content"
-ALL_PARAMETERS_DATASET = "parameters"
 REPORT_DATASET = "report"  # its path closes the run's console output
 RUNNER_TAG = "runner"
 FINISHED = RunStatus.to_string(RunStatus.FINISHED)
@@ -120,8 +105,11 @@ class MkdsegTrackingHook:
         self._parent_id = parent.info.run_id
         self._experiment_id = parent.info.experiment_id
         self._catalog = catalog
-        self._mark_experiment_kind()
-        self._name_parent(run_params, pipeline, catalog)
+        parent_run.mark_experiment_kind(self._client, self._experiment_id)
+        if not self._parent_was_active:  # a caller's own run keeps its name
+            self._describe = parent_run.name_and_describe(
+                self._client, self._parent_id, run_params, pipeline, catalog
+            )
         if "runner" in run_params:  # kedro-mlflow tags the runner object's repr
             self._client.set_tag(
                 self._parent_id, RUNNER_TAG, conventions.runner_label(run_params["runner"])
@@ -137,7 +125,7 @@ class MkdsegTrackingHook:
             metrics = self._client.get_run(self._parent_id).data.metrics
             self._client.set_tag(
                 self._parent_id,
-                DESCRIPTION_TAG,
+                parent_run.DESCRIPTION_TAG,
                 run_naming.run_description(*self._describe, metrics),
             )
         if self._client is not None:
@@ -147,46 +135,9 @@ class MkdsegTrackingHook:
 
     def _say_where_it_is(self, pipeline: Pipeline) -> None:
         """The console's last lines: the headline metric, the report and the run's UI page."""
-        params = (
-            self._catalog.load(ALL_PARAMETERS_DATASET)
-            if self._catalog is not None and ALL_PARAMETERS_DATASET in self._catalog
-            else {}
-        )
-        mode = (params.get("evaluation") or {}).get("mode", run_naming.DEFAULT_EVALUATION_MODE)
         report = self._local_path(REPORT_DATASET) if REPORT_DATASET in pipeline.outputs() else None
-        metrics = self._client.get_run(self._parent_id).data.metrics
-        url = mlflow_ui.run_url(mlflow_ui.DEFAULT_BASE_URL, self._experiment_id, self._parent_id)
-        headline = run_naming.HEADLINE_METRIC.format(mode=mode)
-        for line in conventions.closing_lines(headline, metrics, report, url):
-            logger.info(line)
-
-    def _mark_experiment_kind(self) -> None:
-        """Open the experiment on MLflow's model-training view (a kind set by the user is kept)."""
-        experiment = self._client.get_experiment(self._experiment_id)
-        if EXPERIMENT_KIND_TAG not in experiment.tags:
-            self._client.set_experiment_tag(
-                self._experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
-            )
-
-    def _name_parent(
-        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
-    ) -> None:
-        """Rename kedro-mlflow's parent run after what it does and describe it."""
-        if self._parent_was_active or ALL_PARAMETERS_DATASET not in catalog:
-            return  # a caller's own run keeps its name
-        names = run_naming.pipeline_names_of(run_params)
-        parent = self._client.get_run(self._parent_id)
-        groups = run_naming.consumed_groups(pipeline.all_inputs())
-        params = catalog.load(ALL_PARAMETERS_DATASET)
-        name = run_naming.run_name(names, groups, params)
-        if parent.info.run_name not in (run_naming.pipeline_label(names), name):
-            return  # named in mlflow.yml (tracking.run.name): the user's choice
-        if parent.info.run_name != name:  # RunNameHook could not name it before it started
-            self._client.update_run(self._parent_id, name=name)
-            logger.info("MLflow run %s is named %r", self._parent_id, name)
-        self._describe = (names, groups, params)
-        self._client.set_tag(
-            self._parent_id, DESCRIPTION_TAG, run_naming.run_description(names, groups, params)
+        parent_run.say_where_it_is(
+            self._client, self._experiment_id, self._parent_id, self._catalog, report
         )
 
     def _drop_stale_parent_entries(self) -> None:
@@ -345,33 +296,3 @@ class MkdsegTrackingHook:
         ]
         for batch in conventions.chunked(points, conventions.METRICS_PER_BATCH):
             self._client.log_batch(run_id, metrics=batch)
-
-
-class RunNameHook:
-    """Names kedro-mlflow's parent run before it starts (``mkd 1/16 seed 0``), so the console
-    announces one name instead of ``__default__`` and then another.
-
-    kedro-mlflow names the run ``tracking.run.name`` or the pipeline's name; this hook fills an
-    empty ``tracking.run.name`` of the session's kedro-mlflow configuration (``context.mlflow``)
-    just before kedro-mlflow's ``before_pipeline_run`` reads it. A name set in ``mlflow.yml`` is
-    kept. ``MkdsegTrackingHook`` then only describes the run.
-    """
-
-    def __init__(self) -> None:
-        self._config: Any = None
-
-    @hook_impl(trylast=True)  # after kedro-mlflow has put its configuration on the context
-    def after_context_created(self, context: Any) -> None:
-        self._config = getattr(context, "mlflow", None)
-
-    @hook_impl(tryfirst=True)  # before kedro-mlflow starts the run
-    def before_pipeline_run(
-        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
-    ) -> None:
-        run = getattr(getattr(self._config, "tracking", None), "run", None)
-        if run is None or run.name or ALL_PARAMETERS_DATASET not in catalog:
-            return
-        names = run_naming.pipeline_names_of(run_params)
-        groups = run_naming.consumed_groups(pipeline.all_inputs())
-        run.name = run_naming.run_name(names, groups, catalog.load(ALL_PARAMETERS_DATASET))
-        self._config = None  # one session, one run: a later session brings its own context

@@ -25,19 +25,6 @@ from mkdseg.core.methods import unimatch
 from mkdseg.core.schedules import LAMBDA_SCHEDULES
 
 SHARED_BLOCK = "consistency"  # training.consistency: the switches every method shares
-# The settings conf/base puts in training.consistency (training.mkd held them before issue 13).
-SHARED_SWITCHES = frozenset(
-    {
-        "confidence_threshold",
-        "threshold_average",
-        "target_mixing",
-        "label_sampling",
-        "student_confidence_threshold",
-        "consistency_rampup",
-        "teacher_bn_mode",
-        "confidence_report_threshold",
-    }
-)
 MAX_CONSISTENCY_SCALE = 4.0  # the decoder is at 1/4 of the input: 4 puts consistency at input res
 
 
@@ -175,7 +162,7 @@ class MethodConfig:
     # Where teacher targets are CutMix-ed: "decoder" = logits and features mixed at decoder
     # resolution (1/4) with the mask resized there (nearest), then resized bilinearly to the
     # consistency grid (the release); "grid" = resized to the grid first, mixed with the mask
-    # sampled at the grid (this project before issue 12: misaligned at small crops).
+    # sampled at the grid (misaligned at small crops).
     target_mixing: str = choice("decoder", ("grid", "decoder"))
     # Labels and padding masks on the consistency grid: "corner" = nearest, the top-left pixel of
     # each block (the release, mmseg resize); "centre" = nearest-exact.
