@@ -1,10 +1,11 @@
-"""One training loop for supervised, mean teacher, CPS and MKD (spec §1-§6).
+"""One training loop for every method (spec §1-§6; the methods in core/methods/).
 
 A step, in order: poly learning rate; EMA of the teachers from the students (at the *start* of
 the step, so at t=1 each teacher is a copy of its student); photometric / strong / CutMix
 augmentation on the device (``views.py``); students on ``[x_l; x_mix]``, teachers on
 ``[x_l; x_w]``; ``L = CE_sup + ramp(t) * (w_st * L_st + w_ss * L_ss)`` (``Trainer._loss``, the
-consistency terms in ``consistency.py``); one SGD step over both students.
+consistency terms in ``consistency.py``), or the method's own loss where its record has one
+(``core/methods/supervised.py``, ``unimatch.py``); one SGD step over the students.
 All augmentation draws come from a generator seeded by (seed, iteration, rank),
 and the loaders' batches are a pure function of the same, so a resumed run is
 identical to an uninterrupted one on the CPU.
@@ -146,12 +147,9 @@ class Trainer:
     def _loss(self, views: Views, t: int) -> tuple[Tensor, Metrics]:
         """``L = CE_sup + ramp(t) * (w_st * L_st + w_ss * L_ss)`` (spec §4)."""
         cfg, m, nets = self.cfg, self.cfg.method, self.nets
-        if (own_loss := METHODS[m.name].loss) is not None:  # e.g. core/methods/unimatch.py
+        if (own_loss := METHODS[m.name].loss) is not None:  # core/methods/<method>.py
             return own_loss(nets, views, m, t)
         x_l, y_l, u = views.labeled, views.labels, views.unlabeled
-        if not cfg.uses_unlabeled:
-            loss_sup = sum(supervised_ce(o.logits, y_l) for o in nets.student_pair(x_l))
-            return loss_sup, {"loss": loss_sup, "loss_sup": loss_sup}
         n_l = x_l.shape[0]
         with torch.no_grad():  # CPS+CutMix targets: the students in train mode, before x_mix
             from_unmixed = peers_from_unmixed(m, cfg.num_students)

@@ -4,8 +4,8 @@ The methods share one training step; a record says which networks a method train
 it uses unlabeled images, the switches that define it (``fixed``: its consistency terms and
 views, which nothing overrides) and its published values (``defaults``). Adding a method is
 adding a record to ``METHODS`` and, when its loss is not the shared one of
-``core/consistency.py``, a file here with its ``loss`` (``unimatch.py``); the configuration and
-the trainer read the record.
+``core/consistency.py``, a file here with its ``loss`` (``supervised.py``, ``unimatch.py``); the
+configuration and the trainer read the record.
 
 A method's switches, lowest first: ``MethodConfig``'s defaults (the MKD release,
 ``MKD_SPEC.md``), the record's published values, the block ``training.consistency`` (what
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mkdseg.core.fields import check, choice
-from mkdseg.core.methods import unimatch
+from mkdseg.core.methods import supervised, unimatch
 from mkdseg.core.schedules import LAMBDA_SCHEDULES
 
 SHARED_BLOCK = "consistency"  # training.consistency: the switches every method shares
@@ -72,6 +72,7 @@ SUPERVISED = Method(
     teachers=False,
     unlabeled=False,
     fixed=NO_CONSISTENCY,
+    loss=supervised.loss,
 )
 # Mean teacher (Tarvainen & Valpola 2017) in the FixMatch form UniMatch's repository uses for
 # segmentation (fixmatch.py): one student on the CutMix-ed strong view learns, on the unlabeled

@@ -1,0 +1,26 @@
+"""The supervised baseline: the labeled images only, ``L = CE_sup(x_l)``.
+
+One network (``students=1``), no unlabeled images, no teacher: the lower bound every
+semi-supervised method is measured against (and, with every label, the upper bound).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from torch import Tensor
+
+from mkdseg.core.losses import supervised_ce
+
+if TYPE_CHECKING:
+    from mkdseg.core.config import MethodConfig
+    from mkdseg.core.networks import Networks
+    from mkdseg.core.views import Views
+
+
+def loss(
+    nets: Networks, views: Views, method: MethodConfig, t: int
+) -> tuple[Tensor, dict[str, Tensor | float]]:
+    """Mean cross-entropy of each network on the labeled images, summed over networks."""
+    loss_sup = sum(supervised_ce(o.logits, views.labels) for o in nets.student_pair(views.labeled))
+    return loss_sup, {"loss": loss_sup, "loss_sup": loss_sup}
