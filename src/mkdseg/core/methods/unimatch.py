@@ -66,10 +66,12 @@ class WeakTargets:
 
 
 def _upsampled(logits: Tensor, size: tuple[int, int]) -> Tensor:
+    """Logits at input resolution, float32 (the published model upsamples before its losses)."""
     return F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False)
 
 
 def _term(student: Tensor, target: WeakTargets, method: MethodConfig) -> Tensor:
+    """One unsupervised term: CE of the student's upsampled logits against the target's argmax."""
     size = tuple(target.logits.shape[-2:])
     loss, _ = pseudo_label_ce(
         _upsampled(student, size),
@@ -83,6 +85,7 @@ def _term(student: Tensor, target: WeakTargets, method: MethodConfig) -> Tensor:
 
 
 def weak_targets(logits: Tensor, u: UnlabeledViews) -> WeakTargets:
+    """The detached weak-view prediction at input resolution, with its confidence."""
     z = _upsampled(logits.detach(), tuple(u.weak.shape[-2:]))
     return WeakTargets(z, z.softmax(1).amax(1, keepdim=True), u.valid.unsqueeze(1))
 
@@ -98,11 +101,12 @@ def loss(
     clean, perturbed = out.logits.chunk(2)  # [clean; perturbed] rows of [x_l; x_w]
     (x_s2, mask_2) = u.extra[0]
     s1, s2 = nets.student_pair(torch.cat([u.mixed, x_s2]))[0].logits.chunk(2)
-    target = weak_targets(clean[n_l:], u)
     loss_sup = supervised_ce(clean[:n_l], views.labels)
-    loss_s1 = _term(s1, target.mixed(u.mask), method)
-    loss_s2 = _term(s2, target.mixed(mask_2), method)
-    loss_fp = _term(perturbed[n_l:], target, method)
+    with torch.autocast(clean.device.type, enabled=False):  # targets and terms in float32
+        target = weak_targets(clean[n_l:], u)
+        loss_s1 = _term(s1, target.mixed(u.mask), method)
+        loss_s2 = _term(s2, target.mixed(mask_2), method)
+        loss_fp = _term(perturbed[n_l:], target, method)
     ramp = consistency_rampup(t - 1, method.consistency_rampup)
     loss_u = w.strong * (loss_s1 + loss_s2) + w.perturbed * loss_fp
     total = w.overall * (loss_sup + ramp * loss_u)
