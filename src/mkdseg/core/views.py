@@ -4,7 +4,8 @@
 step reads: the labeled images and their labels, and (for a method that uses unlabeled images)
 the weak view ``x_w``, the CutMix-ed view ``x_mix``, the padding mask and the CutMix mask ``M``.
 The generator's draws come in a fixed order (photometric of ``x_l``, the CutMix boxes,
-photometric of ``x_u``, then the strong view), so a step replays from its seed.
+photometric of ``x_u``, the strong view, then each further strong view's boxes and view), so a
+step replays from its seed and a method with one strong view draws what it drew before.
 """
 
 from __future__ import annotations
