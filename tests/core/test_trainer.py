@@ -17,6 +17,7 @@ from mkdseg.core import views as views_module
 from mkdseg.core.augmentation import BlurRange
 from mkdseg.core.checkpoint import latest_checkpoint
 from mkdseg.core.cutmix import mix
+from mkdseg.core.methods import supervised as supervised_method
 from mkdseg.core.model import SegOutput
 from mkdseg.core.optimization import TrainingDivergedError
 from mkdseg.core.trainer import Trainer
@@ -148,8 +149,8 @@ def test_resume_refuses_a_different_configuration(tiny_data, tmp_path):
 
 
 def test_nonfinite_losses_are_skipped_then_stop(tiny_data, monkeypatch):
-    monkeypatch.setattr(
-        trainer_module, "supervised_ce", lambda logits, labels: logits.sum() * float("nan")
+    monkeypatch.setattr(  # the supervised method's loss (core/methods/supervised.py)
+        supervised_method, "supervised_ce", lambda logits, labels: logits.sum() * float("nan")
     )
     trainer = Trainer(
         tiny_config("supervised", iterations=10, max_nonfinite_in_row=3), TINY_CLASSES
