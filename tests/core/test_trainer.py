@@ -236,7 +236,8 @@ class _LogitsAndFeatures(torch.nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, x: torch.Tensor) -> SegOutput:
+    def forward(self, x: torch.Tensor, perturb: float = 0.0) -> SegOutput:
+        assert perturb == 0.0  # no feature-perturbed stream asked for here
         out = self.net(x)
         return SegOutput(out, out * 2)
 

@@ -31,9 +31,7 @@ class NetworkPair(nn.Module):
         """Every member on each view in its own pass (BatchNorm statistics per view), outputs
         concatenated along the batch; ``perturb`` > 0 adds each pass's feature-perturbed stream
         (``[clean; perturbed]`` per pass, ``core/feature_perturbation.py``)."""
-        if perturb:
-            return [_concat_outputs([net(x, perturb) for x in views]) for net in self.nets]
-        return [_concat_outputs([net(x) for x in views]) for net in self.nets]
+        return [_concat_outputs([net(x, perturb) for x in views]) for net in self.nets]
 
 
 def _concat_outputs(outputs: list[SegOutput]) -> SegOutput:

@@ -145,7 +145,8 @@ class Trainer:
         return metrics
 
     def _loss(self, views: Views, t: int) -> tuple[Tensor, Metrics]:
-        """``L = CE_sup + ramp(t) * (w_st * L_st + w_ss * L_ss)`` (spec §4)."""
+        """The method's own loss (core/methods/), else ``L = CE_sup + ramp(t) * (w_st * L_st +
+        w_ss * L_ss)`` (spec §4)."""
         cfg, m, nets = self.cfg, self.cfg.method, self.nets
         if (own_loss := METHODS[m.name].loss) is not None:  # core/methods/<method>.py
             return own_loss(nets, views, m, t)

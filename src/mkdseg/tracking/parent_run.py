@@ -49,18 +49,25 @@ def name_and_describe(
     description was made of (to complete it with the headline metric), None if left alone."""
     if ALL_PARAMETERS_DATASET not in catalog:
         return None
-    names = run_naming.pipeline_names_of(run_params)
-    parent = client.get_run(run_id)
-    groups = run_naming.consumed_groups(pipeline.all_inputs())
-    params = catalog.load(ALL_PARAMETERS_DATASET)
+    names, groups, params = described = _described(run_params, pipeline, catalog)
     name = run_naming.run_name(names, groups, params)
+    parent = client.get_run(run_id)
     if parent.info.run_name not in (run_naming.pipeline_label(names), name):
         return None  # named in mlflow.yml (tracking.run.name): the user's choice
     if parent.info.run_name != name:  # RunNameHook could not name it before it started
         client.update_run(run_id, name=name)
         logger.info("MLflow run %s is named %r", run_id, name)
-    client.set_tag(run_id, DESCRIPTION_TAG, run_naming.run_description(names, groups, params))
-    return names, groups, params
+    client.set_tag(run_id, DESCRIPTION_TAG, run_naming.run_description(*described))
+    return described
+
+
+def _described(
+    run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
+) -> Described:
+    """What a run's name and description are made of: pipelines, parameter groups, parameters."""
+    names = run_naming.pipeline_names_of(run_params)
+    groups = run_naming.consumed_groups(pipeline.all_inputs())
+    return names, groups, catalog.load(ALL_PARAMETERS_DATASET)
 
 
 def say_where_it_is(
@@ -105,7 +112,5 @@ class RunNameHook:
         run = getattr(getattr(self._config, "tracking", None), "run", None)
         if run is None or run.name or ALL_PARAMETERS_DATASET not in catalog:
             return
-        names = run_naming.pipeline_names_of(run_params)
-        groups = run_naming.consumed_groups(pipeline.all_inputs())
-        run.name = run_naming.run_name(names, groups, catalog.load(ALL_PARAMETERS_DATASET))
+        run.name = run_naming.run_name(*_described(run_params, pipeline, catalog))
         self._config = None  # one session, one run: a later session brings its own context

@@ -13,7 +13,8 @@ view is this project's (``augmentation.strong_augment``) and CutMix is its 3-box
 batch rolled by one as partner (the published code draws one box with p = 0.5 and predicts a
 separate mix batch in eval mode); ``ramp(t)`` is the ramp-up every method here shares.
 
-Imports only leaf modules (``losses``, ``cutmix``): ``core/methods`` is read by ``config``.
+Imports only leaf modules (``losses``, ``cutmix``, ``resize``): ``core/methods`` is read by
+``config``.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from mkdseg.core.cutmix import mix
 from mkdseg.core.losses import pseudo_label_ce, supervised_ce
+from mkdseg.core.resize import to_resolution
 from mkdseg.core.schedules import consistency_rampup
 
 if TYPE_CHECKING:
@@ -65,16 +66,12 @@ class WeakTargets:
         )
 
 
-def _upsampled(logits: Tensor, size: tuple[int, int]) -> Tensor:
-    """Logits at input resolution, float32 (the published model upsamples before its losses)."""
-    return F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False)
-
-
 def _term(student: Tensor, target: WeakTargets, method: MethodConfig) -> Tensor:
-    """One unsupervised term: CE of the student's upsampled logits against the target's argmax."""
+    """One unsupervised term: CE of the student's logits, upsampled to the input as the
+    published model does before its losses, against the target's argmax."""
     size = tuple(target.logits.shape[-2:])
     loss, _ = pseudo_label_ce(
-        _upsampled(student, size),
+        to_resolution(student, size),
         target.logits,
         ~target.valid,
         target.confidence,
@@ -86,7 +83,7 @@ def _term(student: Tensor, target: WeakTargets, method: MethodConfig) -> Tensor:
 
 def weak_targets(logits: Tensor, u: UnlabeledViews) -> WeakTargets:
     """The detached weak-view prediction at input resolution, with its confidence."""
-    z = _upsampled(logits.detach(), tuple(u.weak.shape[-2:]))
+    z = to_resolution(logits.detach(), tuple(u.weak.shape[-2:]))
     return WeakTargets(z, z.softmax(1).amax(1, keepdim=True), u.valid.unsqueeze(1))
 
 
