@@ -31,8 +31,8 @@ from pathlib import Path
 import torch
 
 from mkdseg.core.config import config_from_dict
-from mkdseg.core.consistency import peers_from_unmixed
 from mkdseg.core.flops import count_flops, matmul_peak
+from mkdseg.core.methods.mkd import peers_from_unmixed
 from mkdseg.core.runtime import (
     autocast,
     cpu_has_native_bf16,
@@ -199,7 +199,7 @@ def bench_step(
             nets.teacher_pair(teacher_in)
 
     def unmixed() -> None:  # the L_ss targets' pass, when the method takes one
-        if peers_from_unmixed(trainer.cfg.method, trainer.cfg.num_students):
+        if peers_from_unmixed(trainer.cfg.method):
             with torch.no_grad(), autocast(dev, trainer.amp_dtype):
                 nets.unwrapped_students(u.weak)
 

@@ -9,6 +9,11 @@ so no data folder is needed; ``--start`` puts the steps past the consistency ram
     .venv/bin/python scripts/step_fingerprint.py --steps 150           # seconds, state_sha256
     .venv/bin/python scripts/step_fingerprint.py --steps 150 --no-heap-reuse   # glibc's default
     .venv/bin/python scripts/step_fingerprint.py --steps 50 --method cps       # another method
+    .venv/bin/python scripts/step_fingerprint.py --steps 50 --parts   # where two hashes differ
+    .venv/bin/python scripts/step_fingerprint.py --consistency confidence_threshold=null
+
+On random batches no teacher pixel passes conf/base's 0.95 threshold, so ``L_st`` is 0 there:
+``--consistency confidence_threshold=null`` is the run that fingerprints its arithmetic.
 
 The hash depends on the torch build, the thread count and the CPU's kernels.
 """
@@ -42,6 +47,16 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the random batches")
     p.add_argument("--method", default=None, help="training.method (default: conf/base's)")
     p.add_argument("--no-heap-reuse", action="store_true", help="skip keep_freed_memory_in_heap")
+    p.add_argument(
+        "--consistency",
+        action="append",
+        default=[],
+        metavar="KEY=YAML",
+        help="override a training.consistency switch, e.g. confidence_threshold=null (repeatable)",
+    )
+    p.add_argument(
+        "--parts", action="store_true", help="also one hash per state entry and per metric name"
+    )
     return p.parse_args()
 
 
@@ -76,6 +91,9 @@ def main() -> None:
         trainer_module.keep_freed_memory_in_heap = lambda: False
     training = yaml.safe_load(TRAINING_YAML.read_text())["training"]
     training["method"] = args.method or training["method"]
+    for item in args.consistency:
+        key, _, value = item.partition("=")
+        training["consistency"][key] = yaml.safe_load(value)
     trainer = Trainer(trainer_config(training), NUM_CLASSES)
     trainer.iteration = args.start
     g = torch.Generator().manual_seed(args.seed)
@@ -89,6 +107,20 @@ def main() -> None:
     digest({"state": state, "metrics": metrics}, h)
     print(f"steps={args.steps} threads={torch.get_num_threads()} seconds={seconds:.1f}")
     print(f"state_sha256={h.hexdigest()}")
+    if args.parts:
+        print_parts(state, metrics)
+
+
+def print_parts(state: dict[str, Any], metrics: list[dict[str, float]]) -> None:
+    """One hash per state entry and per metric name: shows *where* two runs differ (a metric a
+    change stopped logging, an estimator it dropped) when ``state_sha256`` does."""
+    parts = {f"state.{key}": value for key, value in state.items()}
+    names = sorted({name for step in metrics for name in step})
+    parts |= {f"metric.{n}": [step.get(n) for step in metrics] for n in names}
+    for name, value in sorted(parts.items()):
+        h = hashlib.sha256()
+        digest(value, h)
+        print(f"{name}={h.hexdigest()[:16]}")
 
 
 if __name__ == "__main__":

@@ -1,39 +1,31 @@
-"""The unsupervised part of MKD (spec §4, §5): who teaches whom, on what targets.
+"""The pieces the methods' consistency terms are built from (spec §4, §5; ``core/methods/``).
 
-``consistency`` takes the step's network outputs over ``[labeled; unlabeled]``:
-
-- students saw ``[x_l; x_mix]``; teachers saw ``[x_l; x_w]`` and their unlabeled half is
-  CutMix-ed with the same mask so targets line up with ``x_mix`` (``targets.TargetMixer``);
-- every network's logits are feature-augmented with its own estimator;
-- ``L_st``: student k learns the argmax of the *other* branch's teacher
-  (the same branch's teacher when there is one branch, i.e. mean teacher);
-- ``L_ss``: the two students teach each other (CPS), never thresholded by default: on the mixed
-  image (MKD), or from their no-grad predictions on the unmixed images, mixed (CPS+CutMix).
+- ``PseudoLabels``: one term's targets; student k learns the argmax of the *other* branch's
+  (its own branch's when there is one, i.e. mean teacher), ``consistency_losses`` sums the
+  pseudo-label CE over the students: ``L_st`` against teachers, ``L_ss`` against peers;
+- ``ignore_masks``, ``unlabeled_rows_only``: which rows of ``[x_l; x_mix]`` a term reads;
+- ``unmixed_targets``: no-grad outputs on ``x_w`` CutMix-ed to line up with ``x_mix``
+  (CPS+CutMix's targets);
+- the logged diagnostics: kept shares, the teachers' confidence and agreement.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from mkdseg.core.class_map import class_map
-from mkdseg.core.config import MethodConfig
 from mkdseg.core.feature_augmentation import ClassFeatureStatistics
 from mkdseg.core.image_io import IGNORE_INDEX
 from mkdseg.core.losses import pseudo_label_ce
 from mkdseg.core.model import SegOutput
-from mkdseg.core.targets import (
-    Branch,
-    Grid,
-    View,
-    feature_augment,
-    make_grid,
-    make_view,
-    teacher_target,
-)
-from mkdseg.core.views import Views
+from mkdseg.core.targets import Branch, Grid
+
+if TYPE_CHECKING:
+    from mkdseg.core.methods import MethodConfig
 
 BACKGROUND_CLASS = 0  # the class the kept-share diagnostic reports apart (VOC and the embedded set)
 
@@ -65,66 +57,6 @@ def branches(
     ]
 
 
-def peers_from_unmixed(method: MethodConfig, num_students: int) -> bool:
-    """CPS+CutMix: ``L_ss`` targets are the students' no-grad predictions on the unmixed images."""
-    return method.student_term and num_students == 2 and method.cps_targets == "unmixed"
-
-
-def consistency(
-    method: MethodConfig,
-    views: Views,
-    students: list[Branch],
-    teachers: list[Branch],
-    unmixed: list[SegOutput],
-    lam: float,
-) -> ConsistencyResult:
-    """``L_st`` and ``L_ss`` of one step, with their diagnostics.
-
-    ``unmixed``: the students' no-grad outputs on ``x_w`` when ``peers_from_unmixed``, else empty;
-    ``lam``: this step's feature-augmentation strength.
-    """
-    m, u = method, views.unlabeled
-    decoder = tuple(students[0].output.logits.shape[-2:])
-    grid = make_grid(m, decoder, views.labels, u.valid, u.mask)
-    own = [
-        make_view(b.output.logits, b.output.features, grid.labels, grid.valid_mixed)
-        for b in students
-    ]
-    z_s = [
-        feature_augment(v, b.stats, b.classifier, lam, m.feature_aug_students)
-        for v, b in zip(own, students, strict=True)
-    ]
-    with torch.no_grad():
-        targets = [teacher_target(m, b, grid, lam) for b in teachers]
-    teacher_ignore, peer_ignore = ignore_masks(m, grid)
-    teacher_labels = PseudoLabels(
-        [t.logits for t in targets],
-        teacher_ignore,
-        [t.confidence for t in targets],
-        m.confidence_threshold,
-    )
-    with_peers = m.student_term and len(students) == 2
-    result = consistency_losses(
-        z_s,
-        teachers=teacher_labels if m.teacher_term else None,
-        peers=_peer_labels(m, own, z_s, unmixed, grid, peer_ignore) if with_peers else None,
-        average=m.threshold_average,
-    )
-    if m.teacher_term or peers_from_unmixed(m, len(students)):  # targets CutMix-ed from x_w
-        result.metrics["target_alignment"] = grid.mixer.alignment(grid.valid_mixed)
-    result.metrics["lambda"] = lam
-    result.metrics.update(
-        teacher_diagnostics(
-            confidence=[t.unmixed_confidence for t in targets],
-            predictions=[t.unmixed_prediction for t in targets],
-            valid=grid.valid_unmixed,
-            report_threshold=m.confidence_report_threshold,
-            n_labeled=grid.n_labeled,
-        )
-    )
-    return result
-
-
 def ignore_masks(method: MethodConfig, grid: Grid) -> tuple[Tensor, Tensor]:
     """The pixels ``L_st`` and ``L_ss`` leave out over ``[labeled; mixed]`` (B, h, w): padding and
     ignore labels for both; ``teacher_rows: unlabeled`` drops the labeled rows from ``L_st``
@@ -136,31 +68,16 @@ def ignore_masks(method: MethodConfig, grid: Grid) -> tuple[Tensor, Tensor]:
     return torch.cat([torch.ones_like(label_ignore), ~grid.valid_mixed]), peers
 
 
-def _peer_labels(
-    method: MethodConfig,
-    own: list[View],
-    augmented: list[Tensor],
-    unmixed: list[SegOutput],
-    grid: Grid,
-    ignore: Tensor,
-) -> PseudoLabels:
-    """``L_ss`` targets: the other student's augmented logits on the mixed image, over ``ignore``'s
-    complement (MKD); or, with ``peers_from_unmixed``, its no-grad prediction on the unmixed
-    images, mixed, on the unlabeled rows only (CPS+CutMix). A threshold reads the confidence of
-    the logits before feature augmentation."""
-    logits, before_augmentation = augmented, [v.logits for v in own]
-    if peers_from_unmixed(method, len(augmented)):
-        n_l = grid.n_labeled
-        with torch.no_grad():
-            logits = before_augmentation = [
-                torch.cat([torch.zeros_like(z[:n_l]), grid.mixer.mix(o.logits)])
-                for z, o in zip(augmented, unmixed, strict=True)
-            ]
-            ignore = torch.cat([torch.ones_like(grid.labels, dtype=torch.bool), ~grid.valid_mixed])
-    confidence = None
-    if method.student_confidence_threshold is not None:
-        confidence = [z.detach().softmax(1).max(1).values for z in before_augmentation]
-    return PseudoLabels(logits, ignore, confidence, method.student_confidence_threshold)
+def unmixed_targets(unmixed: list[SegOutput], grid: Grid) -> list[Tensor]:
+    """Each network's no-grad logits on the unmixed ``x_w``, CutMix-ed onto the grid like the
+    students' ``x_mix``, under zero rows for ``[x_l]`` (``unlabeled_rows_only`` ignores them)."""
+    mixed = [grid.mixer.mix(o.logits) for o in unmixed]
+    return [torch.cat([z.new_zeros((grid.n_labeled, *z.shape[1:])), z]) for z in mixed]
+
+
+def unlabeled_rows_only(grid: Grid) -> Tensor:
+    """The ignore mask over ``[x_l; x_mix]`` that keeps the mixed images' valid cells only."""
+    return torch.cat([torch.ones_like(grid.labels, dtype=torch.bool), ~grid.valid_mixed])
 
 
 def kept_by_group(

@@ -78,7 +78,9 @@ class Networks:
             self.teacher_pair.requires_grad_(False)
         self._place(device, memory_format)
         self.student_stats = self._estimators(num_classes, device, cfg.uses_estimators)
-        self.teacher_stats = self._estimators(num_classes, device, self.teacher_pair is not None)
+        self.teacher_stats = self._estimators(
+            num_classes, device, cfg.uses_estimators and self.teacher_pair is not None
+        )
 
     def _estimators(
         self, num_classes: int, device: torch.device, wanted: bool
@@ -158,6 +160,8 @@ class Networks:
             "teacher_stats": self.teacher_stats,
         }
         for key, modules in members.items():
+            if key.endswith("_stats") and not modules:
+                continue  # estimators of a method that keeps none now (they never fed its loss)
             for module, sd in zip(modules, state[key], strict=True):
                 module.load_state_dict(sd)
 

@@ -9,13 +9,13 @@ that they line up with the students' ``[x_l; x_mix]`` (``TargetMixer``, ``teache
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from mkdseg.core.class_map import class_map
-from mkdseg.core.config import MethodConfig
 from mkdseg.core.cutmix import mix, resize_mask
 from mkdseg.core.feature_augmentation import (
     ClassFeatureStatistics,
@@ -25,6 +25,9 @@ from mkdseg.core.feature_augmentation import (
 from mkdseg.core.image_io import IGNORE_INDEX
 from mkdseg.core.model import SegOutput
 from mkdseg.core.resize import to_resolution
+
+if TYPE_CHECKING:
+    from mkdseg.core.methods import MethodConfig
 
 # Label sampling on a coarser grid: the top-left pixel of each block (F.interpolate "nearest", as
 # mmseg's resize in the release) or the pixel at its centre ("nearest-exact").
@@ -190,8 +193,8 @@ class Branch:
     """One network's pass over ``[labeled; unlabeled]``, with what feature augmentation needs."""
 
     output: SegOutput  # logits and decoder features at decoder resolution
-    stats: ClassFeatureStatistics  # the network's own estimator
-    classifier: Tensor  # W: the weight of the network's final 1x1 classifier
+    stats: ClassFeatureStatistics | None = None  # its own estimator; None: a method without one
+    classifier: Tensor | None = None  # W: the weight of the network's final 1x1 classifier
 
 
 @dataclass
@@ -205,13 +208,20 @@ class TeacherTarget:
 
 
 def feature_augment(
-    view: View, stats: ClassFeatureStatistics, classifier_weight: Tensor, lam: float, enabled: bool
+    view: View,
+    stats: ClassFeatureStatistics | None,
+    classifier_weight: Tensor | None,
+    lam: float,
+    enabled: bool,
 ) -> Tensor:
     """Update the network's estimator with this step's features, then augment its logits.
 
     The estimator is updated even when augmentation is off so that the statistics
-    (and therefore a later switch-on, or a checkpoint) stay meaningful.
+    (and therefore a later switch-on, or a checkpoint) stay meaningful; a network without one
+    (``stats`` None: its method never augments) keeps its logits.
     """
+    if stats is None:
+        return view.logits
     stats.update_from_maps(view.features, view.labels)
     if not enabled or lam == 0.0:
         return view.logits

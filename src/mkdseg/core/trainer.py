@@ -3,9 +3,9 @@
 A step, in order: poly learning rate; EMA of the teachers from the students (at the *start* of
 the step, so at t=1 each teacher is a copy of its student); photometric / strong / CutMix
 augmentation on the device (``views.py``); students on ``[x_l; x_mix]``, teachers on
-``[x_l; x_w]``; ``L = CE_sup + ramp(t) * (w_st * L_st + w_ss * L_ss)`` (``Trainer._loss``, the
-consistency terms in ``consistency.py``), or the method's own loss where its record has one
-(``core/methods/supervised.py``, ``unimatch.py``); one SGD step over the students.
+``[x_l; x_w]``, each method's loss as its file in ``core/methods/`` writes it (MKD's
+``L = CE_sup + ramp(t) * (w_st * L_st + w_ss * L_ss)`` in ``mkd.py``); one SGD step over the
+students.
 All augmentation draws come from a generator seeded by (seed, iteration, rank),
 and the loaders' batches are a pure function of the same, so a resumed run is
 identical to an uninterrupted one on the CPU.
@@ -33,10 +33,8 @@ from mkdseg.core.checkpoint import (
     set_rng_state,
 )
 from mkdseg.core.config import TrainConfig, config_to_dict, resume_identity
-from mkdseg.core.consistency import branches, consistency, peers_from_unmixed
 from mkdseg.core.data import LabeledDataset, UnlabeledDataset, make_train_loader
 from mkdseg.core.image_io import MaskEncoding
-from mkdseg.core.losses import supervised_ce
 from mkdseg.core.methods import METHODS
 from mkdseg.core.networks import Networks
 from mkdseg.core.optimization import GuardedSGD
@@ -50,7 +48,6 @@ from mkdseg.core.runtime import (
     set_torch_threads,
     step_seed,
 )
-from mkdseg.core.schedules import consistency_rampup, feature_aug_lambda
 from mkdseg.core.views import Batch, Views, make_views
 
 log = logging.getLogger(__name__)
@@ -145,34 +142,9 @@ class Trainer:
         return metrics
 
     def _loss(self, views: Views, t: int) -> tuple[Tensor, Metrics]:
-        """The method's own loss (core/methods/), else ``L = CE_sup + ramp(t) * (w_st * L_st +
-        w_ss * L_ss)`` (spec §4)."""
-        cfg, m, nets = self.cfg, self.cfg.method, self.nets
-        if (own_loss := METHODS[m.name].loss) is not None:  # core/methods/<method>.py
-            return own_loss(nets, views, m, t)
-        x_l, y_l, u = views.labeled, views.labels, views.unlabeled
-        n_l = x_l.shape[0]
-        with torch.no_grad():  # CPS+CutMix targets: the students in train mode, before x_mix
-            from_unmixed = peers_from_unmixed(m, cfg.num_students)
-            s_unmixed = nets.unwrapped_students(u.weak) if from_unmixed else []
-        s_out = nets.student_pair(*nets.passes(x_l, u.mixed))
-        loss_sup = sum(supervised_ce(o.logits[:n_l], y_l) for o in s_out)
-        with torch.no_grad():
-            t_out = nets.teacher_pair(*nets.passes(x_l, u.weak)) if cfg.uses_teachers else []
-        lam = feature_aug_lambda(t, cfg.iterations, m.lambda_end, m.lambda_schedule)
-        with torch.autocast(self.device.type, enabled=False):
-            c = consistency(
-                m,
-                views,
-                students=branches(s_out, nets.students, nets.student_stats),
-                teachers=branches(t_out, nets.teachers, nets.teacher_stats),
-                unmixed=s_unmixed,
-                lam=lam,
-            )
-        ramp = consistency_rampup(t - 1, m.consistency_rampup)
-        loss = loss_sup + ramp * (m.weight_teacher * c.loss_st + m.weight_student * c.loss_ss)
-        parts = {"consistency_ramp": ramp, "loss": loss, "loss_sup": loss_sup}
-        return loss, {**parts, "loss_st": c.loss_st, "loss_ss": c.loss_ss, **c.metrics}
+        """The method's loss for step ``t``: its equation, in its file under ``core/methods/``."""
+        method = self.cfg.method
+        return METHODS[method.name].loss(self.nets, views, method, t)
 
     # --- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

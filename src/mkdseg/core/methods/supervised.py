@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 
 from mkdseg.core.losses import supervised_ce
+from mkdseg.core.methods.record import NO_CONSISTENCY, Method
 
 if TYPE_CHECKING:
-    from mkdseg.core.config import MethodConfig
+    from mkdseg.core.methods.mkd import MethodConfig
     from mkdseg.core.networks import Networks
     from mkdseg.core.views import Views
 
@@ -24,3 +25,14 @@ def loss(
     """Mean cross-entropy of each network on the labeled images, summed over networks."""
     loss_sup = sum(supervised_ce(o.logits, views.labels) for o in nets.student_pair(views.labeled))
     return loss_sup, {"loss": loss_sup, "loss_sup": loss_sup}
+
+
+METHOD = Method(
+    "supervised",
+    "Supervised baseline (labeled images only)",
+    students=1,
+    teachers=False,
+    unlabeled=False,
+    loss=loss,
+    fixed=NO_CONSISTENCY,
+)

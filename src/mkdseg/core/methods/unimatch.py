@@ -13,8 +13,6 @@ view is this project's (``augmentation.strong_augment``) and CutMix is its 3-box
 batch rolled by one as partner (the published code draws one box with p = 0.5 and predicts a
 separate mix batch in eval mode); ``ramp(t)`` is the ramp-up every method here shares.
 
-Imports only leaf modules (``losses``, ``cutmix``, ``resize``): ``core/methods`` is read by
-``config``.
 """
 
 from __future__ import annotations
@@ -27,11 +25,12 @@ from torch import Tensor
 
 from mkdseg.core.cutmix import mix
 from mkdseg.core.losses import pseudo_label_ce, supervised_ce
+from mkdseg.core.methods.record import NO_CONSISTENCY, Method
 from mkdseg.core.resize import to_resolution
 from mkdseg.core.schedules import consistency_rampup
 
 if TYPE_CHECKING:
-    from mkdseg.core.config import MethodConfig
+    from mkdseg.core.methods.mkd import MethodConfig
     from mkdseg.core.networks import Networks
     from mkdseg.core.views import UnlabeledViews, Views
 
@@ -122,3 +121,17 @@ def confident_share(target: WeakTargets, threshold: float) -> Tensor:
     """Share of the valid weak-view pixels predicted with at least ``threshold`` confidence."""
     kept = (target.confidence >= threshold) & target.valid
     return (kept.sum() / target.valid.sum().clamp(min=1)).detach()
+
+
+METHOD = Method(
+    "unimatch",
+    "UniMatch (weak-to-strong with two strong views and feature perturbation)",
+    students=1,
+    teachers=False,
+    unlabeled=True,
+    loss=loss,
+    fixed={**NO_CONSISTENCY, "mixed_view": "strong"},
+    # Published: loss_u * (conf >= 0.95), summed over the valid pixels (unimatch.py).
+    defaults={"confidence_threshold": 0.95, "threshold_average": "valid"},
+    strong_views=STRONG_VIEWS,
+)
