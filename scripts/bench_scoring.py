@@ -24,7 +24,7 @@ from PIL import Image
 from mkdseg.core.acquisition import ScoreSettings
 from mkdseg.core.architectures import make_network
 from mkdseg.core.config import ModelConfig
-from mkdseg.core.export import TRAINING_ONLY_KEYS, make_networks_bundle
+from mkdseg.core.prediction.segmenter import TRAINING_ONLY_KEYS, make_networks_bundle
 from mkdseg.labelling import score_unlabeled
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

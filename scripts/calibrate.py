@@ -32,8 +32,8 @@ import torch
 from mkdseg import training_inputs
 from mkdseg.core.config import config_from_dict
 from mkdseg.core.evaluation import EvalSettings, evaluate
-from mkdseg.core.export import make_bundle, segmenter_from_bundle
 from mkdseg.core.image_io import MaskEncoding
+from mkdseg.core.prediction.segmenter import make_bundle, segmenter_from_bundle
 from mkdseg.core.trainer import Trainer
 from mkdseg.sources.manifest import build_manifest
 from mkdseg.splitting import make_split

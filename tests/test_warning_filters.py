@@ -55,7 +55,7 @@ def test_the_known_third_party_warnings_are_silenced(
         (OMEGACONF, "mkdseg.settings"),  # the same text from the project: shown
         # another message there: shown
         ("register_new_resolver() got a bad name", "kedro.config.omegaconf_config"),
-        ("The given NumPy array is not writable", "mkdseg.prediction"),
+        ("The given NumPy array is not writable", "mkdseg.core.prediction.folder"),
         (MLFLOW_NOTICE, "mlflow.pytorch"),
     ],
 )

@@ -18,8 +18,8 @@ from torch.utils.data import DataLoader
 
 from mkdseg.core.acquisition import Scored, ScoreSettings, same_size_batches, score_pool
 from mkdseg.core.data import ImagePoolDataset
-from mkdseg.core.export import networks_from_bundle
 from mkdseg.core.image_io import MaskEncoding
+from mkdseg.core.prediction.segmenter import networks_from_bundle
 from mkdseg.core.runtime import resolve_device
 from mkdseg.progress import CountProgress
 from mkdseg.training_inputs import images_for

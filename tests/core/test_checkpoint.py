@@ -20,8 +20,8 @@ from mkdseg.core.checkpoint import (
     set_rng_state,
 )
 from mkdseg.core.config import ModelConfig
-from mkdseg.core.export import load_bundle, make_bundle, save_bundle
 from mkdseg.core.launch import Job, job_from_dict, job_to_dict, result_from_dict, result_to_dict
+from mkdseg.core.prediction.segmenter import load_bundle, make_bundle, save_bundle
 from mkdseg.core.trainer import Trainer, TrainResult
 
 from .conftest import TINY_CLASSES, tiny_config

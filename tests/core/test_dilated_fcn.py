@@ -9,7 +9,7 @@ from mkdseg.core import architectures, runtime
 from mkdseg.core.architectures import build_model, make_network
 from mkdseg.core.config import ModelConfig, config_from_dict
 from mkdseg.core.dilated_fcn import FCN_STRIDE, DilatedFCN
-from mkdseg.core.export import make_bundle, segmenter_from_bundle
+from mkdseg.core.prediction.segmenter import make_bundle, segmenter_from_bundle
 
 CFG = ModelConfig(architecture="dilated_fcn", stem_channels=8, decoder_channels=12)
 

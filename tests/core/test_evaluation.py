@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from mkdseg.core.evaluation import EvalSettings, evaluate, named_metrics
-from mkdseg.core.export import Segmenter
 from mkdseg.core.image_io import MaskEncoding
 from mkdseg.core.model import SegOutput
+from mkdseg.core.prediction.segmenter import Segmenter
 
 from .conftest import write_tiny_dataset
 

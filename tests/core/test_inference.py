@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from mkdseg.core.inference import predict_sliding, predict_whole, window_starts
 from mkdseg.core.model import SegOutput
+from mkdseg.core.prediction.inference import predict_sliding, predict_whole, window_starts
 
 NUM_CLASSES = 4
 

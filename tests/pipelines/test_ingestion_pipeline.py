@@ -15,9 +15,9 @@ from PIL import Image
 
 from mkdseg.catalog import ImageDataset, JSONDataset, TableDataset
 from mkdseg.core.image_io import MaskEncoding, read_image, read_mask
+from mkdseg.core.visualization import overlay_mask
 from mkdseg.pipelines.ingestion import create_pipeline
 from mkdseg.pipelines.ingestion.nodes import draw_sample_grid, ingestion_summary, pick_samples
-from mkdseg.visualization import overlay_mask
 from tests.conftest import TINY_IMAGE_SIZE, TINY_N_TRAIN, TINY_N_VAL
 
 GRID = {"rows": 2, "cols": 2, "tile_size": TINY_IMAGE_SIZE, "alpha": 0.5}

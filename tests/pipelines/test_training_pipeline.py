@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from mkdseg.catalog import ModelBundleDataset
-from mkdseg.core.export import segmenter_from_bundle
+from mkdseg.core.prediction.segmenter import segmenter_from_bundle
 from tests.conftest import TINY_IMAGE_SIZE
 from tests.pipelines.conftest import TINY_ITERATIONS
 

@@ -31,7 +31,12 @@ from mlflow.types import Schema, TensorSpec
 from torch import nn
 
 from mkdseg.catalog.datasets import LocalFileDataset
-from mkdseg.core.export import Segmenter, load_bundle, save_bundle, segmenter_from_bundle
+from mkdseg.core.prediction.segmenter import (
+    Segmenter,
+    load_bundle,
+    save_bundle,
+    segmenter_from_bundle,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +68,8 @@ def is_segmenter_signature(signature: ModelSignature | None) -> bool:
 
 
 class ModelBundleDataset(LocalFileDataset):
-    """A model bundle (``mkdseg.core.export``) stored with ``torch.save``, written atomically."""
+    """A model bundle (``core/prediction/segmenter.py``) stored with ``torch.save``, written
+    atomically."""
 
     def load(self) -> dict[str, Any]:
         if not self.filepath.is_file():

@@ -24,9 +24,9 @@ from kedro_datasets._typing import ImagePreview
 
 from mkdseg.catalog.datasets import JSONDataset, LocalFileDataset
 from mkdseg.core.image_io import MaskEncoding, read_image, read_mask, write_mask
+from mkdseg.core.visualization import overlay_mask
 from mkdseg.labelling import Proposals
 from mkdseg.reporting.prediction_grid import array_to_png_bytes
-from mkdseg.visualization import overlay_mask
 
 IMAGES, MASKS, INDEX = "images", "masks", "proposals.json"
 FOLDER_MODE = 0o777  # as mkdir: the umask removes what the user denies

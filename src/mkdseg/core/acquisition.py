@@ -31,7 +31,7 @@ from mkdseg.core.augmentation import normalize
 from mkdseg.core.class_map import class_map
 from mkdseg.core.config import PRECISIONS
 from mkdseg.core.image_io import to_unit_float
-from mkdseg.core.inference import predict_whole
+from mkdseg.core.prediction.inference import predict_whole
 from mkdseg.core.runtime import autocast, resolve_precision
 
 SCORES = ("entropy", "disagreement")

@@ -20,10 +20,10 @@ from mkdseg.core.augmentation import normalize
 from mkdseg.core.class_map import class_map
 from mkdseg.core.config import PRECISIONS
 from mkdseg.core.data import EvalDataset, make_eval_loader
-from mkdseg.core.export import Segmenter
 from mkdseg.core.image_io import MaskEncoding, to_unit_float
-from mkdseg.core.inference import predict_sliding, predict_whole
 from mkdseg.core.metrics import ConfusionMatrix
+from mkdseg.core.prediction.inference import predict_sliding, predict_whole
+from mkdseg.core.prediction.segmenter import Segmenter
 from mkdseg.core.runtime import autocast, resolve_precision
 
 log = logging.getLogger(__name__)

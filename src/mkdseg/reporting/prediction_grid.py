@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mkdseg.visualization import image_grid, overlay_mask
+from mkdseg.core.visualization import image_grid, overlay_mask
 
 OVERLAY_ALPHA = 0.5
 GRID_PAD = 2

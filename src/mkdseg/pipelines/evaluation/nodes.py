@@ -9,8 +9,8 @@ import pandas as pd
 
 from mkdseg import training_inputs
 from mkdseg.core.evaluation import EvalResult, EvalSettings, evaluate, named_metrics
-from mkdseg.core.export import segmenter_from_bundle
 from mkdseg.core.image_io import MaskEncoding, read_image, read_mask
+from mkdseg.core.prediction.segmenter import segmenter_from_bundle
 from mkdseg.core.runtime import resolve_device
 from mkdseg.reporting.prediction_grid import prediction_grid
 

@@ -11,9 +11,9 @@ from PIL import Image
 
 from mkdseg.catalog.paths import project_root, resolve_path
 from mkdseg.core.image_io import MaskEncoding, read_image, read_mask
+from mkdseg.core.visualization import image_grid, overlay_mask
 from mkdseg.sources import manifest as sources_manifest
 from mkdseg.sources.validation import EXTRA, MASKED, NO_MASK
-from mkdseg.visualization import image_grid, overlay_mask
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from typing import Any
 import pandas as pd
 from torch import nn
 
+from mkdseg.core.prediction.folder import predict_folder
 from mkdseg.core.runtime import resolve_device
-from mkdseg.prediction import predict_folder
 
 
 def segment_folder(

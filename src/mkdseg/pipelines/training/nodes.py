@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 
 from mkdseg import training_inputs
-from mkdseg.core.export import make_bundle, make_networks_bundle
 from mkdseg.core.launch import train
+from mkdseg.core.prediction.segmenter import make_bundle, make_networks_bundle
 from mkdseg.core.trainer import check_unlabeled_pool
 from mkdseg.progress import TrainingProgress
 

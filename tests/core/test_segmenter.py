@@ -6,7 +6,12 @@ import torch
 from mkdseg.core.architectures import build_model
 from mkdseg.core.augmentation import normalize
 from mkdseg.core.config import ModelConfig
-from mkdseg.core.export import load_bundle, make_bundle, save_bundle, segmenter_from_bundle
+from mkdseg.core.prediction.segmenter import (
+    load_bundle,
+    make_bundle,
+    save_bundle,
+    segmenter_from_bundle,
+)
 
 CFG = ModelConfig(backbone="resnet18", decoder_channels=16, aspp_channels=16, low_level_channels=8)
 

@@ -3,9 +3,9 @@
 import numpy as np
 import torch
 
-from mkdseg.core.export import Segmenter
 from mkdseg.core.model import SegOutput
-from mkdseg.prediction import segment
+from mkdseg.core.prediction.folder import segment
+from mkdseg.core.prediction.segmenter import Segmenter
 
 
 class LeftRight(torch.nn.Module):
@@ -38,7 +38,7 @@ def test_a_read_only_image_is_segmented_without_a_warning():
 
 
 def test_an_exported_graph_runs_where_its_weights_are_and_stays_as_loaded():
-    from mkdseg.prediction import place
+    from mkdseg.core.prediction.folder import place
 
     graph = torch.nn.Conv2d(3, 2, 1)  # stands for the module MLflow's pt2 loader returns
     placed, device = place(graph, torch.device("cpu"))

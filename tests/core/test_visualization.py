@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mkdseg.visualization import image_grid, overlay_mask
+from mkdseg.core.visualization import image_grid, overlay_mask
 
 COLOURS = [(0, 0, 0), (200, 0, 0), (0, 100, 250)]
 

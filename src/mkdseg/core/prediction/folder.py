@@ -17,9 +17,9 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 
 from mkdseg.core.class_map import class_map
-from mkdseg.core.export import Segmenter
 from mkdseg.core.image_io import atomic_save, read_image, to_unit_float, write_palette_mask
-from mkdseg.visualization import overlay_mask
+from mkdseg.core.prediction.segmenter import Segmenter
+from mkdseg.core.visualization import overlay_mask
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
