@@ -104,6 +104,9 @@ def test_every_config_environment_builds_a_training_config(env: str) -> None:
             "fixed",
         )
         assert cfg.augment.blur_reference_crop == cfg.augment.crop_size
+        # The release's BatchNorm momentum and per-view passes (BatchNorm normalises each view
+        # by its own statistics), which conf/base does not take.
+        assert (cfg.model.bn_momentum, cfg.separate_view_passes) == (0.001, True)
 
 
 # Every switch each method resolved to with the shipped conf at bc0dd6e, before issue 13 moved

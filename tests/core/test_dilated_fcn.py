@@ -116,3 +116,23 @@ def test_another_run_seeding_the_global_generator_mid_build_does_not_change_the_
     monkeypatch.setattr(architectures, "make_network", make_network_after_another_run_seeds)
     built = fcn(4).state_dict()
     assert all(torch.equal(expected[k], built[k]) for k in expected)
+
+
+@pytest.mark.parametrize("architecture", ["dilated_fcn", "deeplabv3plus"])
+def test_bn_momentum_sets_every_batchnorms_running_statistics_weight(architecture: str) -> None:
+    """``training.model.bn_momentum`` (the release: 0.001): each train-mode pass moves the running
+    mean by that share of the batch's mean."""
+    extra = {"backbone": "resnet18"} if architecture == "deeplabv3plus" else {}
+    net = build_model(3, architecture=architecture, bn_momentum=0.001, **extra)
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert norms and {m.momentum for m in norms} == {0.001}
+    first = norms[0]
+    seen: list[torch.Tensor] = []
+    first.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach()))
+    net.train()(torch.rand(2, 3, 32, 32))
+    batch_mean = seen[0].mean((0, 2, 3))
+    torch.testing.assert_close(first.running_mean, 0.001 * batch_mean)
+    default = build_model(3, architecture=architecture, **extra)
+    assert {m.momentum for m in default.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.1}
+    with pytest.raises(ValueError, match="bn_momentum"):
+        ModelConfig(bn_momentum=0.0)

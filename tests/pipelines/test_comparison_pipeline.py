@@ -208,6 +208,7 @@ def test_the_tuning_environment_runs_no_reported_seed(tmp_path: Path, bootstrapp
         f"comparison.{v}.seed_10"
         for v in ("sup_1_16", "sup_all", "cps_1_16", "mkd_1_16")
         + ("mkd_release_1_16", "mkd_nothr_1_16", "mkd_ema06_1_16", "mkd_weak_1_16", "mkd_cs4_1_16")
+        + ("mkd_base_1_16", "mkd_bn0001_1_16", "sup_bn0001_1_16")
     }
     params = _env_params(tmp_path, "tuning")
     assert params["dataset"]["textures"]["seed"] == 1  # base: 0

@@ -40,6 +40,8 @@ ARCHITECTURE_KEYS = {
 }
 # ModelConfig keys that shape a DeepLabv3+ besides its constructor's: its weights and ASPP rule.
 DEEPLAB_SETTINGS = ("pretrained", "aspp_rule")
+COMMON_SETTINGS = ("bn_momentum",)  # what every architecture reads besides its constructor's keys
+TORCH_BN_MOMENTUM = 0.1  # PyTorch's BatchNorm default: the weight of each batch in running stats
 
 
 def applicable_settings(model: Mapping[str, Any]) -> dict[str, Any]:
@@ -48,6 +50,7 @@ def applicable_settings(model: Mapping[str, Any]) -> dict[str, Any]:
     architecture = model.get("architecture", DEEPLAB)
     keys = ARCHITECTURE_KEYS.get(architecture, ())
     keys += DEEPLAB_SETTINGS if architecture == DEEPLAB else ()
+    keys += COMMON_SETTINGS
     return {"architecture": architecture, **{k: model[k] for k in keys if k in model}}
 
 
@@ -60,8 +63,19 @@ def make_network(num_classes: int, architecture: str, **config: Any) -> nn.Modul
     if architecture == FCN:
         if "decoder_channels" in args:  # the feature dimension A of feature augmentation
             args["channels"] = args.pop("decoder_channels")
-        return DilatedFCN(num_classes, **args)
-    return DeepLabV3Plus(num_classes, **args)
+        model: nn.Module = DilatedFCN(num_classes, **args)
+    else:
+        model = DeepLabV3Plus(num_classes, **args)
+    set_bn_momentum(model, config.get("bn_momentum", TORCH_BN_MOMENTUM))
+    return model
+
+
+def set_bn_momentum(model: nn.Module, momentum: float) -> None:
+    """Every BatchNorm's running-statistics momentum (PyTorch's convention: the new batch's
+    weight), so SyncBN conversion and EMA copies inherit it."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.momentum = momentum
 
 
 def default_init(model: nn.Module, generator: torch.Generator) -> None:

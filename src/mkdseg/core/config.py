@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mkdseg.core.architectures import ARCHITECTURES, DEEPLAB
+from mkdseg.core.architectures import ARCHITECTURES, DEEPLAB, TORCH_BN_MOMENTUM
 from mkdseg.core.data import Geometry
 from mkdseg.core.fields import check, choice
 from mkdseg.core.methods import (
@@ -78,6 +78,10 @@ class ModelConfig:
     # the dilations of its residual blocks, one block each.
     stem_channels: int = 16
     dilations: tuple[int, ...] = (1, 2, 4, 8)
+    # BatchNorm's running-statistics momentum (PyTorch's convention: the new batch's weight).
+    # The release's norm config uses 0.001 (conf/voc, conf/cityscapes); the default is PyTorch's
+    # 0.1, what every run before this parameter existed trained with.
+    bn_momentum: float = TORCH_BN_MOMENTUM
 
     def __post_init__(self) -> None:
         rates = self.aspp_rates
@@ -89,6 +93,7 @@ class ModelConfig:
                 "aspp_rates must be null or a list of dilations >= 1",
             ),
             (self.stem_channels >= 1, "stem_channels must be >= 1"),
+            (0.0 < self.bn_momentum <= 1.0, "bn_momentum must be in (0, 1]"),
             (
                 len(self.dilations) >= 1 and min(self.dilations) >= 1,
                 "dilations must be a list of dilations >= 1",
@@ -275,6 +280,19 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     switches = data.pop("method")
     name = switches.pop("name")
     return {"method": name, name: switches, **data}
+
+
+def with_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored configuration (``config_to_dict``'s data) with every key it predates at its
+    default, inside the blocks too (``model``, ``optim``, ``augment``, the method's): a key newer
+    than a checkpoint had its default when the checkpoint was made. A field's own value (e.g.
+    ``strong_ops``) is taken whole."""
+    filled = config_to_dict(TrainConfig())
+    for key, value in config.items():
+        default = filled.get(key)
+        both_blocks = isinstance(value, Mapping) and isinstance(default, Mapping)
+        filled[key] = {**default, **value} if both_blocks else value
+    return filled
 
 
 def resume_identity(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -69,6 +69,7 @@ class Networks:
                 aspp_rates=m.aspp_rates,
                 stem_channels=m.stem_channels,
                 dilations=m.dilations,
+                bn_momentum=m.bn_momentum,
             )
             for k in range(cfg.num_students)
         ]

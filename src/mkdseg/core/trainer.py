@@ -32,7 +32,7 @@ from mkdseg.core.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from mkdseg.core.config import TrainConfig, config_to_dict, resume_identity
+from mkdseg.core.config import TrainConfig, config_to_dict, resume_identity, with_defaults
 from mkdseg.core.data import LabeledDataset, UnlabeledDataset, make_train_loader
 from mkdseg.core.image_io import MaskEncoding
 from mkdseg.core.methods import METHODS
@@ -158,9 +158,9 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        # A top-level key newer than the checkpoint had its default when the checkpoint was made.
+        # A key newer than the checkpoint had its default when the checkpoint was made.
         mine = resume_identity(config_to_dict(self.cfg))
-        theirs = resume_identity({**config_to_dict(TrainConfig()), **state["config"]})
+        theirs = resume_identity(with_defaults(state["config"]))
         for key, value in mine.items():
             if theirs.get(key) != value:
                 raise ValueError(

@@ -69,7 +69,8 @@ def test_comparison_table_mean_std_gain() -> None:
     sup = rows.loc[("supervised", "92")]
     assert sup["mIoU_mean"] == pytest.approx(0.52)
     assert sup["gain_over_supervised"] == pytest.approx(0.0)
-    assert mkd["gain_over_supervised"] == pytest.approx(0.64 - 0.52)
+    # paired on the seeds both ran (0 and 1; seed 2 has no supervised run), not 0.64 - 0.52
+    assert mkd["gain_over_supervised"] == pytest.approx(((0.60 - 0.50) + (0.64 - 0.54)) / 2)
     rerun = rows.loc[("supervised", "183")]
     assert rerun["runs"] == 1 and rerun["mIoU_mean"] == pytest.approx(0.58)
     assert np.isnan(rerun["mIoU_std"])  # one run has no spread
@@ -107,6 +108,24 @@ def test_variants_of_one_method_are_separate_rows_with_paired_gain_spread() -> N
     assert np.isnan(rows.loc["sup", "gain_std"]) or rows.loc["sup", "gain_std"] == pytest.approx(
         0.0
     )
+
+
+def test_a_one_seed_variant_gains_over_the_baselines_run_on_that_seed() -> None:
+    """An ablation run on seed 0 only is compared with supervised's seed-0 run, not with the
+    mean of supervised's three seeds."""
+    runs = pd.DataFrame(
+        {
+            "status": "FINISHED",
+            "params.variant": ["sup", "sup", "sup", "ablation"],
+            "params.training.method": ["supervised"] * 3 + ["mkd"],
+            "params.splits.labeled": "0.0625",
+            "params.training.seed": ["0", "1", "2", "0"],
+            METRIC: [0.30, 0.50, 0.40, 0.36],
+        }
+    )
+    rows = comparison_table(runs).set_index("variant")
+    assert rows.loc["ablation", "gain_over_supervised"] == pytest.approx(0.06)  # not 0.36 - 0.40
+    assert np.isnan(rows.loc["ablation", "gain_std"])  # one pair has no spread
 
 
 def test_comparison_table_without_seed_counts_every_run() -> None:
@@ -152,7 +171,7 @@ def test_comparison_table_empty_inputs() -> None:
 def test_to_markdown_table_of_a_comparison() -> None:
     text = to_markdown_table(comparison_table(_runs()))
     assert text.splitlines()[0] == "| " + " | ".join(OUTPUT_COLUMNS) + " |"
-    assert "| mkd | 92 | 3 | 0.6400 | 0.0400 | 0.1200 |" in text
+    assert "| mkd | 92 | 3 | 0.6400 | 0.0400 | 0.1000 |" in text
 
 
 def test_results_frame_and_per_run_table() -> None:

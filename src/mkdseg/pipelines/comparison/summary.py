@@ -73,9 +73,11 @@ def comparison_table(
     ``baseline``.
 
     The variant is ``params.variant`` where a run has one (the comparison pipeline's ablations
-    share a method), else the method. ``gain_over_supervised`` is the difference of the means;
-    ``gain_std`` the spread of the per-seed differences where both ran with the same seed
-    (paired: the comparison draws one labeled split per seed for every variant).
+    share a method), else the method. ``gain_over_supervised`` is the mean of the per-seed
+    differences over the seeds both ran (paired: the comparison draws one labeled split per seed
+    for every variant, so a one-seed ablation is compared with the baseline's run on that seed;
+    NaN when no seed is shared), or the difference of the means for runs without seeds;
+    ``gain_std`` the spread of those per-seed differences.
     Missing columns or no usable runs give an empty table with the output columns, not an error:
     a fresh experiment has nothing to compare yet.
     """
@@ -92,9 +94,12 @@ def comparison_table(
     ).reset_index()
     base = _baseline_runs(data, baseline)
     gains = [_paired_gain(data, row.variant, row.labeled, base) for row in table.itertuples()]
-    baseline_mean = base.groupby("labeled")["value"].mean()
-    table["gain_over_supervised"] = table["mIoU_mean"] - table["labeled"].map(baseline_mean)
-    table["gain_std"] = gains
+    if SEED_COLUMN in data.columns:  # paired: the mean difference over the seeds both ran
+        table["gain_over_supervised"] = [gain.mean() for gain in gains]
+    else:
+        baseline_mean = base.groupby("labeled")["value"].mean()
+        table["gain_over_supervised"] = table["mIoU_mean"] - table["labeled"].map(baseline_mean)
+    table["gain_std"] = [_spread(gain) for gain in gains]
     table["runs"] = table["runs"].astype(int)
     order = sorted(
         range(len(table)),
@@ -139,15 +144,19 @@ def _baseline_runs(data: pd.DataFrame, baseline: str) -> pd.DataFrame:
     return base[base["variant"] == base["labeled"].map(first)]
 
 
-def _paired_gain(data: pd.DataFrame, variant: str, labeled: str, base: pd.DataFrame) -> float:
-    """Sample std of (variant - baseline) over the seeds both have; NaN below two pairs."""
+def _paired_gain(data: pd.DataFrame, variant: str, labeled: str, base: pd.DataFrame) -> pd.Series:
+    """(variant - baseline) per seed, over the seeds both ran (empty without seeds)."""
     if SEED_COLUMN not in data.columns:
-        return float("nan")
+        return pd.Series(dtype="float64")
     mine = data[(data["variant"] == variant) & (data["labeled"] == labeled)].set_index(SEED_COLUMN)[
         "value"
     ]
     theirs = base[base["labeled"] == labeled].set_index(SEED_COLUMN)["value"]
-    paired = (mine - theirs).dropna()
+    return (mine - theirs).dropna()
+
+
+def _spread(paired: pd.Series) -> float:
+    """Sample std of the paired differences; NaN below two pairs."""
     return float(paired.std(ddof=STD_DDOF)) if len(paired) > STD_DDOF else float("nan")
 
 
