@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from kedro.io import DatasetError
 
-from mkdseg.catalog import TextDataset
+from mkdseg.catalog import OptionalJSONDataset, TextDataset
 
 
 def test_text_dataset_round_trip_and_preview(tmp_path: Path) -> None:
@@ -69,3 +69,14 @@ def test_the_project_catalog_loads_the_tables_it_saves(tmp_path: Path) -> None:
         ranked_loaded = catalog.load("labelling_table")
     assert loaded.equals(quarantine)  # "0042" stays text, not 42
     assert ranked_loaded.equals(ranked)  # and an image without a proposal has "", not NaN
+
+
+def test_an_optional_json_file_loads_as_none_until_written(tmp_path) -> None:
+    """A comparison run's result: None while its job has not finished, then what it wrote."""
+    ds = OptionalJSONDataset(str(tmp_path / "mkd_1_16" / "seed_0.json"))
+    assert ds.load() is None and not ds.exists()
+    ds.save({"identity": {"variant": "mkd_1_16", "seed": 0}, "metrics": {"val_mIoU_whole": 0.5}})
+    assert ds.load() == {
+        "identity": {"variant": "mkd_1_16", "seed": 0},
+        "metrics": {"val_mIoU_whole": 0.5},
+    }

@@ -18,6 +18,7 @@ from kedro.runner import AbstractRunner, ThreadRunner
 from mlflow.tracking import MlflowClient
 from nbclient import NotebookClient
 
+from mkdseg.pipelines.comparison.jobs import grid_of, job_lines
 from mkdseg.pipelines.comparison.variants import Grid
 from tests.conftest import PROJECT_ROOT
 
@@ -37,9 +38,10 @@ def _params(root: Path) -> dict[str, str]:
     }
 
 
-def _run_tiny_grid(root: Path, runner: AbstractRunner | None = None) -> Path:
-    """The tiny comparison grid through a KedroSession, its data and MLflow store under
-    ``root``; torch's process-wide thread count (the grid sets 1) restored afterwards."""
+def _run_tiny_grid(root: Path, runner: AbstractRunner | None = None, **run: object) -> Path:
+    """The tiny comparison grid through a KedroSession (``run``: ``session.run``'s selection,
+    e.g. one job's namespace), its data and MLflow store under ``root``; torch's process-wide
+    thread count (the grid sets 1) restored afterwards."""
     import mlflow.tracking.fluent as fluent
 
     threads = torch.get_num_threads()
@@ -50,7 +52,7 @@ def _run_tiny_grid(root: Path, runner: AbstractRunner | None = None) -> Path:
             with KedroSession.create(
                 project_path=PROJECT_ROOT, env=TINY_ENV, runtime_params=_params(root)
             ) as session:
-                session.run(pipeline_names=["comparison"], runner=runner)
+                session.run(**{"pipeline_names": ["comparison"], "runner": runner, **run})
         finally:
             while mlflow.active_run():
                 mlflow.end_run("FAILED")
@@ -126,6 +128,32 @@ def test_a_thread_runner_grid_computes_and_tracks_what_the_sequential_one_does(
     nodes = {r.data.tags["kedro.node"] for r in children}
     assert {f"comparison.{v}.seed_0.{step}" for v in VARIANTS for step in STEPS} <= nodes
     assert len(nodes) == len(children)  # one run per node, none twice
+
+
+def test_the_grid_as_separate_jobs_gives_the_table_of_one_run(
+    compared: Path, tmp_path: Path
+) -> None:
+    """``scripts/comparison_jobs.py``'s jobs, each its own session: the ingestion, one job per
+    run (``--namespaces``), the summary (``--nodes``). The summary names the runs that have not
+    finished, then gives the same table as the one sequential run once all have."""
+    lines = job_lines(grid_of(TINY_ENV), TINY_ENV)
+    runs = [f"comparison.{v}.seed_0" for v in VARIANTS]
+    assert lines == [
+        f"kedro run --env {TINY_ENV} --pipelines ingestion",
+        *(f"kedro run --env {TINY_ENV} --pipelines comparison --namespaces {r}" for r in runs),
+        f"kedro run --env {TINY_ENV} --pipelines comparison --nodes comparison.summarise",
+    ]
+    out = tmp_path / "data/08_reporting/comparison"
+    _run_tiny_grid(tmp_path, pipeline_names=["ingestion"])
+    _run_tiny_grid(tmp_path, namespaces=[runs[0]])
+    _run_tiny_grid(tmp_path, node_names=["comparison.summarise"])
+    assert f"Not finished, so not in the table: {runs[1]}." in (out / "table.md").read_text()
+    assert list(pd.read_csv(out / "results.csv")["variant"]) == VARIANTS[:1]
+    _run_tiny_grid(tmp_path, namespaces=[runs[1]])
+    _run_tiny_grid(tmp_path, node_names=["comparison.summarise"])
+    table = "data/08_reporting/comparison/results.csv"
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / table), pd.read_csv(compared / table))
+    assert "Not finished" not in (out / "table.md").read_text()
 
 
 def test_the_notebook_draws_the_same_table_from_mlflow(

@@ -4,6 +4,7 @@ from mkdseg.catalog.datasets import (
     IdListDataset,
     ImageDataset,
     JSONDataset,
+    OptionalJSONDataset,
     TableDataset,
     TextDataset,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "MlflowModelDataset",
     "MlflowRunsDataset",
     "ModelBundleDataset",
+    "OptionalJSONDataset",
     "ProposalsDataset",
     "ReportDataset",
     "SegmenterSource",

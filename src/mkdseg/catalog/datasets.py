@@ -104,6 +104,14 @@ class JSONDataset(LocalFileDataset):
         return JSONPreview(self._require_file().read_text(encoding="utf-8"))
 
 
+class OptionalJSONDataset(JSONDataset):
+    """A JSON document that loads as ``None`` while its file does not exist: the result of a job
+    that has not finished yet (the comparison's summary names such runs instead of failing)."""
+
+    def load(self) -> Any:
+        return super().load() if self.filepath.is_file() else None
+
+
 class TextDataset(LocalFileDataset):
     """A UTF-8 text file (e.g. a Markdown table), written atomically; kedro-viz shows it as text."""
 

@@ -4,6 +4,7 @@ arithmetic ``summary``."""
 
 from __future__ import annotations
 
+import logging
 from io import BytesIO
 from typing import Any
 
@@ -26,6 +27,7 @@ from mkdseg.reporting.figures import close_figure, comparison_chart, figure_to_p
 from mkdseg.reporting.markdown import to_markdown_table
 
 Bundle = dict[str, Any]
+log = logging.getLogger(__name__)
 
 
 def prepare(
@@ -72,27 +74,29 @@ def evaluate_variant(
     val_ids: list[str],
     evaluation: dict,
     identity: RunIdentity,
-) -> tuple[dict[str, float], dict[str, Any], RunResult]:
+) -> tuple[dict[str, float], dict[str, Any], dict[str, Any]]:
     """The evaluation node's metrics and the run's identity as params (both for MLflow), and
-    the two together for the summary."""
+    the two together for the summary (the run's result file)."""
     metrics, _, _ = evaluate_model(student_model, manifest, class_metadata, val_ids, evaluation)
-    return metrics, identity.params(), RunResult(identity, metrics)
+    return metrics, identity.params(), RunResult(identity, metrics).as_dict()
 
 
 def summarise(
-    evaluation: dict, *runs: RunResult
+    evaluation: dict, *results: dict[str, Any] | None, runs: tuple[str, ...]
 ) -> tuple[pd.DataFrame, pd.DataFrame, str, Image.Image, dict[str, float]]:
-    """Per-run results, the mean +- std table (CSV and Markdown), its chart and headline metrics."""
+    """Per-run results, the mean +- std table (CSV and Markdown), its chart and headline metrics,
+    over the runs that finished; the others (``None``: no result file yet, e.g. a job still to
+    run or one that failed) are named under the Markdown table and in the log, never counted."""
     metric = f"val_mIoU_{evaluation.get('mode', 'whole')}"
-    results = results_frame(runs)
-    table = comparison_table(results, metric=metric)
+    finished = [RunResult.from_dict(r) for r in results if r is not None]
+    missing = [run for run, result in zip(runs, results, strict=True) if result is None]
+    frame = results_frame(finished)
+    table = comparison_table(frame, metric=metric)
     figure = comparison_chart(table, title=f"{metric}: mean ± std over seeds")
     chart = Image.open(BytesIO(figure_to_png_bytes(figure)))
     close_figure(figure)
-    return (
-        per_run_table(results, metric),
-        table,
-        to_markdown_table(table),
-        chart,
-        headline_metrics(table),
-    )
+    markdown = to_markdown_table(table)
+    if missing:
+        log.warning("comparison: %d run(s) not finished: %s", len(missing), ", ".join(missing))
+        markdown += f"\nNot finished, so not in the table: {', '.join(missing)}.\n"
+    return per_run_table(frame, metric), table, markdown, chart, headline_metrics(table)

@@ -1,5 +1,7 @@
 """Comparison pipeline: one Kedro namespace per variant and seed (split -> train -> evaluate),
-then one summary.
+then one summary. Each run writes its result file (``conf/base/catalog.yml``), so a run is also
+a job of its own (``--namespaces comparison.<variant>.seed_<seed>``, ``jobs.py``) and the
+summary reads whichever runs finished.
 
 Which variants and seeds exist comes from ``params:comparison`` through Kedro's config loader
 (``shape.py``); what each run trains with is read at run time like any parameter.
@@ -69,9 +71,10 @@ def variant_pipeline(variant: str, seed: int) -> Pipeline:
 def create_pipeline(grid: Grid | None = None) -> Pipeline:
     """Every run of ``grid`` (by default the run's ``params:comparison``), then the summary."""
     runs = (grid or pipeline_grid()).runs
+    names = tuple(namespace(*run) for run in runs)
     summary = node(
-        summarise,
-        ["params:evaluation"] + [f"{namespace(*run)}.run_result" for run in runs],
+        update_wrapper(partial(summarise, runs=names), summarise),
+        ["params:evaluation"] + [f"{name}.run_result" for name in names],
         [f"{NAMESPACE_ROOT}.{name}" for name in SUMMARY_OUTPUTS],
         name="summarise",
         namespace=NAMESPACE_ROOT,

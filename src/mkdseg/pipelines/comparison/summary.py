@@ -10,10 +10,12 @@ numerically when it parses as a count or a fraction ("662", "0.0625", "1/16").
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -167,6 +169,14 @@ class RunResult:
     identity: RunIdentity
     metrics: Mapping[str, float]
 
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data, as the run's result file stores it."""
+        return {"identity": dataclasses.asdict(self.identity), "metrics": dict(self.metrics)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunResult:
+        return cls(RunIdentity(**data["identity"]), dict(data["metrics"]))
+
 
 def results_frame(runs: Iterable[RunResult]) -> pd.DataFrame:
     """The runs as a table shaped like ``mlflow.search_runs``'s, for ``comparison_table``."""
@@ -193,6 +203,8 @@ def per_run_table(results: pd.DataFrame, metric: str) -> pd.DataFrame:
         SEED_COLUMN: "seed",
         f"metrics.{metric}": metric,
     }
+    if results.empty:  # no run finished yet
+        return pd.DataFrame(columns=list(columns.values()))
     return results[list(columns)].rename(columns=columns).reset_index(drop=True)
 
 
