@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: setup run test lint bench viz mlflow-ui clean-data
+.PHONY: setup run test lint bench viz mlflow-ui mlflow-server clean-data
 
 setup: $(STAMP)
 
@@ -35,6 +35,18 @@ viz: $(STAMP)
 mlflow-ui: $(STAMP)  ## MLflow UI; prints the address of the mkdseg runs on the training view
 	@$(BIN)/python -m mkdseg.tracking.mlflow_ui
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
+
+# A tracking server that many jobs write to at once (SQLite is not made for many writers): its
+# own store and artifact root under mlflow-server/, bound to this machine unless MLFLOW_HOST is
+# set. Point runs at it with MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT).
+MLFLOW_HOST ?= 127.0.0.1
+MLFLOW_PORT ?= 5000
+MLFLOW_SERVER_DIR ?= mlflow-server
+mlflow-server: $(STAMP)  ## MLflow tracking server for concurrent jobs (docs/usage.md)
+	@mkdir -p $(MLFLOW_SERVER_DIR)/artifacts
+	$(BIN)/mlflow server --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) \
+		--backend-store-uri sqlite:///$(abspath $(MLFLOW_SERVER_DIR))/mlflow.db \
+		--artifacts-destination $(abspath $(MLFLOW_SERVER_DIR))/artifacts
 
 clean-data:  ## remove generated data, checkpoints and the tracking store
 	find data -type f ! -name .gitkeep -delete

@@ -148,3 +148,40 @@ def test_runner_label_reads_like_a_class_name() -> None:
     assert runner_label(repr_text) == "SequentialRunner"
     assert runner_label(SequentialRunner()) == "SequentialRunner"
     assert runner_label("ThreadRunner") == "ThreadRunner" and runner_label(None) == ""
+
+
+def _mlflow_conf(runtime_params: dict[str, str] | None = None) -> dict:
+    """conf/base's mlflow.yml as kedro-mlflow reads it (the project's resolvers)."""
+    from kedro.config import OmegaConfigLoader
+
+    from mkdseg import settings
+    from tests.conftest import PROJECT_ROOT
+
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT_ROOT / "conf"),
+        runtime_params=runtime_params or {},
+        **settings.CONFIG_LOADER_ARGS,
+    )
+    loader.config_patterns.update({"mlflow": ["mlflow*", "mlflow*/**"]})
+    return loader["mlflow"]
+
+
+def test_the_store_is_the_parameter_then_mlflow_tracking_uri_then_the_project_sqlite(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A tracking server named by MLFLOW_TRACKING_URI (``make mlflow-server``) takes the runs and,
+    for an experiment created there, their artifacts; ``--params`` still wins."""
+    from mkdseg.catalog.paths import artifact_location, project_root
+
+    def store(**params: str) -> tuple[str, str | None]:
+        conf = _mlflow_conf(params)
+        kwargs = conf["tracking"]["experiment"]["create_experiment_kwargs"]
+        return conf["server"]["mlflow_tracking_uri"], kwargs["artifact_location"]
+
+    root = project_root()
+    assert store() == (f"sqlite:///{(root / 'mlflow.db').as_posix()}", f"{root}/mlartifacts")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert store() == ("http://127.0.0.1:5000", None)
+    assert store(mlflow_tracking_uri="sqlite:////tmp/x.db")[0] == "sqlite:////tmp/x.db"
+    assert artifact_location("https://mlflow.example", "mlartifacts") is None
+    assert artifact_location("sqlite:////tmp/x.db", "/tmp/art") == "/tmp/art"

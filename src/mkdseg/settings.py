@@ -11,9 +11,11 @@ has opted out of telemetry and never talks to the network.
 
 from __future__ import annotations
 
+import os
+
 from kedro.config import OmegaConfigLoader
 
-from mkdseg.catalog.paths import resolve_path, tracking_uri
+from mkdseg.catalog.paths import artifact_location, resolve_path, tracking_uri
 from mkdseg.pipelines.comparison.shape import ComparisonShapeHook
 from mkdseg.tracking.hooks import MkdsegTrackingHook
 from mkdseg.tracking.parent_run import RunNameHook
@@ -38,5 +40,9 @@ CONFIG_LOADER_ARGS = {
         "mkdseg.tracking_uri": tracking_uri,
         # ${mkdseg.path:mlartifacts} -> /<project root>/mlartifacts (absolute paths unchanged)
         "mkdseg.path": lambda path: resolve_path(path).as_posix(),
+        # ${mkdseg.env:MLFLOW_TRACKING_URI,default}: the variable when set, else the default
+        "mkdseg.env": lambda name, default: os.environ.get(name) or default,
+        # ${mkdseg.artifact_location:<tracking uri>,mlartifacts}: None for a tracking server
+        "mkdseg.artifact_location": artifact_location,
     },
 }

@@ -36,6 +36,9 @@ def _is_this_project(path: Path) -> bool:
     return "[tool.kedro]" in text and f'package_name = "{PACKAGE_NAME}"' in text
 
 
+SERVER_SCHEMES = ("http", "https")
+
+
 def resolve_path(path: str | os.PathLike, root: Path | None = None) -> Path:
     """``path`` if absolute, else ``root`` (default: the project root) / ``path``."""
     candidate = Path(path).expanduser()
@@ -64,3 +67,12 @@ def tracking_uri(value: str, root: Path | None = None) -> str:
     if parsed.scheme and len(parsed.scheme) > 1:  # a URI; one letter is a Windows drive
         return value
     return f"{SQLITE_SCHEME}:///{resolve_path(value, root).as_posix()}"
+
+
+def artifact_location(tracking: str, location: str) -> str | None:
+    """Where a new experiment keeps its artifacts: ``location`` under the project root for a
+    local store; None (the server's own artifact root, uploaded through it) when the runs go
+    to a tracking server (``http(s)://``), so jobs on other machines reach their artifacts."""
+    if urlparse(str(tracking)).scheme in SERVER_SCHEMES:
+        return None
+    return resolve_path(location).as_posix()
