@@ -61,3 +61,10 @@ def test_the_readme_links_to_every_docs_page() -> None:
     linked = {(README.parent / target.partition("#")[0]).resolve() for target in links(README)}
     unlinked = [doc.name for doc in DOCUMENTS[1:] if doc.resolve() not in linked]
     assert not unlinked, f"README.md does not link to {unlinked}"
+
+
+README_MAX_LINES = 250  # a user's guide; the rest lives in docs/
+
+
+def test_the_readme_stays_a_guide() -> None:
+    assert len(README.read_text(encoding="utf-8").splitlines()) <= README_MAX_LINES

@@ -123,6 +123,13 @@ def test_concurrent_jobs_against_the_server_lose_nothing(tmp_path: Path, server:
     assert len(trained) == len(RUNS) and all(r.data.params for r in trained)
     results = pd.read_csv(data / "08_reporting/comparison/results.csv")
     assert len(results) == len(RUNS)
+    # The same grid as one sequential `kedro run` (its own data and SQLite store): the same table.
+    sequential = tmp_path / "sequential"
+    _finish(
+        _job(conf, sequential, f"sqlite:///{sequential / 'mlflow.db'}", "--pipelines", "comparison")
+    )
+    expected = pd.read_csv(sequential / "08_reporting/comparison/results.csv")
+    pd.testing.assert_frame_equal(results, expected)
     by_run = results.set_index(["variant", "seed"])["val_mIoU_whole"]
     for name, run in evaluated.items():
         key = (name.split(".")[1], int(name.rsplit("_", 1)[1]))
