@@ -50,3 +50,20 @@ def test_a_perturbed_pass_decodes_clean_then_perturbed_features(net):
     assert both.logits.shape[0] == 4 and both.features.shape[0] == 4
     torch.testing.assert_close(both.logits[:2], plain.logits)
     assert not torch.allclose(both.logits[2:], plain.logits)
+
+
+def test_the_dropped_channels_come_from_the_given_generator() -> None:
+    """With the step's generator the perturbed copy is a function of its seed alone: the same
+    seed drops the same whole channels (scaled by 1/(1-p)) whatever the global generator did."""
+    features = torch.rand(3, 8, 4, 4) + 0.5
+
+    def perturbed(seed: int) -> torch.Tensor:
+        torch.rand(7)  # the global generator moves; the draws must not
+        return with_perturbed(features, 0.5, torch.Generator().manual_seed(seed))[3:]
+
+    first, again, other = perturbed(1), perturbed(1), perturbed(2)
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    kept = first.flatten(2).amax(2) > 0  # (B, C): a channel is kept or dropped whole
+    torch.testing.assert_close(first[kept], (features * 2)[kept])
+    assert torch.equal(first[~kept], torch.zeros_like(first[~kept]))
+    assert 0 < kept.sum() < kept.numel()

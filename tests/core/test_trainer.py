@@ -345,8 +345,8 @@ class _LogitsAndFeatures(torch.nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, x: torch.Tensor, perturb: float = 0.0) -> SegOutput:
-        assert perturb == 0.0  # no feature-perturbed stream asked for here
+    def forward(self, x: torch.Tensor, perturb: float = 0.0, generator=None) -> SegOutput:
+        assert perturb == 0.0 and generator is None  # no feature-perturbed stream asked for here
         out = self.net(x)
         return SegOutput(out, out * 2)
 
@@ -585,12 +585,13 @@ def test_channels_last_on_the_cpu_lays_out_the_networks_so_and_computes_the_same
 FCN_MODEL = {"architecture": "dilated_fcn", "stem_channels": 4, "decoder_channels": 8}
 
 
+@pytest.mark.parametrize("method", ["mkd", "unimatch"])  # unimatch: its feature dropout too
 def test_threads_are_applied_and_runs_in_concurrent_threads_train_as_one_alone(
-    tiny_data, keep_torch_threads
+    method, tiny_data, keep_torch_threads
 ):
     """A grid under Kedro's ThreadRunner: two runs training at once in one process, one torch
     thread each, compute exactly what one run computes alone (no shared random state)."""
-    cfg = tiny_config("mkd", iterations=3, threads=1, model=FCN_MODEL)
+    cfg = tiny_config(method, iterations=3, threads=1, model=FCN_MODEL)
     alone = Trainer(cfg, TINY_CLASSES).fit(tiny_data).history
     assert torch.get_num_threads() == 1
     histories: dict[int, list] = {}

@@ -64,8 +64,8 @@ class _Recorder(torch.nn.Module):
         super().__init__()
         self.pair, self.logits = pair, []
 
-    def forward(self, *views, perturb: float = 0.0):
-        out = self.pair(*views, perturb=perturb)
+    def forward(self, *views, perturb: float = 0.0, generator=None):
+        out = self.pair(*views, perturb=perturb, generator=generator)
         out[0].logits.retain_grad()
         self.logits.append(out[0].logits)
         return out

@@ -14,7 +14,7 @@ import torch
 from kedro.framework.project import pipelines
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
-from kedro.runner import AbstractRunner, ThreadRunner
+from kedro.runner import AbstractRunner, ParallelRunner, ThreadRunner
 from mlflow.tracking import MlflowClient
 from nbclient import NotebookClient
 
@@ -128,6 +128,26 @@ def test_a_thread_runner_grid_computes_and_tracks_what_the_sequential_one_does(
     nodes = {r.data.tags["kedro.node"] for r in children}
     assert {f"comparison.{v}.seed_0.{step}" for v in VARIANTS for step in STEPS} <= nodes
     assert len(nodes) == len(children)  # one run per node, none twice
+
+
+def test_a_parallel_runner_grid_computes_and_tracks_what_the_sequential_one_does(
+    compared: Path, tmp_path: Path
+) -> None:
+    """ParallelRunner with forked workers (Linux's default): the same table as one at a time,
+    and exactly one FINISHED child run per node under the one parent."""
+    parallel = _run_tiny_grid(tmp_path, ParallelRunner(max_workers=2))
+    table = "data/08_reporting/comparison/results.csv"
+    pd.testing.assert_frame_equal(pd.read_csv(parallel / table), pd.read_csv(compared / table))
+    client = MlflowClient(tracking_uri=f"sqlite:///{parallel / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("mkdseg").experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r is not parent]
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
+    assert all(r.info.status == "FINISHED" for r in runs)
+    nodes = sorted(r.data.tags["kedro.node"] for r in children)
+    assert nodes == sorted({n.name for n in pipelines["comparison"].nodes})  # each once
+    evaluated = [r for r in children if r.data.tags["kedro.node"].endswith(".evaluate")]
+    assert all("val_mIoU_whole" in r.data.metrics for r in evaluated)
 
 
 def test_the_grid_as_separate_jobs_gives_the_table_of_one_run(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from mkdseg.core.feature_perturbation import with_perturbed
@@ -70,9 +71,11 @@ class DilatedFCN(nn.Module):
         """Every part: no pretrained checkpoint covers this network."""
         return [self.stem, self.down, self.body, self.head, self.classifier]
 
-    def forward(self, x: Tensor, perturb: float = 0.0) -> SegOutput:
+    def forward(
+        self, x: Tensor, perturb: float = 0.0, generator: torch.Generator | None = None
+    ) -> SegOutput:
         """``perturb`` > 0: the head also runs on the body's features with channel dropout
         ``perturb``, outputs over ``[clean; perturbed]`` (``core/feature_perturbation.py``)."""
-        encoded = with_perturbed(self.body(self.down(self.stem(x))), perturb)
+        encoded = with_perturbed(self.body(self.down(self.stem(x))), perturb, generator)
         features = self.head(encoded)
         return SegOutput(self.classifier(features), features)

@@ -14,14 +14,20 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def with_perturbed(features: Tensor, p: float) -> Tensor:
+def with_perturbed(features: Tensor, p: float, generator: torch.Generator | None = None) -> Tensor:
     """``[f; Dropout2d(p)(f)]`` along the batch; ``f`` itself when ``p`` is 0.
 
-    Dropout2d zeroes whole channels per image and scales the rest by 1/(1-p); it draws from
-    torch's global generator, which checkpoints save, so a resumed run replays it.
+    Dropout2d zeroes whole channels per image and scales the rest by 1/(1-p). The channels are
+    drawn from ``generator`` (the training step's seeded stream: runs training at once in one
+    process, as under Kedro's ThreadRunner, do not take each other's draws, and a resumed run
+    replays them); without one, from torch's global generator, as ``F.dropout2d``.
     """
     if not 0.0 <= p < 1.0:
         raise ValueError(f"feature perturbation: dropout must be in [0, 1), got {p}")
     if p == 0.0:
         return features
-    return torch.cat([features, F.dropout2d(features, p, training=True)])
+    if generator is None:
+        return torch.cat([features, F.dropout2d(features, p, training=True)])
+    draw = torch.rand(features.shape[:2], generator=generator, device=generator.device)
+    scale = (draw.to(features.device) >= p).to(features.dtype) / (1.0 - p)
+    return torch.cat([features, features * scale[..., None, None]])

@@ -180,10 +180,12 @@ class DeepLabV3Plus(nn.Module):
         """The parts never covered by a pretrained checkpoint."""
         return [self.aspp, self.low_level, self.decoder, self.classifier]
 
-    def forward(self, x: Tensor, perturb: float = 0.0) -> SegOutput:
+    def forward(
+        self, x: Tensor, perturb: float = 0.0, generator: torch.Generator | None = None
+    ) -> SegOutput:
         """``perturb`` > 0: the decoder also runs on the backbone's features with channel dropout
         ``perturb``, outputs over ``[clean; perturbed]`` (``core/feature_perturbation.py``)."""
-        low, high = (with_perturbed(f, perturb) for f in self.backbone(x))
+        low, high = (with_perturbed(f, perturb, generator) for f in self.backbone(x))
         context = F.interpolate(
             self.aspp(high), size=low.shape[-2:], mode="bilinear", align_corners=False
         )

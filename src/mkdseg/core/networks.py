@@ -27,11 +27,14 @@ class NetworkPair(nn.Module):
         super().__init__()
         self.nets = nn.ModuleList(nets)
 
-    def forward(self, *views: Tensor, perturb: float = 0.0) -> list[SegOutput]:
+    def forward(
+        self, *views: Tensor, perturb: float = 0.0, generator: torch.Generator | None = None
+    ) -> list[SegOutput]:
         """Every member on each view in its own pass (BatchNorm statistics per view), outputs
         concatenated along the batch; ``perturb`` > 0 adds each pass's feature-perturbed stream
         (``[clean; perturbed]`` per pass, ``core/feature_perturbation.py``)."""
-        return [_concat_outputs([net(x, perturb) for x in views]) for net in self.nets]
+        outputs = [[net(x, perturb, generator) for x in views] for net in self.nets]
+        return [_concat_outputs(passes) for passes in outputs]
 
 
 def _concat_outputs(outputs: list[SegOutput]) -> SegOutput:

@@ -42,6 +42,9 @@ class Views:
     labeled: Tensor  # x_l (B_l, 3, H, W), photometric-distorted and normalised
     labels: Tensor  # y_l (B_l, H, W), 255 = ignore
     unlabeled: UnlabeledViews | None  # None exactly when the method uses no unlabeled images
+    # The step's seeded generator, after the views' draws: a method's own random draws (UniMatch's
+    # feature dropout) come from it, not from torch's process-wide generator.
+    rng: torch.Generator | None = None
 
 
 def make_views(
@@ -58,7 +61,7 @@ def make_views(
     x_l = normalize(photometric_distortion(to_unit_float(x_l), generator))
     x_l = x_l.contiguous(memory_format=memory_format)
     if not cfg.uses_unlabeled:
-        return Views(x_l, y_l, None)
+        return Views(x_l, y_l, None, generator)
     if unlabeled is None:
         raise ValueError(f"training.method {cfg.method.name!r} needs an unlabeled batch")
     x_u, valid = (v.to(device, non_blocking=True) for v in unlabeled)
@@ -74,7 +77,7 @@ def make_views(
     extra = [
         _strong_mixed(cfg, x_u, generator, blur, memory_format) for _ in range(cfg.strong_views - 1)
     ]
-    return Views(x_l, y_l, UnlabeledViews(x_w, x_mix, valid.bool(), mask, extra))
+    return Views(x_l, y_l, UnlabeledViews(x_w, x_mix, valid.bool(), mask, extra), generator)
 
 
 def _strong_mixed(

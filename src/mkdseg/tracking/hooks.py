@@ -22,15 +22,20 @@ its page), and completes the description with the headline metric at the end.
 
 The hook is ignorant of specific pipelines: it only knows these naming conventions.
 It logs through ``MlflowClient`` by run id and never touches the active-run stack,
-which stays kedro-mlflow's. Supported runners: SequentialRunner (the default) and ThreadRunner
-(the comparison's two-at-a-time grid; its child runs are the same, tested in
-``tests/pipelines/test_comparison_pipeline.py``). With ParallelRunner nodes run in subprocesses
-with fresh hook instances, so child runs are NOT recorded (the parent still is).
+which stays kedro-mlflow's. Supported runners: SequentialRunner (the default), ThreadRunner
+(the comparison's two-at-a-time grid) and ParallelRunner where its worker processes are forked
+(Linux's default; ``KEDRO_MP_CONTEXT``): a forked worker carries this hook's state (client,
+parent run) from ``before_pipeline_run`` and records its nodes' child runs itself. The child
+runs are the same with every runner (``tests/pipelines/test_comparison_pipeline.py``). Workers
+that are spawned start with fresh hook instances and record no child runs (the parent still is
+recorded; a warning says so).
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +59,7 @@ ERROR_TAG = "error"
 NODE_TAG = "kedro.node"
 NAMESPACE_TAG = "kedro.namespace"
 PARALLEL_RUNNER = "ParallelRunner"
+MP_CONTEXT_VARIABLE = "KEDRO_MP_CONTEXT"  # ParallelRunner's choice of process start method
 REPORT_DATASET = "report"  # its path closes the run's console output
 RUNNER_TAG = "runner"
 FINISHED = RunStatus.to_string(RunStatus.FINISHED)
@@ -69,6 +75,12 @@ class _ChildRun:
     started: float
     pending_artifacts: set[str] = field(default_factory=set)
     unsaved: set[str] = field(default_factory=set)  # outputs Kedro has not saved yet
+
+
+def _workers_are_forked() -> bool:
+    """Whether ParallelRunner's workers will be forked (it reads ``KEDRO_MP_CONTEXT``)."""
+    method = os.environ.get(MP_CONTEXT_VARIABLE) or multiprocessing.get_start_method()
+    return method == "fork"
 
 
 class MkdsegTrackingHook:
@@ -97,9 +109,10 @@ class MkdsegTrackingHook:
         if parent is None:
             logger.info("No active MLflow run (tracking disabled): no per-node runs.")
             return
-        if PARALLEL_RUNNER in str(run_params.get("runner", "")):
+        if PARALLEL_RUNNER in str(run_params.get("runner", "")) and not _workers_are_forked():
             logger.warning(
-                "ParallelRunner: per-node MLflow runs are not recorded (use the default runner)."
+                "ParallelRunner with spawned workers: per-node MLflow runs are not recorded "
+                "(set KEDRO_MP_CONTEXT=fork, or use the default runner or ThreadRunner)."
             )
         self._client = MlflowClient(tracking_uri=mlflow.get_tracking_uri())
         self._parent_id = parent.info.run_id

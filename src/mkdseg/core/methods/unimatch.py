@@ -93,7 +93,7 @@ def loss(
     x_l, u, n_l = views.labeled, views.unlabeled, views.labeled.shape[0]
     if u is None or len(u.extra) != STRONG_VIEWS - 1:
         raise ValueError(f"unimatch needs the weak view and {STRONG_VIEWS} strong views")
-    out = nets.student_pair(torch.cat([x_l, u.weak]), perturb=w.dropout)[0]
+    out = nets.student_pair(torch.cat([x_l, u.weak]), perturb=w.dropout, generator=views.rng)[0]
     clean, perturbed = out.logits.chunk(2)  # [clean; perturbed] rows of [x_l; x_w]
     (x_s2, mask_2) = u.extra[0]
     s1, s2 = nets.student_pair(torch.cat([u.mixed, x_s2]))[0].logits.chunk(2)
