@@ -142,6 +142,7 @@ def loss(
     loss_sup = sum(supervised_ce(o.logits[:n_l], y_l) for o in s_out)
     with torch.no_grad():
         t_out = nets.teacher_pair(*nets.passes(x_l, u.weak)) if m.teacher_term else []
+    # lambda ramps over the whole run: its length is the networks' training configuration's
     lam = feature_aug_lambda(t, nets.cfg.iterations, m.lambda_end, m.lambda_schedule)
     with torch.autocast(x_l.device.type, enabled=False):
         c = consistency(
