@@ -185,3 +185,40 @@ def test_the_store_is_the_parameter_then_mlflow_tracking_uri_then_the_project_sq
     assert store(mlflow_tracking_uri="sqlite:////tmp/x.db")[0] == "sqlite:////tmp/x.db"
     assert artifact_location("https://mlflow.example", "mlartifacts") is None
     assert artifact_location("sqlite:////tmp/x.db", "/tmp/art") == "/tmp/art"
+
+
+LOCK_HELD_S = 7.0  # longer than SQLite's default 5 s busy timeout
+
+
+def test_a_locked_sqlite_store_makes_a_writer_wait_not_fail(tmp_path: Path) -> None:
+    """Several jobs writing one SQLite store (no server): a writer that finds the database locked
+    by another process's transaction waits for it and its run is stored (MLflow retries)."""
+    import sqlite3
+    import threading
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path / "mlflow.db"
+    client = MlflowClient(tracking_uri=tracking_uri(str(db)))
+    experiment = client.create_experiment("jobs", artifact_location=str(tmp_path / "art"))
+    locked = threading.Event()
+
+    def hold_the_lock() -> None:  # another writer's long transaction
+        connection = sqlite3.connect(db, timeout=1)
+        connection.execute("BEGIN EXCLUSIVE")
+        locked.set()
+        time.sleep(LOCK_HELD_S)
+        connection.commit()
+        connection.close()
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    locked.wait()
+    started = time.monotonic()
+    run = client.create_run(experiment)
+    client.log_metric(run.info.run_id, "val_mIoU_whole", 0.5)
+    waited = time.monotonic() - started
+    holder.join()
+    assert waited >= LOCK_HELD_S - 1.0  # it waited for the lock instead of failing
+    assert client.get_run(run.info.run_id).data.metrics == {"val_mIoU_whole": 0.5}
