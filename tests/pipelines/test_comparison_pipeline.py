@@ -110,35 +110,22 @@ def test_each_run_is_identified_in_mlflow(compared: Path) -> None:
     assert "comparison.sup_1_16.mIoU_mean" in parent.data.metrics
 
 
-def test_a_thread_runner_grid_computes_and_tracks_what_the_sequential_one_does(
-    compared: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    "runner",
+    [ThreadRunner, ParallelRunner],
+    ids=["ThreadRunner", "ParallelRunner"],
+)
+def test_a_two_worker_grid_computes_and_tracks_what_the_sequential_one_does(
+    runner: type[AbstractRunner], compared: Path, tmp_path: Path
 ) -> None:
-    """README "Results": the grid may run two trainings at once (``--runner ThreadRunner
-    --runner-params max_workers=2``, one torch thread each, as conf/comparison_tiny sets):
-    the same numbers as one at a time, and every node's MLflow run recorded under the parent."""
-    threaded = _run_tiny_grid(tmp_path, ThreadRunner(max_workers=2))
+    """README "Results": the grid may run two trainings at once (``--runner-params
+    max_workers=2``, one torch thread each, as conf/comparison_tiny sets; ParallelRunner's
+    workers forked, Linux's default): the same numbers as one at a time, and exactly one
+    FINISHED child run per node under the one parent."""
+    root = _run_tiny_grid(tmp_path, runner(max_workers=2))
     table = "data/08_reporting/comparison/results.csv"
-    pd.testing.assert_frame_equal(pd.read_csv(threaded / table), pd.read_csv(compared / table))
-    client = MlflowClient(tracking_uri=f"sqlite:///{threaded / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name("mkdseg").experiment_id])
-    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if r is not parent]
-    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
-    assert all(r.info.status == "FINISHED" for r in runs)
-    nodes = {r.data.tags["kedro.node"] for r in children}
-    assert {f"comparison.{v}.seed_0.{step}" for v in VARIANTS for step in STEPS} <= nodes
-    assert len(nodes) == len(children)  # one run per node, none twice
-
-
-def test_a_parallel_runner_grid_computes_and_tracks_what_the_sequential_one_does(
-    compared: Path, tmp_path: Path
-) -> None:
-    """ParallelRunner with forked workers (Linux's default): the same table as one at a time,
-    and exactly one FINISHED child run per node under the one parent."""
-    parallel = _run_tiny_grid(tmp_path, ParallelRunner(max_workers=2))
-    table = "data/08_reporting/comparison/results.csv"
-    pd.testing.assert_frame_equal(pd.read_csv(parallel / table), pd.read_csv(compared / table))
-    client = MlflowClient(tracking_uri=f"sqlite:///{parallel / 'mlflow.db'}")
+    pd.testing.assert_frame_equal(pd.read_csv(root / table), pd.read_csv(compared / table))
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("mkdseg").experiment_id])
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if r is not parent]
@@ -146,6 +133,7 @@ def test_a_parallel_runner_grid_computes_and_tracks_what_the_sequential_one_does
     assert all(r.info.status == "FINISHED" for r in runs)
     nodes = sorted(r.data.tags["kedro.node"] for r in children)
     assert nodes == sorted({n.name for n in pipelines["comparison"].nodes})  # each once
+    assert {f"comparison.{v}.seed_0.{step}" for v in VARIANTS for step in STEPS} <= set(nodes)
     evaluated = [r for r in children if r.data.tags["kedro.node"].endswith(".evaluate")]
     assert all("val_mIoU_whole" in r.data.metrics for r in evaluated)
 

@@ -10,23 +10,20 @@ finished and names the others.
 
 from __future__ import annotations
 
-from kedro.framework.project import settings
 from kedro.framework.startup import bootstrap_project
 
 from mkdseg.catalog.paths import project_root
+from mkdseg.pipelines.comparison.shape import grid_in
 from mkdseg.pipelines.comparison.variants import NAMESPACE_ROOT, Grid, namespace
 
 SUMMARY_NODE = f"{NAMESPACE_ROOT}.summarise"
 
 
 def grid_of(env: str | None) -> Grid:
-    """The grid ``params:comparison`` defines in ``env`` (None: Kedro's default environment)."""
-    root = project_root()
-    bootstrap_project(root)
-    loader = settings.CONFIG_LOADER_CLASS(
-        conf_source=str(root / settings.CONF_SOURCE), env=env, **settings.CONFIG_LOADER_ARGS
-    )
-    return Grid.from_parameters(loader["parameters"].get(NAMESPACE_ROOT))
+    """The grid ``params:comparison`` defines in ``env`` (None: Kedro's default environment),
+    outside a session (the project's settings bootstrapped first)."""
+    bootstrap_project(project_root())
+    return grid_in(env)
 
 
 def job_lines(grid: Grid, env: str | None = None) -> list[str]:

@@ -24,7 +24,6 @@ would make it: environment ``KEDRO_ENV``, else Kedro's default run environment.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
@@ -54,16 +53,17 @@ class ComparisonShapeHook:
 def pipeline_grid() -> Grid:
     """The grid to build the comparison pipeline from (see the module docstring)."""
     global _built
-    grid = _latest or Grid.from_parameters(_default_parameters().get(NAMESPACE_ROOT))
+    grid = _latest or grid_in(os.environ.get(ENV_VARIABLE))
     _built = grid.runs
     return grid
 
 
-def _default_parameters() -> dict[str, Any]:
-    """The parameters a session without ``--env`` would load."""
+def grid_in(env: str | None) -> Grid:
+    """The grid ``params:comparison`` defines in ``env`` (None: Kedro's default environment),
+    read as ``KedroSession.create`` would read the parameters."""
     loader = settings.CONFIG_LOADER_CLASS(
         conf_source=str(project_root() / settings.CONF_SOURCE),
-        env=os.environ.get(ENV_VARIABLE),
+        env=env,
         **settings.CONFIG_LOADER_ARGS,
     )
-    return loader["parameters"]
+    return Grid.from_parameters(loader["parameters"].get(NAMESPACE_ROOT))
