@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -42,9 +43,33 @@ def test_box_areas_aspect_and_position_within_bounds() -> None:
     assert ((bh - 0.5) * (bw - 0.5) / (h * w) <= hi).all()
     frac = bh * bw / (h * w)
     assert frac.min() < lo * 1.2 and frac.max() > hi * 0.8  # the whole range is used
+    # French et al.'s aspect: height share p^u, width share p^(1-u), so each side's share of
+    # the image lies between p / sqrt(3) and sqrt(1/3) (a box is at most one side long) and the
+    # ratio of shares between p and 1/p: at most 1/0.25 = 4 either way, and both ways occur
     ratio = (bh / h) / (bw / w)
-    assert ratio.min() > cutmix.ASPECT_RANGE[0] * 0.9 and ratio.max() < cutmix.ASPECT_RANGE[1] * 1.1
-    assert math.log(ratio.max()) > 0.8 and math.log(ratio.min()) < -0.8  # both orientations occur
+    assert (bh / h <= math.sqrt(1 / 3) + 0.5 / h).all() and (
+        bw / w <= math.sqrt(1 / 3) + 0.5 / w
+    ).all()
+    assert ratio.max() < 4.0 * 1.1 and ratio.min() > 0.25 / 1.1
+    assert math.log(ratio.max()) > 0.8 and math.log(ratio.min()) < -0.8
+
+
+def test_boxes_follow_french_et_al_generator() -> None:
+    """The same draws through TorchSemiSeg's ``BoxMaskGenerator.generate_params`` formulas
+    (numpy, transcribed): the same boxes."""
+    b, h, w, n = 7, 33, 48, cutmix.N_BOXES
+    boxes = cutmix.sample_boxes(b, h, w, _gen(11))
+    g = _gen(11)
+    props = 0.25 + 0.25 * torch.rand((b, n), generator=g).double().numpy()
+    u = torch.rand((b, n), generator=g).double().numpy()
+    y_props = np.exp(u * np.log(props))
+    x_props = props / y_props
+    fac = np.sqrt(1.0 / n)
+    sizes = np.round(np.stack([y_props * fac, x_props * fac], axis=2) * np.array([h, w]))
+    where = np.stack([torch.rand((b, n), generator=g).double().numpy() for _ in range(2)], 2)
+    positions = np.round((np.array([h, w]) - sizes) * where)
+    expected = np.concatenate([positions, positions + sizes], axis=2)
+    assert np.array_equal(boxes.numpy(), expected.astype(np.int64))
 
 
 def test_box_mask_is_reproducible_and_on_the_requested_device() -> None:

@@ -509,8 +509,8 @@ def _fixed_batch(seed: int) -> tuple:
     return (x, y), (u, valid)
 
 
-# The losses of two steps on _fixed_batch(0), _fixed_batch(1), as computed before issue 13's
-# refactor (CPU, fp32): a change detector (a rewrite of the step must give the same numbers);
+# The losses of two steps on _fixed_batch(0), _fixed_batch(1) (CPU, fp32), as computed before
+# issue 13's refactor, then with French et al.'s CutMix boxes (issue 33): a change detector (a rewrite of the step must give the same numbers);
 # what the numbers mean is tested above (targets, gradients, the equation of the parts).
 FIXED_STEP_LOSSES = {
     "supervised": [
@@ -519,40 +519,40 @@ FIXED_STEP_LOSSES = {
     ],
     "mean_teacher": [
         {
-            "loss": 1.1499236822128296,
-            "loss_sup": 1.0985219478607178,
-            "loss_st": 0.05140173062682152,
+            "loss": 1.1507511138916016,
+            "loss_sup": 1.098620057106018,
+            "loss_st": 0.052131108939647675,
         },
         {
-            "loss": 1.1241601705551147,
-            "loss_sup": 1.0998327732086182,
-            "loss_st": 0.024327414110302925,
+            "loss": 1.134230136871338,
+            "loss_sup": 1.0997140407562256,
+            "loss_st": 0.034516047686338425,
         },
     ],
     "cps": [
         {
-            "loss": 4.394316673278809,
-            "loss_sup": 2.1979594230651855,
-            "loss_ss": 2.196357250213623,
+            "loss": 4.395172119140625,
+            "loss_sup": 2.1984243392944336,
+            "loss_ss": 2.1967480182647705,
         },
         {
-            "loss": 4.376380920410156,
-            "loss_sup": 2.198519706726074,
-            "loss_ss": 2.177861213684082,
+            "loss": 4.3735809326171875,
+            "loss_sup": 2.1981818675994873,
+            "loss_ss": 2.175398826599121,
         },
     ],
     "mkd": [
         {
-            "loss": 7.666347026824951,
-            "loss_sup": 2.197368621826172,
-            "loss_st": 2.1872758865356445,
-            "loss_ss": 2.1880645751953125,
+            "loss": 7.6801910400390625,
+            "loss_sup": 2.1975057125091553,
+            "loss_st": 2.1919753551483154,
+            "loss_ss": 2.1947221755981445,
         },
         {
-            "loss": 7.538631439208984,
-            "loss_sup": 2.199904441833496,
-            "loss_st": 2.1381382942199707,
-            "loss_ss": 2.1315197944641113,
+            "loss": 7.513719081878662,
+            "loss_sup": 2.1999688148498535,
+            "loss_st": 2.1284284591674805,
+            "loss_ss": 2.121107578277588,
         },
     ],
 }

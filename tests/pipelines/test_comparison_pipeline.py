@@ -79,9 +79,12 @@ def test_outputs_hold_one_row_per_run_and_the_summary(compared: Path) -> None:
     assert sorted(results["variant"]) == sorted(VARIANTS) and set(results["seed"]) == {0}
     table = pd.read_csv(out / "table.csv").set_index("variant")
     assert table.loc["sup_1_16", "gain_over_supervised"] == pytest.approx(0.0)
+    # The set has a test split (conf/comparison_tiny: 8 images): the table reports it, val beside
+    assert (out / "table.md").read_text().startswith("mIoU: test_mIoU_whole\n")
     for variant in VARIANTS:
-        mean = results.set_index("variant").loc[variant, "val_mIoU_whole"]
-        assert table.loc[variant, "mIoU_mean"] == pytest.approx(mean)
+        row = results.set_index("variant").loc[variant]
+        assert table.loc[variant, "mIoU_mean"] == pytest.approx(row["test_mIoU_whole"])
+        assert table.loc[variant, "val_mIoU_mean"] == pytest.approx(row["val_mIoU_whole"])
         assert f"| {variant} |" in (out / "table.md").read_text()
     assert (out / "chart.png").stat().st_size > 1000
 
@@ -229,9 +232,9 @@ def test_env_option_and_variable_build_the_same_pipeline(
     with_variable = _comparison_nodes(tmp_path)
     assert with_option == with_variable
     assert _runs(with_option) == {f"comparison.{v}.seed_0" for v in VARIANTS}
-    assert len(_runs(base)) == 23 and "comparison.mkd_1_16.seed_2.train" in base
-    assert "comparison.mkd_1_8.seed_0.train" in base  # the second budget runs seed 0 only
-    assert "comparison.mkd_1_8.seed_2.train" not in base
+    assert len(_runs(base)) == 33 and "comparison.mkd_1_16.seed_2.train" in base  # 11 x 3 seeds
+    assert "comparison.mkd_1_8.seed_2.train" in base  # the second budget and ablations: 3 seeds too
+    assert "comparison.mkd_nofa_1_16.seed_2.train" in base
     more_seeds = _comparison_nodes(tmp_path, comparison={"seeds": [0, 1]})  # like --params
     assert _runs(more_seeds) == {f"comparison.{v}.seed_{s}" for v in VARIANTS for s in (0, 1)}
 

@@ -53,7 +53,9 @@ def _params(tmp_path: Path, registered_model_name: str | None = None, **training
         "data_root": str(tmp_path / "data"),
         "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "mlflow_artifact_location": str(tmp_path / "mlartifacts"),
-        "dataset": {"textures": {"image_size": TINY_IMAGE_SIZE, "n_train": 8, "n_val": 4}},
+        "dataset": {
+            "textures": {"image_size": TINY_IMAGE_SIZE, "n_train": 8, "n_val": 4, "n_test": 2}
+        },
         "sample_grid": {"rows": 1, "cols": 2, "tile_size": TINY_IMAGE_SIZE},
         "splits": {"labeled": 4},
         "training": {

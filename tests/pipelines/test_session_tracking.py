@@ -38,6 +38,7 @@ def _runtime_params(tmp_path: Path, labeled: object) -> dict:
                 "image_size": TINY_IMAGE_SIZE,
                 "n_train": TINY_N_TRAIN,
                 "n_val": TINY_N_VAL,
+                "n_test": TINY_N_VAL,
             }
         },
         "sample_grid": {"rows": 1, "cols": 2, "tile_size": TINY_IMAGE_SIZE},

@@ -21,7 +21,7 @@ from mkdseg.sources.textures import (
     texture,
 )
 
-SMALL = {"n_train": 4, "n_val": 2, "image_size": 32}
+SMALL = {"n_train": 4, "n_val": 2, "n_test": 0, "image_size": 32}
 CLEAN = TextureParams(image_size=48, noise_std=0.0, max_blur=0.0, boundary_width=0)
 
 
@@ -40,6 +40,24 @@ def test_same_params_give_identical_bytes_and_growing_keeps_samples(tmp_path: Pa
     assert TEXTURES.generate(tmp_path / "d", {**SMALL, "seed": 1})
     other = _files(tmp_path / "d")
     assert other["JPEGImages/train_00000.jpg"] != first["JPEGImages/train_00000.jpg"]
+
+
+def test_test_split_has_its_own_stream_and_is_read_as_test(tmp_path: Path) -> None:
+    """n_test adds images drawn from their own stream: train and val stay byte-identical, the
+    test images differ from val's, and the manifest lists them under subset "test"."""
+    assert TEXTURES.generate(tmp_path / "a", {**SMALL, "n_test": 0})
+    assert TEXTURES.generate(tmp_path / "b", {**SMALL, "n_test": 3})
+    without, with_test = _files(tmp_path / "a"), _files(tmp_path / "b")
+    assert all(with_test[k] == v for k, v in without.items() if k.startswith(("JPEG", "Segm")))
+    assert with_test["JPEGImages/test_00000.jpg"] != with_test["JPEGImages/val_00000.jpg"]
+    assert "ImageSets/Segmentation/test.txt" not in without
+    params = {"source": "textures", "root": "b", "textures": {**SMALL, "n_test": 3}}
+    manifest, _, quarantine = build_manifest(params, tmp_path)
+    assert quarantine.empty
+    assert manifest["subset"].value_counts().to_dict() == {"train": 4, "test": 3, "val": 2}
+    assert sorted(manifest.loc[manifest["subset"] == "test", "id"]) == [
+        f"test_{i:05d}" for i in range(3)
+    ]
 
 
 def test_jpegs_keep_colour_at_full_resolution(tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
 """CutMix on the unlabeled batch (spec §2).
 
-The mask is the XOR of ``n_boxes`` random boxes per sample (the box-mask generator of
-French et al., as in the release): each box covers an area fraction ``U(0.25, 0.5)`` of the image
-with a log-uniform aspect ratio (height/width) in ``(0.3, 1/0.3)``, then both sides are multiplied
-by ``sqrt(1 / n_boxes)`` (so one box covers ``area / n_boxes`` of the image), and it lies fully
-inside the image. A pixel is 1 where an odd number of boxes cover it.
+The mask is the XOR of ``n_boxes`` random boxes per sample: the box-mask generator of French et
+al. (2020) as the release runs it (TorchSemiSeg's ``mask_gen.py``, ``BoxMaskGenerator`` with a
+random aspect ratio, proportions by area, boxes within bounds). Each box covers an area share
+``p ~ U(0.25, 0.5)``; its aspect ratio comes from that area: height share ``p^u`` and width share
+``p^(1-u)`` with ``u ~ U(0, 1)``; both are multiplied by ``sqrt(1 / n_boxes)`` (so one box covers
+``p / n_boxes`` of the image) and rounded to pixels; the corner is ``round((H - h) * U(0, 1))``,
+so the box lies inside the image. A pixel is 1 where an odd number of boxes cover it.
 
 The partner of sample ``i`` is sample ``i - shift`` ("roll the batch by one"), so the same mask and
 partner apply to images, teacher logits/probabilities and labels alike.
@@ -20,7 +22,6 @@ from torch import Tensor
 
 N_BOXES = 3  # spec §2 / release
 BOX_AREA = (0.25, 0.5)  # area fraction of each box before the sqrt(1/n_boxes) side scaling
-ASPECT_RANGE = (0.3, 1 / 0.3)  # height/width ratio, log-uniform
 PARITY = 2
 Device = torch.device | str | None
 
@@ -36,28 +37,25 @@ def sample_boxes(
     generator: torch.Generator,
     n_boxes: int = N_BOXES,
     area: tuple[float, float] = BOX_AREA,
-    aspect: tuple[float, float] = ASPECT_RANGE,
     device: torch.device | str | None = None,
 ) -> Tensor:
-    """Boxes (B, n_boxes, 4) int64 as (y0, x0, y1, x1), end exclusive, fully inside the image."""
-    if n_boxes < 1 or not 0.0 < area[0] <= area[1] <= 1.0 or not 0.0 < aspect[0] <= aspect[1]:
+    """Boxes (B, n_boxes, 4) int64 as (y0, x0, y1, x1), end exclusive, fully inside the image;
+    sides and corners as ``BoxMaskGenerator.generate_params`` draws them, in its order (area,
+    aspect, positions)."""
+    if n_boxes < 1 or not 0.0 < area[0] <= area[1] <= 1.0:
         raise ValueError(
-            f"cutmix: need n_boxes >= 1, 0 < area[0] <= area[1] <= 1 and "
-            f"0 < aspect[0] <= aspect[1]; got {n_boxes}, {area}, {aspect}"
+            f"cutmix: need n_boxes >= 1 and 0 < area[0] <= area[1] <= 1; got {n_boxes}, {area}"
         )
     device = torch.device(device) if device is not None else generator.device
     shape = (batch, n_boxes)
     frac = area[0] + (area[1] - area[0]) * _rand(shape, generator, device)
-    log_lo, log_hi = math.log(aspect[0]), math.log(aspect[1])
-    ratio = torch.exp(log_lo + (log_hi - log_lo) * _rand(shape, generator, device))
+    h_share = torch.exp(_rand(shape, generator, device) * torch.log(frac))  # p^u
+    w_share = frac / h_share  # p^(1-u)
     scale = math.sqrt(1.0 / n_boxes)  # release: sides scaled by sqrt(1/3)
-    h_frac = (torch.sqrt(frac * ratio) * scale).clamp(max=1.0)
-    w_frac = (torch.sqrt(frac / ratio) * scale).clamp(max=1.0)
-    box_h = torch.round(h_frac * height).clamp(1, height).to(torch.int64)
-    box_w = torch.round(w_frac * width).clamp(1, width).to(torch.int64)
-    y0 = torch.floor(_rand(shape, generator, device) * (height - box_h + 1)).to(torch.int64)
-    x0 = torch.floor(_rand(shape, generator, device) * (width - box_w + 1)).to(torch.int64)
-    y0, x0 = torch.minimum(y0, height - box_h), torch.minimum(x0, width - box_w)
+    box_h = torch.round(h_share * scale * height).clamp(1, height).to(torch.int64)
+    box_w = torch.round(w_share * scale * width).clamp(1, width).to(torch.int64)
+    y0 = torch.round((height - box_h) * _rand(shape, generator, device)).to(torch.int64)
+    x0 = torch.round((width - box_w) * _rand(shape, generator, device)).to(torch.int64)
     return torch.stack((y0, x0, y0 + box_h, x0 + box_w), -1)
 
 

@@ -45,8 +45,17 @@ from mkdseg.sources.synthetic_drawing import (
     paint,
     shape_mask,
 )
-from mkdseg.sources.validation import ReaderResult
-from mkdseg.sources.voc import IMAGE_DIR, LIST_DIR, MASK_DIR, read_voc, voc_colour_map
+from mkdseg.sources.validation import TEST_SUBSET, ReaderResult, Sample
+from mkdseg.sources.voc import (
+    IMAGE_DIR,
+    IMAGE_SUFFIX,
+    LIST_DIR,
+    MASK_DIR,
+    MASK_SUFFIX,
+    read_id_list,
+    read_voc,
+    voc_colour_map,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +64,7 @@ STAMP_NAME = "mkdseg_synthetic.json"
 SYNTHETIC_CLASSES = [
     "background", "disc", "square", "triangle", "ring", "cross", "star", "crescent", "bar",
 ]  # fmt: skip
-SUBSET_CODES = {"train": 0, "val": 1}  # part of each sample's seed
+SUBSET_CODES = {"train": 0, "val": 1, "test": 2}  # part of each sample's seed: own streams
 PROGRESS_STEPS = 10  # log every ~10 %
 MIN_IMAGE_SIZE = 32
 MAX_JPEG_QUALITY = 95  # PIL's documented useful maximum
@@ -71,6 +80,7 @@ class SyntheticParams:
     image_size: int = 64
     n_train: int = 2000
     n_val: int = 300
+    n_test: int = 0  # a test split, written beside train and val when > 0
     min_objects: int = 1
     max_objects: int = 4
     min_scale: float = 0.12  # object radius as a share of image size
@@ -91,8 +101,8 @@ class SyntheticParams:
         problems = []
         if self.image_size < MIN_IMAGE_SIZE:
             problems.append(f"image_size must be >= {MIN_IMAGE_SIZE}")
-        if self.n_train < 1 or self.n_val < 1:
-            problems.append("n_train and n_val must be >= 1")
+        if self.n_train < 1 or self.n_val < 1 or self.n_test < 0:
+            problems.append("n_train and n_val must be >= 1, n_test >= 0")
         if not 1 <= self.min_objects <= self.max_objects:
             problems.append("need 1 <= min_objects <= max_objects")
         if not 0 < self.min_scale <= self.max_scale < 1:
@@ -157,6 +167,7 @@ class GeneratorParams(Protocol):
 
     n_train: int
     n_val: int
+    n_test: int
     jpeg_quality: int
 
     def check(self) -> None: ...
@@ -216,7 +227,12 @@ class GeneratedSource:
         tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         logger.info(
-            "generating %s data (%d train, %d val) in %s", label, params.n_train, params.n_val, root
+            "generating %s data (%d train, %d val, %d test) in %s",
+            label,
+            params.n_train,
+            params.n_val,
+            params.n_test,
+            root,
         )
         try:
             self._write_all(tmp, params)
@@ -228,18 +244,24 @@ class GeneratedSource:
         return True
 
     def read(self, root: Path, data: dict | GeneratorParams | None = None) -> ReaderResult:
-        """Generate (or reuse) the set, then read it with the VOC reader."""
+        """Generate (or reuse) the set, then read it with the VOC reader; the test split (a
+        list VOC's reader does not know) is added here."""
         self.generate(root, data)
         result = read_voc(root, augmented=False)
-        return replace(result, class_names=list(self.classes), colours=self.colours())
+        samples = result.samples + _test_samples(Path(root))
+        return replace(
+            result, samples=samples, class_names=list(self.classes), colours=self.colours()
+        )
 
     def _write_all(self, out: Path, params: GeneratorParams) -> None:
         palette = palette_bytes(self.colours())
         for folder in (IMAGE_DIR, MASK_DIR, LIST_DIR):
             (out / folder).mkdir(parents=True)
-        total, done, start = params.n_train + params.n_val, 0, time.perf_counter()
+        counts = {"train": params.n_train, "val": params.n_val, TEST_SUBSET: params.n_test}
+        counts = {subset: count for subset, count in counts.items() if count > 0}
+        total, done, start = sum(counts.values()), 0, time.perf_counter()
         step = max(1, total // PROGRESS_STEPS)
-        for subset, count in (("train", params.n_train), ("val", params.n_val)):
+        for subset, count in counts.items():
             ids = [sample_id(subset, i) for i in range(count)]
             for index, name in enumerate(ids):
                 image, labels = self.render(params, subset, index)
@@ -261,6 +283,22 @@ class GeneratedSource:
             (out / LIST_DIR / f"{subset}.txt").write_text(
                 "".join(f"{i}\n" for i in ids), encoding="utf-8"
             )
+
+
+def _test_samples(root: Path) -> list[Sample]:
+    """The generated test split (``test.txt``), if the set has one."""
+    listed = root / LIST_DIR / f"{TEST_SUBSET}.txt"
+    if not listed.is_file():
+        return []
+    return [
+        Sample(
+            i,
+            TEST_SUBSET,
+            root / IMAGE_DIR / f"{i}{IMAGE_SUFFIX}",
+            root / MASK_DIR / f"{i}{MASK_SUFFIX}",
+        )
+        for i in read_id_list(listed)
+    ]
 
 
 def _stamp_matches(root: Path, stamp_name: str, stamp: dict) -> bool:

@@ -48,6 +48,7 @@ class TextureParams:
     image_size: int = 48
     n_train: int = 2000
     n_val: int = 400
+    n_test: int = 400  # the split the comparison reports; no setting is chosen on it
     max_objects: int = 3  # blobs per image: 1..max_objects
     min_radius: float = 10.0  # blob radius, pixels
     max_radius: float = 20.0
@@ -73,6 +74,7 @@ class TextureParams:
             ("image_size", self.image_size >= MIN_IMAGE_SIZE, f">= {MIN_IMAGE_SIZE}"),
             ("n_train", self.n_train >= 1, ">= 1"),
             ("n_val", self.n_val >= 1, ">= 1"),
+            ("n_test", self.n_test >= 0, ">= 0"),
             ("max_objects", self.max_objects >= 1, ">= 1"),
             ("min_radius", self.min_radius > 0, "> 0"),
             ("max_radius", self.max_radius >= self.min_radius, ">= min_radius"),

@@ -29,7 +29,9 @@ from mkdseg.core.image_io import IGNORE_INDEX, LUT_SIZE, MaskEncoding, decode_ma
 if TYPE_CHECKING:
     from mkdseg.sources.validation_cache import ValidationCache
 
-SUBSETS = ("train", "val")
+SUBSETS = ("train", "val")  # the subsets every dataset needs; a generated set may add "test"
+TEST_SUBSET = "test"  # a generated set's images no choice reads: the comparison reports them
+SUBSET_WORDS = {"val": "validation"}  # how messages name a subset
 # Where a training image came from (the manifest's ``origin`` column):
 MASKED = "mask"  # it has a mask (every validation image has one)
 NO_MASK = "no_mask"  # an image beside the masked ones, without a mask of its own: unlabeled
@@ -142,9 +144,10 @@ def _label_problem(
 
 
 def _missing_mask_reason(sample: Sample) -> str:
-    if sample.subset == "val":
+    if sample.subset != "train":
+        subset = SUBSET_WORDS.get(sample.subset, sample.subset)
         return (
-            "mask file is missing: every validation image needs a mask (add it, or move the "
+            f"mask file is missing: every {subset} image needs a mask (add it, or move the "
             "image to the training images, where an image without a mask is unlabeled)"
         )
     return "mask file is missing"

@@ -15,16 +15,16 @@ from mkdseg import splitting
 from mkdseg.catalog.paths import project_root
 from mkdseg.pipelines.comparison.summary import (
     RunResult,
-    comparison_table,
     headline_metrics,
     per_run_table,
+    reported_table,
     results_frame,
 )
 from mkdseg.pipelines.comparison.variants import Grid, RunIdentity, deep_merge
 from mkdseg.pipelines.evaluation.nodes import evaluate_model
 from mkdseg.pipelines.training.nodes import train_model
 from mkdseg.reporting.figures import close_figure, comparison_chart, figure_to_png_bytes
-from mkdseg.reporting.markdown import to_markdown_table
+from mkdseg.sources.validation import TEST_SUBSET
 
 Bundle = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -38,8 +38,9 @@ def prepare(
     *,
     variant: str,
     seed: int,
-) -> tuple[list[str], list[str], list[str], dict[str, Any], RunIdentity]:
-    """The run's split (its budget, drawn with its seed), training settings and identity.
+) -> tuple[list[str], list[str], list[str], list[str], dict[str, Any], RunIdentity]:
+    """The run's split (its budget, drawn with its seed; val and, where the set has one, the
+    test images), training settings and identity.
 
     Settings are computed here, not in the training node, so the training node's MLflow run
     logs the settings it really used rather than the base ``params:training``.
@@ -49,7 +50,8 @@ def prepare(
     names = class_metadata["names"]
     ids = splitting.make_split(manifest, names, labeled, seed, project_root(), grid.split_draw)
     settings = grid.settings(training, variant, seed)
-    return ids[0], ids[1], ids[2], settings, grid.identity(variant, settings)
+    test_ids = splitting.subset_ids(manifest, TEST_SUBSET)
+    return ids[0], ids[1], ids[2], test_ids, settings, grid.identity(variant, settings)
 
 
 def train_variant(
@@ -72,12 +74,17 @@ def evaluate_variant(
     manifest: pd.DataFrame,
     class_metadata: dict,
     val_ids: list[str],
+    test_ids: list[str],
     evaluation: dict,
     identity: RunIdentity,
 ) -> tuple[dict[str, float], dict[str, Any], dict[str, Any]]:
-    """The evaluation node's metrics and the run's identity as params (both for MLflow), and
-    the two together for the summary (the run's result file)."""
-    metrics, _, _ = evaluate_model(student_model, manifest, class_metadata, val_ids, evaluation)
+    """The metrics on val and, if the set has one, on test (``test_mIoU_whole``, ...), and the
+    run's identity as params (both for MLflow), and the two together for the summary (the run's
+    result file)."""
+    inputs = (student_model, manifest, class_metadata)
+    metrics, _, _ = evaluate_model(*inputs, val_ids, evaluation)
+    if test_ids:
+        metrics |= evaluate_model(*inputs, test_ids, evaluation, TEST_SUBSET)[0]
     return metrics, identity.params(), RunResult(identity, metrics).as_dict()
 
 
@@ -86,17 +93,17 @@ def summarise(
 ) -> tuple[pd.DataFrame, pd.DataFrame, str, Image.Image, dict[str, float]]:
     """Per-run results, the mean +- std table (CSV and Markdown), its chart and headline metrics,
     over the runs that finished; the others (``None``: no result file yet, e.g. a job still to
-    run or one that failed) are named under the Markdown table and in the log, never counted."""
-    metric = f"val_mIoU_{evaluation.get('mode', 'whole')}"
-    finished = [RunResult.from_dict(r) for r in results if r is not None]
+    run or one that failed) are named under the Markdown table and in the log, never counted.
+    The table reports test mIoU where every run has it, with val's mean beside it."""
+    mode = evaluation.get("mode", "whole")
+    frame = results_frame(RunResult.from_dict(r) for r in results if r is not None)
     missing = [run for run, result in zip(runs, results, strict=True) if result is None]
-    frame = results_frame(finished)
-    table = comparison_table(frame, metric=metric)
+    metric, table, markdown = reported_table(frame, mode)
     figure = comparison_chart(table, title=f"{metric}: mean ± std over seeds")
     chart = Image.open(BytesIO(figure_to_png_bytes(figure)))
     close_figure(figure)
-    markdown = to_markdown_table(table)
     if missing:
         log.warning("comparison: %d run(s) not finished: %s", len(missing), ", ".join(missing))
         markdown += f"\nNot finished, so not in the table: {', '.join(missing)}.\n"
-    return per_run_table(frame, metric), table, markdown, chart, headline_metrics(table)
+    shown = dict.fromkeys([metric, f"val_mIoU_{mode}"])
+    return per_run_table(frame, *shown), table, markdown, chart, headline_metrics(table)

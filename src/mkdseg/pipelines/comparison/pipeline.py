@@ -30,7 +30,14 @@ def variant_pipeline(variant: str, seed: int) -> Pipeline:
         node(
             update_wrapper(partial(prepare, **bound), prepare),
             ["manifest", "class_metadata", "params:comparison", "params:training"],
-            ["labeled_ids", "unlabeled_ids", "val_ids", "training_settings", "run_identity"],
+            [
+                "labeled_ids",
+                "unlabeled_ids",
+                "val_ids",
+                "test_ids",
+                "training_settings",
+                "run_identity",
+            ],
             name="prepare",
         ),
         node(
@@ -53,6 +60,7 @@ def variant_pipeline(variant: str, seed: int) -> Pipeline:
                 "manifest",
                 "class_metadata",
                 "val_ids",
+                "test_ids",
                 "params:evaluation",
                 "run_identity",
             ],

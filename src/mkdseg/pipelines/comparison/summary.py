@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from mkdseg.pipelines.comparison.variants import RunIdentity
+from mkdseg.reporting.markdown import to_markdown_table
+from mkdseg.sources.validation import TEST_SUBSET
 
 DEFAULT_METRIC = "val_mIoU_whole"
 SUPERVISED_METHOD = "supervised"  # the baseline every gain is measured against
@@ -41,6 +43,7 @@ OUTPUT_COLUMNS = [
     "gain_over_supervised",
     "gain_std",
 ]
+VAL_MEAN_COLUMN = "val_mIoU_mean"  # beside the test table's mIoU_mean
 STD_DDOF = 1  # sample standard deviation over seeds; a single run has no spread (NaN)
 
 
@@ -194,15 +197,50 @@ def results_frame(runs: Iterable[RunResult]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def per_run_table(results: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """One row per run: variant, method, labeled, seed and the metric (the table's raw data)."""
+def reported_metric(runs: pd.DataFrame, mode: str) -> str:
+    """What the table reports: ``test_mIoU_<mode>`` when every finished run has it (a set with a
+    test split, on which no setting was chosen), else ``val_mIoU_<mode>``: a table never mixes
+    the two."""
+    test = f"{TEST_SUBSET}_mIoU_{mode}"
+    column = f"metrics.{test}"
+    if STATUS_COLUMN in runs.columns:
+        runs = runs[runs[STATUS_COLUMN] == FINISHED]
+    if not runs.empty and column in runs.columns and runs[column].notna().all():
+        return test
+    return f"val_mIoU_{mode}"
+
+
+def reported_table(runs: pd.DataFrame, mode: str) -> tuple[str, pd.DataFrame, str]:
+    """The comparison as reported (pipeline and notebook alike): the metric, the table (test
+    mIoU where every run has it, with val's mean beside) and its Markdown."""
+    metric, val_metric = reported_metric(runs, mode), f"val_mIoU_{mode}"
+    table = comparison_table(runs, metric=metric)
+    if metric != val_metric:
+        table = with_mean_beside(table, runs, val_metric, VAL_MEAN_COLUMN)
+    return metric, table, f"mIoU: {metric}\n\n" + to_markdown_table(table)
+
+
+def with_mean_beside(
+    table: pd.DataFrame, runs: pd.DataFrame, metric: str, column: str
+) -> pd.DataFrame:
+    """``table`` with ``column``: the mean of ``metric`` over the same variant's runs (val
+    beside test), NaN where none has it."""
+    data = _usable_runs(runs, f"metrics.{metric}")
+    means = data.groupby(["variant", "labeled"])["value"].mean() if not data.empty else {}
+    table = table.copy()
+    keys = zip(table["variant"], table["labeled"], strict=True)
+    table[column] = [float(means.get(key, math.nan)) for key in keys]
+    return table
+
+
+def per_run_table(results: pd.DataFrame, *metrics: str) -> pd.DataFrame:
+    """One row per run: variant, method, labeled, seed and the metrics (the table's raw data)."""
     columns = {
         VARIANT_COLUMN: "variant",
         METHOD_COLUMN: "method",
         LABELED_COLUMN: "labeled",
         SEED_COLUMN: "seed",
-        f"metrics.{metric}": metric,
-    }
+    } | {f"metrics.{metric}": metric for metric in metrics}
     if results.empty:  # no run finished yet
         return pd.DataFrame(columns=list(columns.values()))
     return results[list(columns)].rename(columns=columns).reset_index(drop=True)

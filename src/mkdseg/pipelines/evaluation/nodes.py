@@ -21,10 +21,12 @@ def evaluate_model(
     class_metadata: dict,
     val_ids: list[str],
     evaluation: dict[str, Any],
+    subset: str = "val",
 ) -> tuple[dict[str, float], pd.DataFrame, np.ndarray]:
-    """Metrics (names carry the mode), the confusion matrix and a grid of predictions."""
+    """Metrics (names carry the subset and the mode: ``val_mIoU_whole``), the confusion matrix
+    and a grid of predictions, on the images ``val_ids`` (of ``subset``)."""
     settings = EvalSettings(**{k: v for k, v in evaluation.items() if k != "device"})
-    samples = training_inputs.samples_for(manifest, val_ids, "val")
+    samples = training_inputs.samples_for(manifest, val_ids, subset)
     names = class_metadata["names"]
     encoding = MaskEncoding.from_dict(class_metadata.get("mask_encoding"))
     result = evaluate(
@@ -39,7 +41,7 @@ def evaluate_model(
         result.matrix, index=pd.Index(names, name="ground_truth"), columns=names
     )
     grid = examples_grid(result, samples, encoding, class_metadata["colours"], names)
-    return named_metrics(result, names, settings.mode), confusion, grid
+    return named_metrics(result, names, settings.mode, subset), confusion, grid
 
 
 def examples_grid(
