@@ -16,18 +16,28 @@ import os
 from kedro.config import OmegaConfigLoader
 
 from mkdseg.catalog.paths import artifact_location, resolve_path, tracking_uri
-from mkdseg.pipelines.comparison.shape import ComparisonShapeHook
 from mkdseg.tracking.hooks import MkdsegTrackingHook
 from mkdseg.tracking.parent_run import RunNameHook
 from mkdseg.warning_filters import silence_known_third_party_warnings
 
 silence_known_third_party_warnings()
 
-HOOKS = (RunNameHook(), MkdsegTrackingHook(), ComparisonShapeHook())
+HOOKS = (RunNameHook(), MkdsegTrackingHook())
 
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)
 
 CONF_SOURCE = "conf"
+
+# The comparison's grids (Kedro's dynamic-pipelines pattern: the pipelines' shape is fixed here,
+# each run's settings are parameters): pipeline name -> the environment whose params:comparison
+# gives its variants and seeds (None: the default environment). A grid runs in its environment:
+# `kedro run --env tuning --pipelines comparison_tuning` (pipelines/comparison/shape.py).
+COMPARISON_GRIDS = {
+    "comparison": None,  # the reported grid (conf/base)
+    "comparison_tuning": "tuning",  # how conf/base was chosen: data seed 1, training seed 10
+    "comparison_extra_seeds": "extra_seeds",  # training seeds 3 and 4 on the reported data
+    "comparison_tiny": "comparison_tiny",  # the smoke-test grid: seconds
+}
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

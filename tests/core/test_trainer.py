@@ -510,8 +510,9 @@ def _fixed_batch(seed: int) -> tuple:
 
 
 # The losses of two steps on _fixed_batch(0), _fixed_batch(1) (CPU, fp32), as computed before
-# issue 13's refactor, then with French et al.'s CutMix boxes (issue 33): a change detector (a rewrite of the step must give the same numbers);
-# what the numbers mean is tested above (targets, gradients, the equation of the parts).
+# issue 13's refactor, then with French et al.'s CutMix boxes (issue 33): a change detector (a
+# rewrite of the step must give the same numbers); what the numbers mean is tested above
+# (targets, gradients, the equation of the parts).
 FIXED_STEP_LOSSES = {
     "supervised": [
         {"loss": 1.0987794399261475, "loss_sup": 1.0987794399261475},

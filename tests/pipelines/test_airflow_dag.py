@@ -15,6 +15,7 @@ from pathlib import Path
 from tests.conftest import PROJECT_ROOT
 
 TINY_ENV = "comparison_tiny"
+TINY_PIPELINE = "comparison_tiny"  # settings.COMPARISON_GRIDS
 RUNS = ["comparison.sup_1_16.seed_0", "comparison.mkd_1_16.seed_0"]
 STEPS = ("prepare", "train", "evaluate")
 TASK = re.compile(
@@ -26,7 +27,7 @@ EDGE = re.compile(r'tasks\["([^"]+)"\] >> tasks\["([^"]+)"\]')
 def test_the_dag_has_one_task_per_run_and_the_summary_after_them(tmp_path: Path) -> None:
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
     env.pop("KEDRO_ENV", None)
-    command = [sys.executable, "-m", "kedro", "airflow", "create", "--pipelines", "comparison"]
+    command = [sys.executable, "-m", "kedro", "airflow", "create", "--pipelines", TINY_PIPELINE]
     command += ["--env", TINY_ENV, "--group-by", "memory", "--target-dir", str(tmp_path)]
     done = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, timeout=300)
     assert done.returncode == 0, done.stdout.decode(errors="replace")[-3000:]
@@ -41,4 +42,4 @@ def test_the_dag_has_one_task_per_run_and_the_summary_after_them(tmp_path: Path)
     for task in run_tasks:
         assert (manifest, task) in edges and (task, summary) in edges
     assert len(tasks) == len(RUNS) + 1 + 2  # the runs, the summary, the ingestion's two nodes
-    assert f'env = "{TINY_ENV}"' in text and 'pipeline_name = "comparison"' in text
+    assert f'env = "{TINY_ENV}"' in text and f'pipeline_name = "{TINY_PIPELINE}"' in text

@@ -1,6 +1,6 @@
 """The comparison pipeline on its tiny grid (conf/comparison_tiny: 2 methods, 1 seed, 3
 iterations) through a KedroSession, then the notebook that reads the same runs back from MLflow;
-and its shape from the session's environment, given as --env or as KEDRO_ENV."""
+and each grid's pipeline (settings.COMPARISON_GRIDS), with the runs of its environment."""
 
 from __future__ import annotations
 
@@ -19,10 +19,12 @@ from mlflow.tracking import MlflowClient
 from nbclient import NotebookClient
 
 from mkdseg.pipelines.comparison.jobs import grid_of, job_lines
+from mkdseg.pipelines.comparison.shape import pipeline_for
 from mkdseg.pipelines.comparison.variants import Grid
 from tests.conftest import PROJECT_ROOT
 
 TINY_ENV = "comparison_tiny"
+TINY_PIPELINE = "comparison_tiny"  # settings.COMPARISON_GRIDS
 VARIANTS = ["sup_1_16", "mkd_1_16"]
 STEPS = ("prepare", "train", "evaluate")
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "comparison.ipynb"
@@ -52,7 +54,7 @@ def _run_tiny_grid(root: Path, runner: AbstractRunner | None = None, **run: obje
             with KedroSession.create(
                 project_path=PROJECT_ROOT, env=TINY_ENV, runtime_params=_params(root)
             ) as session:
-                session.run(**{"pipeline_names": ["comparison"], "runner": runner, **run})
+                session.run(**{"pipeline_names": [TINY_PIPELINE], "runner": runner, **run})
         finally:
             while mlflow.active_run():
                 mlflow.end_run("FAILED")
@@ -135,7 +137,7 @@ def test_a_two_worker_grid_computes_and_tracks_what_the_sequential_one_does(
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
     assert all(r.info.status == "FINISHED" for r in runs)
     nodes = sorted(r.data.tags["kedro.node"] for r in children)
-    assert nodes == sorted({n.name for n in pipelines["comparison"].nodes})  # each once
+    assert nodes == sorted({n.name for n in pipelines[TINY_PIPELINE].nodes})  # each once
     assert {f"comparison.{v}.seed_0.{step}" for v in VARIANTS for step in STEPS} <= set(nodes)
     evaluated = [r for r in children if r.data.tags["kedro.node"].endswith(".evaluate")]
     assert all("val_mIoU_whole" in r.data.metrics for r in evaluated)
@@ -151,8 +153,8 @@ def test_the_grid_as_separate_jobs_gives_the_table_of_one_run(
     runs = [f"comparison.{v}.seed_0" for v in VARIANTS]
     assert lines == [
         f"kedro run --env {TINY_ENV} --pipelines ingestion",
-        *(f"kedro run --env {TINY_ENV} --pipelines comparison --namespaces {r}" for r in runs),
-        f"kedro run --env {TINY_ENV} --pipelines comparison --nodes comparison.summarise",
+        *(f"kedro run --env {TINY_ENV} --pipelines {TINY_PIPELINE} --namespaces {r}" for r in runs),
+        f"kedro run --env {TINY_ENV} --pipelines {TINY_PIPELINE} --nodes comparison.summarise",
     ]
     out = tmp_path / "data/08_reporting/comparison"
     _run_tiny_grid(tmp_path, pipeline_names=["ingestion"])
@@ -193,13 +195,9 @@ def bootstrapped(monkeypatch: pytest.MonkeyPatch, isolated_mlflow: None) -> None
     bootstrap_project(PROJECT_ROOT)
 
 
-def _comparison_nodes(root: Path, env: str | None = None, **params: object) -> set[str]:
-    """The names of the comparison pipeline's nodes as a session in ``env`` builds it."""
-    with KedroSession.create(
-        project_path=PROJECT_ROOT, env=env, runtime_params={**_params(root), **params}
-    ) as session:
-        session.load_context()
-        return {n.name for n in pipelines["comparison"].nodes}
+def _comparison_nodes(env: str | None = None) -> set[str]:
+    """The names of the nodes of the comparison pipeline whose grid is ``env``'s."""
+    return {n.name for n in pipelines[pipeline_for(env)].nodes}
 
 
 def _env_params(root: Path, env: str) -> dict:
@@ -223,26 +221,41 @@ def _runs(node_names: set[str]) -> set[str]:
 
 
 @pytest.mark.filterwarnings(r"ignore:register_new_resolver\(\) is deprecated")  # Kedro's loader
-def test_env_option_and_variable_build_the_same_pipeline(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bootstrapped: None
-) -> None:
-    with_option = _comparison_nodes(tmp_path, TINY_ENV)
-    base = _comparison_nodes(tmp_path)  # the next context rebuilds the pipeline Kedro holds
-    monkeypatch.setenv("KEDRO_ENV", TINY_ENV)
-    with_variable = _comparison_nodes(tmp_path)
-    assert with_option == with_variable
-    assert _runs(with_option) == {f"comparison.{v}.seed_0" for v in VARIANTS}
+def test_each_grid_is_a_pipeline_of_its_environments_runs(bootstrapped: None) -> None:
+    """The pipelines' shape is fixed by settings.COMPARISON_GRIDS, whatever session ran before."""
+    tiny, base = _comparison_nodes(TINY_ENV), _comparison_nodes()
+    assert _runs(tiny) == {f"comparison.{v}.seed_0" for v in VARIANTS}
     assert len(_runs(base)) == 33 and "comparison.mkd_1_16.seed_2.train" in base  # 11 x 3 seeds
     assert "comparison.mkd_1_8.seed_2.train" in base  # the second budget and ablations: 3 seeds too
     assert "comparison.mkd_nofa_1_16.seed_2.train" in base
-    more_seeds = _comparison_nodes(tmp_path, comparison={"seeds": [0, 1]})  # like --params
-    assert _runs(more_seeds) == {f"comparison.{v}.seed_{s}" for v in VARIANTS for s in (0, 1)}
+    assert _comparison_nodes(TINY_ENV) == tiny and pipeline_for(TINY_ENV) == TINY_PIPELINE
+    with pytest.raises(ValueError, match="settings.COMPARISON_GRIDS"):
+        pipeline_for("voc")  # no grid there
+
+
+@pytest.mark.filterwarnings(r"ignore:register_new_resolver\(\) is deprecated")  # Kedro's loader
+def test_a_grid_run_outside_its_environment_stops_before_training(
+    tmp_path: Path, bootstrapped: None
+) -> None:
+    """The base grid's runs in the tiny environment (whose params:comparison has one seed):
+    the first run's prepare node fails, naming the setting, and nothing trains."""
+
+    def session() -> KedroSession:
+        return KedroSession.create(
+            project_path=PROJECT_ROOT, env=TINY_ENV, runtime_params=_params(tmp_path)
+        )
+
+    with session() as ingestion:
+        ingestion.run(pipeline_names=["ingestion"])
+    with session() as grid, pytest.raises(ValueError, match="seed_1 is not a run of"):
+        grid.run(pipeline_names=["comparison"], namespaces=["comparison.sup_1_16.seed_1"])
+    assert not (tmp_path / "data/07_model_output/comparison").exists()
 
 
 @pytest.mark.filterwarnings(r"ignore:register_new_resolver\(\) is deprecated")  # Kedro's loader
 def test_the_tuning_environment_runs_no_reported_seed(tmp_path: Path, bootstrapped: None) -> None:
     """conf/tuning (how conf/base was chosen) must stay off the reported seeds 0/1/2."""
-    runs = _runs(_comparison_nodes(tmp_path, "tuning"))
+    runs = _runs(_comparison_nodes("tuning"))
     assert runs == {
         f"comparison.{v}.seed_10"
         for v in ("sup_1_16", "sup_all", "cps_1_16", "mkd_1_16")
@@ -257,13 +270,15 @@ def test_the_tuning_environment_runs_no_reported_seed(tmp_path: Path, bootstrapp
 
 
 @pytest.mark.filterwarnings(r"ignore:register_new_resolver\(\) is deprecated")  # Kedro's loader
-def test_the_heldout_environment_runs_no_reported_seed(tmp_path: Path, bootstrapped: None) -> None:
-    """conf/heldout (choosing the next setting) runs seeds 3/4 only, with MKD at 4 and 0.5."""
-    runs = _runs(_comparison_nodes(tmp_path, "heldout"))
+def test_the_extra_seeds_environment_runs_no_reported_seed(
+    tmp_path: Path, bootstrapped: None
+) -> None:
+    """conf/extra_seeds (choosing the next setting) runs seeds 3/4 only, with MKD at 4 and 0.5."""
+    runs = _runs(_comparison_nodes("extra_seeds"))
     assert runs == {
         f"comparison.{v}.seed_{s}"
         for v in ("sup_1_16", "cps_1_16", "mkd_1_16", "mkd_cs05_1_16")
         for s in (3, 4)
     }
-    scales = _mkd_scales(_env_params(tmp_path, "heldout"), ("mkd_1_16", "mkd_cs05_1_16"))
+    scales = _mkd_scales(_env_params(tmp_path, "extra_seeds"), ("mkd_1_16", "mkd_cs05_1_16"))
     assert scales == {"mkd_1_16": 4.0, "mkd_cs05_1_16": 0.5}  # conf/base's, and the release's

@@ -1,11 +1,10 @@
 """The grid as concurrent jobs against a real MLflow tracking server (`make mlflow-server`):
-four run jobs at once as separate processes, pointed at it by MLFLOW_TRACKING_URI, lose no run,
-param, metric or artifact, and the summary job tabulates all four."""
+the tiny grid's run jobs at once as separate processes, pointed at it by MLFLOW_TRACKING_URI,
+lose no run, param, metric or artifact, and the summary job tabulates them all."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,7 +20,8 @@ from tests.conftest import PROJECT_ROOT
 
 SERVER_START_TIMEOUT_S = 60
 JOB_TIMEOUT_S = 300
-RUNS = [f"comparison.{v}.seed_{s}" for v in ("sup_1_16", "mkd_1_16") for s in (0, 1)]
+TINY_ENV = "comparison_tiny"  # settings.COMPARISON_GRIDS: its pipeline has the same name
+RUNS = [f"comparison.{v}.seed_0" for v in ("sup_1_16", "mkd_1_16")]
 
 
 def _free_port() -> int:
@@ -61,25 +61,10 @@ def server(tmp_path: Path):
     process.wait(timeout=30)
 
 
-def _conf(tmp_path: Path) -> Path:
-    """The project's conf with an environment of the tiny grid at seeds 0 and 1 (four runs)."""
-    conf = tmp_path / "conf"
-    shutil.copytree(PROJECT_ROOT / "conf" / "base", conf / "base")
-    (conf / "local").mkdir()
-    tiny = PROJECT_ROOT / "conf" / "comparison_tiny"
-    shutil.copytree(tiny, conf / "tiny4")
-    grid = (tiny / "parameters_comparison.yml").read_text()
-    assert "  seeds: [0]\n" in grid
-    (conf / "tiny4" / "parameters_comparison.yml").write_text(
-        grid.replace("  seeds: [0]\n", "  seeds: [0, 1]\n")
-    )
-    return conf
-
-
-def _job(conf: Path, data: Path, uri: str, *selection: str) -> subprocess.Popen:
+def _job(data: Path, uri: str, *selection: str) -> subprocess.Popen:
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "KEDRO_DISABLE_TELEMETRY": "true"}
     env.pop("KEDRO_ENV", None)
-    command = [sys.executable, "-m", "kedro", "run", "--conf-source", str(conf), "--env", "tiny4"]
+    command = [sys.executable, "-m", "kedro", "run", "--env", TINY_ENV]
     command += [*selection, "--params", f"data_root={data}"]
     return subprocess.Popen(
         command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -92,14 +77,12 @@ def _finish(job: subprocess.Popen) -> None:
 
 
 def test_concurrent_jobs_against_the_server_lose_nothing(tmp_path: Path, server: str) -> None:
-    conf, data = _conf(tmp_path), tmp_path / "data"
-    _finish(_job(conf, data, server, "--pipelines", "ingestion"))
-    jobs = [_job(conf, data, server, "--pipelines", "comparison", "--namespaces", r) for r in RUNS]
+    data = tmp_path / "data"
+    _finish(_job(data, server, "--pipelines", "ingestion"))
+    jobs = [_job(data, server, "--pipelines", TINY_ENV, "--namespaces", r) for r in RUNS]
     for job in jobs:
         _finish(job)
-    _finish(
-        _job(conf, data, server, "--pipelines", "comparison", "--nodes", "comparison.summarise")
-    )
+    _finish(_job(data, server, "--pipelines", TINY_ENV, "--nodes", "comparison.summarise"))
 
     client = MlflowClient(tracking_uri=server)
     experiment = client.get_experiment_by_name("mkdseg")
@@ -125,9 +108,7 @@ def test_concurrent_jobs_against_the_server_lose_nothing(tmp_path: Path, server:
     assert len(results) == len(RUNS)
     # The same grid as one sequential `kedro run` (its own data and SQLite store): the same table.
     sequential = tmp_path / "sequential"
-    _finish(
-        _job(conf, sequential, f"sqlite:///{sequential / 'mlflow.db'}", "--pipelines", "comparison")
-    )
+    _finish(_job(sequential, f"sqlite:///{sequential / 'mlflow.db'}", "--pipelines", TINY_ENV))
     expected = pd.read_csv(sequential / "08_reporting/comparison/results.csv")
     pd.testing.assert_frame_equal(results, expected)
     by_run = results.set_index(["variant", "seed"])["val_mIoU_whole"]

@@ -1,14 +1,16 @@
-"""Where the comparison pipeline's shape comes from: the latest context's config loader, else a
-loader for the default environment (tests/pipelines/test_comparison_pipeline.py runs sessions)."""
+"""Where the comparison pipelines' shape comes from: settings.COMPARISON_GRIDS names each grid's
+pipeline and environment, and the registry builds each from that environment's parameters
+(sessions: tests/pipelines/test_comparison_pipeline.py)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
+from kedro.framework.project import settings
 from kedro.framework.startup import bootstrap_project
 
+from mkdseg import pipeline_registry
 from mkdseg.pipelines.comparison import shape
+from mkdseg.pipelines.comparison.variants import Grid
 from tests.conftest import PROJECT_ROOT
 
 ISSUE_VARIANTS = {
@@ -17,6 +19,7 @@ ISSUE_VARIANTS = {
     "mt_1_16",
     "cps_1_16",
     "mkd_1_16",
+    "unimatch_1_16",
     "mkd_nofa_1_16",
     "mkd_noteacher_1_16",
     "mkd_nostudent_1_16",
@@ -24,41 +27,41 @@ ISSUE_VARIANTS = {
     "mkd_1_8",
 }
 TINY_RUNS = (("sup_1_16", 0), ("mkd_1_16", 0))
+PIPELINES = PROJECT_ROOT / "src/mkdseg/pipelines"
 
 
 @pytest.fixture
-def no_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    """As in a fresh process: no context created, no comparison pipeline built."""
-    monkeypatch.setattr(shape, "_latest", None)
-    monkeypatch.setattr(shape, "_built", None)
-    monkeypatch.delenv(shape.ENV_VARIABLE, raising=False)
+def project(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KEDRO_ENV", raising=False)
+    bootstrap_project(PROJECT_ROOT)
 
 
-def _context(comparison: dict) -> SimpleNamespace:
-    return SimpleNamespace(config_loader={"parameters": {"comparison": comparison}})
+def _runs(pipeline) -> set[tuple[str, int]]:
+    names = {n.namespace for n in pipeline.nodes if n.name.endswith(".train")}
+    return {(ns.split(".")[1], int(ns.rsplit("_", 1)[1])) for ns in names}
 
 
-def test_without_a_context_the_default_environment_gives_the_shape(
-    no_context: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    bootstrap_project(PROJECT_ROOT)  # the project's config loader settings (soft merge)
-    grid = shape.pipeline_grid()
-    assert len(grid.seeds) >= 3 and set(grid.variants) >= ISSUE_VARIANTS
-    monkeypatch.setenv(shape.ENV_VARIABLE, "comparison_tiny")
-    assert shape.pipeline_grid().runs == TINY_RUNS
+def test_every_grid_is_registered_with_its_environments_runs(project: None) -> None:
+    registered = pipeline_registry.register_pipelines()
+    grids = shape.comparison_grids()
+    assert grids == settings.COMPARISON_GRIDS and grids["comparison"] is None
+    packages = {p.name for p in PIPELINES.iterdir() if p.name.startswith("comparison")}
+    assert packages == set(grids)  # a package per grid: Kedro finds each by its name
+    for name, env in grids.items():
+        assert _runs(registered[name]) == set(shape.grid_in(env).runs), name
+        assert "build_manifest" in {n.name for n in registered[name].nodes}  # ingestion first
+    base = shape.grid_in(None)
+    assert set(base.variants) == ISSUE_VARIANTS and base.seeds == (0, 1, 2)
+    assert shape.grid_in("comparison_tiny").runs == TINY_RUNS
 
 
-def test_a_context_with_other_runs_makes_kedro_rebuild(
-    no_context: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    rebuilt: list[str] = []
-    monkeypatch.setattr(shape.pipelines, "configure", rebuilt.append)
-    tiny = {"seeds": [0], "variants": {name: {"labeled": 0.0625} for name, _ in TINY_RUNS}}
-    hook = shape.ComparisonShapeHook()
-    hook.after_context_created(_context(tiny))
-    assert shape.pipeline_grid().runs == TINY_RUNS and not rebuilt  # nothing built before
-    hook.after_context_created(_context(tiny))
-    assert not rebuilt  # same runs: Kedro's pipelines still hold
-    hook.after_context_created(_context({**tiny, "seeds": [0, 1]}))
-    assert rebuilt == ["mkdseg.pipeline_registry"]
-    assert len(shape.pipeline_grid().runs) == 4
+def test_a_run_checks_that_it_belongs_to_the_grid(project: None) -> None:
+    tiny = Grid.from_parameters(
+        {"seeds": [0], "variants": {name: {"labeled": 0.0625} for name, _ in TINY_RUNS}}
+    )
+    tiny.check_run("sup_1_16", 0)  # a run of the grid: no error
+    with pytest.raises(ValueError, match=r"comparison.sup_1_16.seed_1 is not a run of .*2 runs"):
+        tiny.check_run("sup_1_16", 1)
+    with pytest.raises(ValueError, match="comparison.cps_1_16.seed_0 is not a run of"):
+        tiny.check_run("cps_1_16", 0)
+    assert shape.pipeline_for("tuning") == "comparison_tuning"

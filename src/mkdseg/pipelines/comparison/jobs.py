@@ -13,7 +13,7 @@ from __future__ import annotations
 from kedro.framework.startup import bootstrap_project
 
 from mkdseg.catalog.paths import project_root
-from mkdseg.pipelines.comparison.shape import grid_in
+from mkdseg.pipelines.comparison.shape import grid_in, pipeline_for
 from mkdseg.pipelines.comparison.variants import NAMESPACE_ROOT, Grid, namespace
 
 SUMMARY_NODE = f"{NAMESPACE_ROOT}.summarise"
@@ -27,10 +27,12 @@ def grid_of(env: str | None) -> Grid:
 
 
 def job_lines(grid: Grid, env: str | None = None) -> list[str]:
-    """``kedro run`` commands: ingestion, one per (variant, seed) in the grid's order, summary."""
+    """``kedro run`` commands: ingestion, one per (variant, seed) in the grid's order, summary;
+    each names the environment's comparison pipeline (``settings.COMPARISON_GRIDS``)."""
     run = "kedro run" + (f" --env {env}" if env else "")
+    grid_run = f"{run} --pipelines {pipeline_for(env)}"
     return [
         f"{run} --pipelines ingestion",
-        *(f"{run} --pipelines comparison --namespaces {namespace(*r)}" for r in grid.runs),
-        f"{run} --pipelines comparison --nodes {SUMMARY_NODE}",
+        *(f"{grid_run} --namespaces {namespace(*r)}" for r in grid.runs),
+        f"{grid_run} --nodes {SUMMARY_NODE}",
     ]

@@ -46,6 +46,7 @@ def prepare(
     logs the settings it really used rather than the base ``params:training``.
     """
     grid = Grid.from_parameters(comparison)
+    grid.check_run(variant, seed)
     labeled = grid.variant(variant).labeled
     names = class_metadata["names"]
     ids = splitting.make_split(manifest, names, labeled, seed, project_root(), grid.split_draw)

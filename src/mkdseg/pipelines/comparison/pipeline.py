@@ -3,8 +3,8 @@ then one summary. Each run writes its result file (``conf/base/catalog.yml``), s
 a job of its own (``--namespaces comparison.<variant>.seed_<seed>``, ``jobs.py``) and the
 summary reads whichever runs finished.
 
-Which variants and seeds exist comes from ``params:comparison`` through Kedro's config loader
-(``shape.py``); what each run trains with is read at run time like any parameter.
+Which variants and seeds exist comes from the grid's environment (``settings.COMPARISON_GRIDS``,
+``shape.py``); what each run trains with is read at run time like any parameter.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from functools import partial, update_wrapper
 from kedro.pipeline import Pipeline, node
 
 from mkdseg.pipelines.comparison.nodes import evaluate_variant, prepare, summarise, train_variant
-from mkdseg.pipelines.comparison.shape import pipeline_grid
+from mkdseg.pipelines.comparison.shape import comparison_grids, grid_in
 from mkdseg.pipelines.comparison.variants import NAMESPACE_ROOT, Grid, namespace
 
 SHARED_INPUTS = {"manifest", "class_metadata"}
@@ -77,8 +77,9 @@ def variant_pipeline(variant: str, seed: int) -> Pipeline:
 
 
 def create_pipeline(grid: Grid | None = None) -> Pipeline:
-    """Every run of ``grid`` (by default the run's ``params:comparison``), then the summary."""
-    runs = (grid or pipeline_grid()).runs
+    """Every run of ``grid`` (by default the default environment's ``params:comparison``), then
+    the summary."""
+    runs = (grid or grid_in(None)).runs
     names = tuple(namespace(*run) for run in runs)
     summary = node(
         update_wrapper(partial(summarise, runs=names), summarise),
@@ -88,3 +89,9 @@ def create_pipeline(grid: Grid | None = None) -> Pipeline:
         namespace=NAMESPACE_ROOT,
     )
     return Pipeline([variant_pipeline(*run) for run in runs] + [summary], tags="comparison")
+
+
+def grid_pipeline(name: str) -> Pipeline:
+    """The comparison pipeline ``name`` of ``settings.COMPARISON_GRIDS``: the grid of its
+    environment (each grid's package calls this)."""
+    return create_pipeline(grid_in(comparison_grids()[name]))

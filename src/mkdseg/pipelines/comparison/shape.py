@@ -1,61 +1,42 @@
-"""Which variants and seeds the comparison pipeline has: its shape, from Kedro's config loader.
+"""Which variants and seeds each comparison pipeline has: its shape, fixed in ``settings.py``.
 
-Kedro builds pipelines before nodes run, so a pipeline whose nodes depend on parameters needs
-them when ``register_pipelines`` runs. In Kedro 1.x that call is lazy: ``KedroSession.run``
-creates the context (config loader for ``--env``, else ``KEDRO_ENV``, with ``--params``), fires
-``after_context_created``, and only then reads ``pipelines[<name>]``, which calls
-``register_pipelines`` (``kedro/framework/session/session.py``). So ``ComparisonShapeHook``
-reads ``params:comparison`` from the context's config loader in ``after_context_created`` and
-``create_pipeline`` builds from it: ``kedro run --env X`` and ``KEDRO_ENV=X kedro run`` give
-the same pipeline, and ``--params`` may change the set of runs like any other setting
-(``comparison.seeds``, ``comparison.only``: see ``variants.Grid``). The hook is registered in
-``settings.HOOKS``.
+Kedro builds pipelines before any node runs, so a pipeline whose nodes depend on configuration
+follows Kedro's dynamic-pipelines pattern: the shape is fixed in ``settings.py`` and each
+namespace's settings are parameters. ``settings.COMPARISON_GRIDS`` names one pipeline per grid
+and the environment whose ``params:comparison`` gives its variants and seeds; each grid is a
+package under ``pipelines/`` (so Kedro's registry finds it by name and loads only the grids a run
+names) whose ``create_pipeline`` builds that environment's grid, its parameters read through the
+project's config loader as ``KedroSession.create`` would read them. Nothing depends on which
+session ran before: ``kedro registry``, ``kedro viz`` and every run see the same pipelines.
 
-The hook reads ``context.config_loader``, not ``context.params``: the latter validates the
-parameters against the registered pipelines, i.e. would build them first.
-
-Kedro keeps the pipelines it built for the rest of the process; when a later context's runs
-differ from those the comparison pipeline was built with, the hook asks Kedro to rebuild.
-Before any context exists (``kedro registry``, ``pipelines`` read after
-``bootstrap_project``), the shape comes from a config loader made as ``KedroSession.create``
-would make it: environment ``KEDRO_ENV``, else Kedro's default run environment.
+At run time each run reads its settings from the session's parameters and checks that it is a
+run of that grid (``Grid.check_run``), so a grid run in another environment than its own stops
+before training, naming the pipeline to run.
 """
 
 from __future__ import annotations
 
-import os
+from kedro.framework.project import settings
 
-from kedro.framework.context import KedroContext
-from kedro.framework.hooks import hook_impl
-from kedro.framework.project import pipelines, settings
-
-from mkdseg import pipeline_registry
 from mkdseg.catalog.paths import project_root
 from mkdseg.pipelines.comparison.variants import NAMESPACE_ROOT, Grid
 
-ENV_VARIABLE = "KEDRO_ENV"  # KedroSession.create's fallback for a missing --env
 
-_latest: Grid | None = None  # params:comparison of the latest KedroContext in this process
-_built: tuple[tuple[str, int], ...] | None = None  # the runs of the pipeline Kedro holds
-
-
-class ComparisonShapeHook:
-    """Hands each new context's ``params:comparison`` to the comparison pipeline."""
-
-    @hook_impl(tryfirst=True)  # before another hook reads context.params (builds pipelines)
-    def after_context_created(self, context: KedroContext) -> None:
-        global _latest
-        _latest = Grid.from_parameters(context.config_loader["parameters"].get(NAMESPACE_ROOT))
-        if _built is not None and _built != _latest.runs:
-            pipelines.configure(pipeline_registry.__name__)  # Kedro's registry rebuilds lazily
+def comparison_grids() -> dict[str, str | None]:
+    """Pipeline name -> the environment its grid comes from (None: Kedro's default one)."""
+    return dict(settings.get("COMPARISON_GRIDS", {NAMESPACE_ROOT: None}))
 
 
-def pipeline_grid() -> Grid:
-    """The grid to build the comparison pipeline from (see the module docstring)."""
-    global _built
-    grid = _latest or grid_in(os.environ.get(ENV_VARIABLE))
-    _built = grid.runs
-    return grid
+def pipeline_for(env: str | None) -> str:
+    """The comparison pipeline whose grid comes from ``env``; an error lists those there are."""
+    grids = comparison_grids()
+    names = [name for name, grid_env in grids.items() if grid_env == env]
+    if not names:
+        raise ValueError(
+            f"no comparison pipeline has its grid in environment {env!r}; "
+            f"settings.COMPARISON_GRIDS has {grids}: add the environment there"
+        )
+    return names[0]
 
 
 def grid_in(env: str | None) -> Grid:

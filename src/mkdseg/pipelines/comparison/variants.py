@@ -116,6 +116,17 @@ class Grid:
             if variant.seeds is None or seed in variant.seeds
         )
 
+    def check_run(self, variant: str, seed: int) -> None:
+        """A run of another grid (a pipeline run outside its environment) is an error that
+        names the pipelines and their environments, before anything trains."""
+        if (variant, seed) not in self.runs:
+            raise ValueError(
+                f"{namespace(variant, seed)} is not a run of this environment's params:comparison "
+                f"({len(self.runs)} runs): each comparison pipeline runs in the environment its "
+                "grid comes from (settings.COMPARISON_GRIDS), e.g. kedro run --env tuning "
+                "--pipelines comparison_tuning"
+            )
+
     def variant(self, name: str) -> Variant:
         """The variant called ``name``; an unknown name is an error listing the known ones."""
         if name not in self.variants:
