@@ -265,11 +265,6 @@ def make_split(
     return labeled_ids, unlabeled_ids, val_ids, split_stats(manifest, class_names, labeled_ids)
 
 
-def subset_ids(manifest: pd.DataFrame, subset: str) -> list[str]:
-    """The sorted ids of one subset (e.g. a generated set's ``test``); empty if it has none."""
-    return sorted(manifest.loc[manifest["subset"] == subset, "id"])
-
-
 def split_counts(
     manifest: pd.DataFrame,
     labeled: Sequence[str],

@@ -20,14 +20,7 @@ from typing import Any
 from mkdseg.core.architectures import ARCHITECTURES, DEEPLAB, TORCH_BN_MOMENTUM
 from mkdseg.core.data import Geometry
 from mkdseg.core.fields import check, choice
-from mkdseg.core.methods import (
-    METHODS,
-    MKD,
-    SHARED_BLOCK,
-    SWITCHES,
-    MethodConfig,
-    method_named,
-)
+from mkdseg.core.methods import METHODS, MKD, SHARED_BLOCK, SWITCHES, MethodConfig, method_named
 from mkdseg.core.model import ASPP_RULES, aspp_rates_for
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from mkdseg.core.image_io import IGNORE_INDEX
-from mkdseg.sources.synthetic import (
+from mkdseg.sources.generated import (
     MAX_JPEG_QUALITY,
     SUBSET_CODES,
     GeneratedSource,

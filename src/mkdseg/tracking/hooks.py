@@ -1,34 +1,26 @@
 """MLflow tracking per node, on top of kedro-mlflow's one-run-per-``kedro run``.
 
-kedro-mlflow (registered through its ``kedro.hooks`` entry point) opens the *parent* run
-for a ``kedro run``, logs every consumed parameter on it (flattened, see
-``conf/base/mlflow.yml``) and closes it - FAILED when the pipeline raises.
+kedro-mlflow opens the *parent* run of a ``kedro run``, logs every consumed parameter on it
+(flattened, ``conf/base/mlflow.yml``) and closes it (FAILED when the pipeline raises).
 ``MkdsegTrackingHook`` adds, for EVERY node, a nested *child* run named after the node:
 
 - tags ``kedro.node`` / ``kedro.namespace``, ``mlflow.parentRunId`` = the parent run;
 - params: the parameters the node consumed, flattened (``dataset.source`` ...);
-- metric ``node_seconds``: wall time of the node function and the saving of its outputs (an
-  MLflow model's export happens in its dataset's save);
+- metric ``node_seconds``: wall time of the node function and the saving of its outputs;
 - outputs, by name (``conventions``): ``*_metrics`` as metrics on the child AND the parent
   (namespace-prefixed there, so parent runs have comparable columns), ``*_params`` as params,
   ``*_history`` (a ``step`` column) as step-wise metrics, a local ``filepath`` as an artifact
   (logged in ``after_dataset_saved``: Kedro saves outputs AFTER ``after_node_run``);
-- status FINISHED once its outputs are saved, or FAILED with tag ``error`` (truncated).
-  On a pipeline error the parent also gets the ``error`` tag and is closed FAILED.
+- status FINISHED once its outputs are saved, or FAILED with tag ``error`` (truncated), as
+  the parent on a pipeline error.
 
-It also marks the experiment's kind (MLflow's model-training view), names and describes the
-parent run after what it trained (``parent_run``; ``tracking.mlflow_ui`` prints the address of
-its page), and completes the description with the headline metric at the end.
-
-The hook is ignorant of specific pipelines: it only knows these naming conventions.
-It logs through ``MlflowClient`` by run id and never touches the active-run stack,
-which stays kedro-mlflow's. Supported runners: SequentialRunner (the default), ThreadRunner
-(the comparison's two-at-a-time grid) and ParallelRunner where its worker processes are forked
-(Linux's default; ``KEDRO_MP_CONTEXT``): a forked worker carries this hook's state (client,
-parent run) from ``before_pipeline_run`` and records its nodes' child runs itself. The child
-runs are the same with every runner (``tests/pipelines/test_comparison_pipeline.py``). Workers
-that are spawned start with fresh hook instances and record no child runs (the parent still is
-recorded; a warning says so).
+It also marks the experiment's kind, names and describes the parent run after what it trained
+(``parent_run``) and completes the description with the headline metric at the end. It knows
+naming conventions, not pipelines, and logs through ``MlflowClient`` by run id (kedro-mlflow
+keeps the active-run stack). Runners: SequentialRunner, ThreadRunner and ParallelRunner with
+forked workers (Linux's default, ``KEDRO_MP_CONTEXT``), where a worker carries this hook's state
+from ``before_pipeline_run`` and records its nodes' child runs itself; spawned workers record
+none (the parent still is; a warning says so). Tested in test_comparison_pipeline.py.
 """
 
 from __future__ import annotations
@@ -154,14 +146,10 @@ class MkdsegTrackingHook:
         )
 
     def _drop_stale_parent_entries(self) -> None:
-        """Pop the parent run's leftover entries off MLflow's active-run stack.
-
-        kedro-mlflow 2.0.3 re-enters the parent with ``start_run(run_id=..., nested=True)`` in
-        every ``before_node_run``; MLflow 3 pushes it again each time, and ``after_pipeline_run``
-        pops only one. Without this, the next ``KedroSession`` in the same process (tests,
-        notebooks) would find the old parent "active" and log into it. A run that was already
-        active before the session is the caller's: it is left alone.
-        """
+        """Pop the parent run's leftover entries off MLflow's active-run stack: kedro-mlflow
+        2.0.3 re-enters the parent in every ``before_node_run`` (MLflow 3 pushes it each time)
+        and pops it once, so the next session in this process (tests, notebooks) would log into
+        it. A run already active before the session is the caller's: left alone."""
         if self._parent_id is None or self._parent_was_active:
             return
         while (run := mlflow.active_run()) is not None and run.info.run_id == self._parent_id:

@@ -51,7 +51,7 @@ def prepare(
     names = class_metadata["names"]
     ids = splitting.make_split(manifest, names, labeled, seed, project_root(), grid.split_draw)
     settings = grid.settings(training, variant, seed)
-    test_ids = splitting.subset_ids(manifest, TEST_SUBSET)
+    test_ids = sorted(manifest.loc[manifest["subset"] == TEST_SUBSET, "id"])  # none: no test split
     return ids[0], ids[1], ids[2], test_ids, settings, grid.identity(variant, settings)
 
 
