@@ -57,6 +57,8 @@ def export(out: Path, labeled: float | int | str, seed: int) -> tuple[int, int, 
     partial, previous = out.with_name(out.name + ".partial"), out.with_name(out.name + ".previous")
     shutil.rmtree(partial, ignore_errors=True)
     for row in manifest.itertuples(index=False):
+        if row.subset not in ("train", "val"):  # the benchmark's test split: not a folder subset
+            continue
         image = Path(row.image_path)
         link_or_copy(image, partial / "images" / row.subset / f"{row.id}{image.suffix}")
         if row.subset == "val" or row.id in keep:

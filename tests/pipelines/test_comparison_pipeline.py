@@ -247,7 +247,7 @@ def test_a_grid_run_outside_its_environment_stops_before_training(
 
     with session() as ingestion:
         ingestion.run(pipeline_names=["ingestion"])
-    with session() as grid, pytest.raises(ValueError, match="seed_1 is not a run of"):
+    with session() as grid, pytest.raises(ValueError, match="pipeline comparison was built from"):
         grid.run(pipeline_names=["comparison"], namespaces=["comparison.sup_1_16.seed_1"])
     assert not (tmp_path / "data/07_model_output/comparison").exists()
 

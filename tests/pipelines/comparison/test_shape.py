@@ -5,12 +5,11 @@ pipeline and environment, and the registry builds each from that environment's p
 from __future__ import annotations
 
 import pytest
-from kedro.framework.project import settings
 from kedro.framework.startup import bootstrap_project
 
 from mkdseg import pipeline_registry
 from mkdseg.pipelines.comparison import shape
-from mkdseg.pipelines.comparison.variants import Grid
+from mkdseg.pipelines.comparison.variants import Built, Grid
 from tests.conftest import PROJECT_ROOT
 
 ISSUE_VARIANTS = {
@@ -44,7 +43,7 @@ def _runs(pipeline) -> set[tuple[str, int]]:
 def test_every_grid_is_registered_with_its_environments_runs(project: None) -> None:
     registered = pipeline_registry.register_pipelines()
     grids = shape.comparison_grids()
-    assert grids == settings.COMPARISON_GRIDS and grids["comparison"] is None
+    assert grids["comparison"] is None and set(grids) >= {"comparison", "comparison_tiny"}
     packages = {p.name for p in PIPELINES.iterdir() if p.name.startswith("comparison")}
     assert packages == set(grids)  # a package per grid: Kedro finds each by its name
     for name, env in grids.items():
@@ -55,13 +54,17 @@ def test_every_grid_is_registered_with_its_environments_runs(project: None) -> N
     assert shape.grid_in("comparison_tiny").runs == TINY_RUNS
 
 
-def test_a_run_checks_that_it_belongs_to_the_grid(project: None) -> None:
-    tiny = Grid.from_parameters(
-        {"seeds": [0], "variants": {name: {"labeled": 0.0625} for name, _ in TINY_RUNS}}
-    )
-    tiny.check_run("sup_1_16", 0)  # a run of the grid: no error
-    with pytest.raises(ValueError, match=r"comparison.sup_1_16.seed_1 is not a run of .*2 runs"):
-        tiny.check_run("sup_1_16", 1)
-    with pytest.raises(ValueError, match="comparison.cps_1_16.seed_0 is not a run of"):
-        tiny.check_run("cps_1_16", 0)
+def test_a_run_checks_that_the_session_has_the_grid_it_was_built_from(project: None) -> None:
+    """A subset or a superset of the built runs is as wrong as another grid: both fail."""
+    spec = {"seeds": [0], "variants": {name: {"labeled": 0.0625} for name, _ in TINY_RUNS}}
+    tiny = Grid.from_parameters(spec)
+    tiny.check_built(Built("comparison_tiny", TINY_RUNS), "comparison_tiny")  # the same: no error
+    more_seeds = Grid.from_parameters({**spec, "seeds": [0, 1]})
+    with pytest.raises(ValueError, match=r"built from the 2 runs .* this session's has 4"):
+        more_seeds.check_built(Built("comparison_tiny", TINY_RUNS), "comparison_tiny")
+    with pytest.raises(ValueError, match="`kedro run --env tuning --pipelines comparison_tuning`"):
+        tiny.check_built(Built("comparison_tuning", TINY_RUNS[:1]), "tuning")
+    with pytest.raises(ValueError, match="`kedro run --pipelines comparison`"):
+        tiny.check_built(Built("comparison", (("sup_1_16", 0), ("mkd_1_16", 1))), None)
     assert shape.pipeline_for("tuning") == "comparison_tuning"
+    assert shape.pipeline_for("local") == shape.pipeline_for(None) == "comparison"

@@ -15,7 +15,10 @@ from mkdseg.pipelines.comparison.summary import (
     comparison_table,
     headline_metrics,
     per_run_table,
+    reported_metric,
+    reported_table,
     results_frame,
+    runs_without_test,
 )
 from mkdseg.pipelines.comparison.variants import RunIdentity
 from mkdseg.reporting.markdown import to_markdown_table
@@ -207,3 +210,28 @@ def test_headline_metrics_skip_missing_spread() -> None:
         "mkd_1_16.mIoU_std": 0.01,
         "mkd_1_16.gain": pytest.approx(0.05),
     }
+
+
+def test_the_table_reports_test_only_when_every_counted_run_has_it() -> None:
+    """A superseded val-only re-run does not count; a counted one without test makes the table
+    report val (never a mix) and is named."""
+
+    def frame(*runs: tuple[str, int, dict]) -> pd.DataFrame:
+        return results_frame(
+            RunResult(RunIdentity(v, "supervised", s, 0.0625), m) for v, s, m in runs
+        )
+
+    both = {"val_mIoU_whole": 0.5, "test_mIoU_whole": 0.4}
+    runs = frame(("sup_1_16", 0, both), ("sup_1_16", 1, {**both, "test_mIoU_whole": 0.6}))
+    metric, table, markdown = reported_table(runs, "whole")
+    assert metric == "test_mIoU_whole" and markdown.startswith("mIoU: test_mIoU_whole")
+    row = table.iloc[0]
+    assert row["mIoU_mean"] == pytest.approx(0.5) and row["val_mIoU_mean"] == pytest.approx(0.5)
+    old = frame(("sup_1_16", 0, {"val_mIoU_whole": 0.3})).assign(start_time=0)
+    superseded = pd.concat([old, runs.assign(start_time=1)], ignore_index=True)
+    assert reported_metric(superseded, "whole") == "test_mIoU_whole"  # the old run is replaced
+    lacking = pd.concat([runs, frame(("sup_1_16", 2, {"val_mIoU_whole": 0.3}))])
+    assert runs_without_test(lacking, "whole") == ["sup_1_16 seed 2"]
+    metric, table, _ = reported_table(lacking, "whole")
+    assert metric == "val_mIoU_whole" and "val_mIoU_mean" not in table
+    assert table.iloc[0]["mIoU_mean"] == pytest.approx((0.5 + 0.5 + 0.3) / 3)

@@ -13,14 +13,16 @@ from PIL import Image
 
 from mkdseg import splitting
 from mkdseg.catalog.paths import project_root
+from mkdseg.pipelines.comparison.shape import comparison_grids
 from mkdseg.pipelines.comparison.summary import (
     RunResult,
     headline_metrics,
     per_run_table,
     reported_table,
     results_frame,
+    runs_without_test,
 )
-from mkdseg.pipelines.comparison.variants import Grid, RunIdentity, deep_merge
+from mkdseg.pipelines.comparison.variants import Built, Grid, RunIdentity, deep_merge
 from mkdseg.pipelines.evaluation.nodes import evaluate_model
 from mkdseg.pipelines.training.nodes import train_model
 from mkdseg.reporting.figures import close_figure, comparison_chart, figure_to_png_bytes
@@ -38,6 +40,7 @@ def prepare(
     *,
     variant: str,
     seed: int,
+    built: Built,
 ) -> tuple[list[str], list[str], list[str], list[str], dict[str, Any], RunIdentity]:
     """The run's split (its budget, drawn with its seed; val and, where the set has one, the
     test images), training settings and identity.
@@ -46,7 +49,7 @@ def prepare(
     logs the settings it really used rather than the base ``params:training``.
     """
     grid = Grid.from_parameters(comparison)
-    grid.check_run(variant, seed)
+    grid.check_built(built, comparison_grids().get(built.pipeline))
     labeled = grid.variant(variant).labeled
     names = class_metadata["names"]
     ids = splitting.make_split(manifest, names, labeled, seed, project_root(), grid.split_draw)
@@ -100,6 +103,8 @@ def summarise(
     frame = results_frame(RunResult.from_dict(r) for r in results if r is not None)
     missing = [run for run, result in zip(runs, results, strict=True) if result is None]
     metric, table, markdown = reported_table(frame, mode)
+    if (lacking := runs_without_test(frame, mode)) and len(lacking) < len(frame):
+        log.warning("comparison: reporting val, not test: no test mIoU for %s", ", ".join(lacking))
     figure = comparison_chart(table, title=f"{metric}: mean ± std over seeds")
     chart = Image.open(BytesIO(figure_to_png_bytes(figure)))
     close_figure(figure)

@@ -15,17 +15,19 @@ from kedro.pipeline import Pipeline, node
 
 from mkdseg.pipelines.comparison.nodes import evaluate_variant, prepare, summarise, train_variant
 from mkdseg.pipelines.comparison.shape import comparison_grids, grid_in
-from mkdseg.pipelines.comparison.variants import NAMESPACE_ROOT, Grid, namespace
+from mkdseg.pipelines.comparison.variants import NAMESPACE_ROOT, Built, Grid, namespace
 
 SHARED_INPUTS = {"manifest", "class_metadata"}
 PARAMETERS = {"params:comparison", "params:training", "params:evaluation"}
 SUMMARY_OUTPUTS = ("results", "table", "table_markdown", "chart", "summary_metrics")
 
 
-def variant_pipeline(variant: str, seed: int) -> Pipeline:
+def variant_pipeline(variant: str, seed: int, built: Built | None = None) -> Pipeline:
     """prepare (split, settings) -> train -> evaluate for one variant and seed, in namespace
-    ``comparison.<variant>.seed_<seed>``."""
-    bound = {"variant": variant, "seed": seed}
+    ``comparison.<variant>.seed_<seed>``; ``built``: the grid the pipeline was built from, which
+    the run checks against the session's (default: this run alone)."""
+    built = built or Built(NAMESPACE_ROOT, ((variant, seed),))
+    bound = {"variant": variant, "seed": seed, "built": built}
     nodes = [
         node(
             update_wrapper(partial(prepare, **bound), prepare),
@@ -76,10 +78,11 @@ def variant_pipeline(variant: str, seed: int) -> Pipeline:
     )
 
 
-def create_pipeline(grid: Grid | None = None) -> Pipeline:
-    """Every run of ``grid`` (by default the default environment's ``params:comparison``), then
-    the summary."""
-    runs = (grid or grid_in(None)).runs
+def create_pipeline(grid: Grid | None = None, name: str = NAMESPACE_ROOT) -> Pipeline:
+    """Every run of ``grid`` (by default that of ``name``'s environment,
+    ``settings.COMPARISON_GRIDS``), then the summary."""
+    runs = (grid or grid_in(comparison_grids().get(name))).runs
+    built = Built(name, runs)
     names = tuple(namespace(*run) for run in runs)
     summary = node(
         update_wrapper(partial(summarise, runs=names), summarise),
@@ -88,10 +91,11 @@ def create_pipeline(grid: Grid | None = None) -> Pipeline:
         name="summarise",
         namespace=NAMESPACE_ROOT,
     )
-    return Pipeline([variant_pipeline(*run) for run in runs] + [summary], tags="comparison")
+    runs_pipelines = [variant_pipeline(*run, built) for run in runs]
+    return Pipeline(runs_pipelines + [summary], tags="comparison")
 
 
 def grid_pipeline(name: str) -> Pipeline:
     """The comparison pipeline ``name`` of ``settings.COMPARISON_GRIDS``: the grid of its
     environment (each grid's package calls this)."""
-    return create_pipeline(grid_in(comparison_grids()[name]))
+    return create_pipeline(grid_in(comparison_grids()[name]), name)

@@ -9,9 +9,11 @@ names) whose ``create_pipeline`` builds that environment's grid, its parameters 
 project's config loader as ``KedroSession.create`` would read them. Nothing depends on which
 session ran before: ``kedro registry``, ``kedro viz`` and every run see the same pipelines.
 
-At run time each run reads its settings from the session's parameters and checks that it is a
-run of that grid (``Grid.check_run``), so a grid run in another environment than its own stops
-before training, naming the pipeline to run.
+At run time each run reads its settings from the session's parameters and checks that the
+session's grid is the one its pipeline was built from (``Grid.check_built``), so a grid run in
+another environment than its own, or with ``--params`` that change its runs, stops before
+training, naming the command to run. The shape is read from the project's ``conf/``
+(``settings.CONF_SOURCE``): ``--conf-source`` changes the parameters, not the shape.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ def comparison_grids() -> dict[str, str | None]:
 def pipeline_for(env: str | None) -> str:
     """The comparison pipeline whose grid comes from ``env``; an error lists those there are."""
     grids = comparison_grids()
+    if env == settings.CONFIG_LOADER_ARGS.get("default_run_env"):
+        env = None  # the default environment, named
     names = [name for name, grid_env in grids.items() if grid_env == env]
     if not names:
         raise ValueError(

@@ -197,17 +197,26 @@ def results_frame(runs: Iterable[RunResult]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def runs_without_test(runs: pd.DataFrame, mode: str) -> list[str]:
+    """The runs the table counts (finished, latest per seed) that have no ``test_mIoU_<mode>``,
+    as ``variant seed s``; all of them when no run has one."""
+    data = _usable_runs(runs, f"metrics.val_mIoU_{mode}")
+    if data.empty:
+        return []
+    column = f"metrics.{TEST_SUBSET}_mIoU_{mode}"
+    lacking = data if column not in data else data[data[column].isna()]
+    seeds = lacking.get(SEED_COLUMN, pd.Series("?", index=lacking.index))
+    return [f"{v} seed {s}" for v, s in zip(lacking["variant"], seeds, strict=True)]
+
+
 def reported_metric(runs: pd.DataFrame, mode: str) -> str:
-    """What the table reports: ``test_mIoU_<mode>`` when every finished run has it (a set with a
-    test split, on which no setting was chosen), else ``val_mIoU_<mode>``: a table never mixes
-    the two."""
-    test = f"{TEST_SUBSET}_mIoU_{mode}"
-    column = f"metrics.{test}"
-    if STATUS_COLUMN in runs.columns:
-        runs = runs[runs[STATUS_COLUMN] == FINISHED]
-    if not runs.empty and column in runs.columns and runs[column].notna().all():
-        return test
-    return f"val_mIoU_{mode}"
+    """What the table reports: ``test_mIoU_<mode>`` when every run it counts has it (a set with
+    a test split, on which no setting was chosen; superseded re-runs do not count), else
+    ``val_mIoU_<mode>``: a table never mixes the two."""
+    counted = _usable_runs(runs, f"metrics.val_mIoU_{mode}")
+    if counted.empty or runs_without_test(runs, mode):
+        return f"val_mIoU_{mode}"
+    return f"{TEST_SUBSET}_mIoU_{mode}"
 
 
 def reported_table(runs: pd.DataFrame, mode: str) -> tuple[str, pd.DataFrame, str]:
@@ -248,13 +257,15 @@ def per_run_table(results: pd.DataFrame, *metrics: str) -> pd.DataFrame:
 
 def headline_metrics(table: pd.DataFrame) -> dict[str, float]:
     """``<variant>.mIoU_mean`` / ``.mIoU_std`` / ``.gain`` of the summary table (the parent run's
-    columns); NaN entries (one seed: no spread) are left out."""
+    columns; the reported metric, test where the table reports test) and ``.val_mIoU_mean``
+    beside it; NaN entries (one seed: no spread) are left out."""
     out: dict[str, float] = {}
     for row in table.itertuples():
         for key, value in (
             ("mIoU_mean", row.mIoU_mean),
             ("mIoU_std", row.mIoU_std),
             ("gain", row.gain_over_supervised),
+            (VAL_MEAN_COLUMN, getattr(row, VAL_MEAN_COLUMN, math.nan)),
         ):
             if np.isfinite(value):
                 out[f"{row.variant}.{key}"] = float(value)

@@ -66,6 +66,14 @@ class RunIdentity:
 
 
 @dataclass(frozen=True)
+class Built:
+    """What a comparison pipeline was built from: its name and its grid's runs."""
+
+    pipeline: str
+    runs: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
 class Grid:
     """``params:comparison``: the variants, the seeds each runs with, and shared overrides."""
 
@@ -116,15 +124,16 @@ class Grid:
             if variant.seeds is None or seed in variant.seeds
         )
 
-    def check_run(self, variant: str, seed: int) -> None:
-        """A run of another grid (a pipeline run outside its environment) is an error that
-        names the pipelines and their environments, before anything trains."""
-        if (variant, seed) not in self.runs:
+    def check_built(self, built: Built, env: str | None) -> None:
+        """The session's grid must be the one the pipeline was built from (``env``'s): another
+        environment, or ``--params`` changing the runs, is an error before anything trains."""
+        if self.runs != built.runs:
+            run = f"kedro run {f'--env {env} ' if env else ''}--pipelines {built.pipeline}"
             raise ValueError(
-                f"{namespace(variant, seed)} is not a run of this environment's params:comparison "
-                f"({len(self.runs)} runs): each comparison pipeline runs in the environment its "
-                "grid comes from (settings.COMPARISON_GRIDS), e.g. kedro run --env tuning "
-                "--pipelines comparison_tuning"
+                f"pipeline {built.pipeline} was built from the {len(built.runs)} runs of its "
+                f"environment's params:comparison, but this session's has {len(self.runs)} "
+                f"(another environment, or --params changing its variants or seeds): `{run}` "
+                "(settings.COMPARISON_GRIDS); a grid of your own goes in conf/local"
             )
 
     def variant(self, name: str) -> Variant:
