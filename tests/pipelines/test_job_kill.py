@@ -58,10 +58,10 @@ def test_a_killed_job_resumes_and_ends_as_an_uninterrupted_one(tmp_path: Path) -
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     for data in (straight, killed):
         _run(data, "--pipelines", "ingestion")
-    _run(straight, "--pipelines", "comparison", "--namespaces", JOB)
+    _run(straight, "--pipelines", "comparison_tiny", "--namespaces", JOB)
 
     job = subprocess.Popen(
-        _command(killed, "--pipelines", "comparison", "--namespaces", JOB),
+        _command(killed, "--pipelines", "comparison_tiny", "--namespaces", JOB),
         cwd=PROJECT_ROOT,
         env=_env(),
         stdout=subprocess.DEVNULL,
@@ -78,7 +78,7 @@ def test_a_killed_job_resumes_and_ends_as_an_uninterrupted_one(tmp_path: Path) -
     job.wait(timeout=30)
     assert job.returncode == -signal.SIGKILL
     assert not (killed / "07_model_output").exists()  # no result: the summary calls it missing
-    _run(killed, "--pipelines", "comparison", "--namespaces", JOB)
+    _run(killed, "--pipelines", "comparison_tiny", "--namespaces", JOB)
     assert _result(killed) == _result(straight)
     client = MlflowClient(tracking_uri=f"sqlite:///{killed / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("mkdseg").experiment_id
