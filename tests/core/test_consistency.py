@@ -97,9 +97,7 @@ def test_teacher_diagnostics_agreement_and_confidence():
     z2 = _logits_for(torch.tensor([[[0, 1], [2, 0]]]), 100.0)
     confidence = [z.softmax(1).max(1).values for z in (z1, z2)]
     predictions = [z.argmax(1) for z in (z1, z2)]
-    out = teacher_diagnostics(
-        confidence, predictions, torch.ones(1, 2, 2, dtype=torch.bool), 0.95, n_labeled=0
-    )
+    out = teacher_diagnostics(confidence, predictions, torch.ones(1, 2, 2, dtype=torch.bool), 0.95)
     assert out["teacher_agreement"] == 0.75
     assert abs(out["teacher_confidence"] - 1.0) < 1e-6
     assert out["confident_share"] == 1.0

@@ -158,19 +158,18 @@ def teacher_diagnostics(
     predictions: list[Tensor],
     valid: Tensor,
     report_threshold: float,
-    n_labeled: int,
 ) -> dict[str, Tensor]:
     """Mean teacher confidence, share above the threshold, and agreement of the two teachers,
     as detached 0-d tensors (the trainer moves a step's metrics to the host in one transfer).
 
-    Takes each teacher's max-softmax and argmax (B, h, w) on ``[x_l; x_w]``, before feature
-    augmentation and CutMix; measured on the unlabeled weak-view pixels.
+    Takes each teacher's max-softmax and argmax (B_u, h, w) on ``x_w``, before feature
+    augmentation and CutMix, and the weak views' valid pixels (B_u, h, w) they are measured on.
     """
     if not confidence:
         return {}
     valid = valid.bool()
     count = valid.sum().clamp(min=1)
-    conf = torch.stack([c[n_labeled:] for c in confidence])  # (T, B_u, h, w)
+    conf = torch.stack(confidence)  # (T, B_u, h, w)
     out = {
         "teacher_confidence": ((conf * valid).sum() / (count * len(confidence))).detach(),
         "confident_share": (
@@ -178,6 +177,6 @@ def teacher_diagnostics(
         ).detach(),
     }
     if len(predictions) == 2:
-        agree = (predictions[0][n_labeled:] == predictions[1][n_labeled:]) & valid
+        agree = (predictions[0] == predictions[1]) & valid
         out["teacher_agreement"] = (agree.sum() / count).detach()
     return out

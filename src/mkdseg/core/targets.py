@@ -138,6 +138,21 @@ class TargetMixer:
         valid = valid.bool()
         return ((aligned & valid).sum() / valid.sum().clamp(min=1)).float().detach()
 
+    def targets(self, x: Tensor, n_labeled: int) -> Tensor:
+        """Outputs (B, K, h, w) on ``[x_l; x_w]`` -> (B, K, *grid) float32 on ``[x_l; x_mix]``:
+        labeled rows resized, unlabeled rows mixed (``mix``); a new tensor, ``x`` is untouched.
+
+        Mixed on the grid, the whole batch is resized in one call and its unlabeled rows are
+        mixed in place: the values of resizing and mixing each part apart, without the copies."""
+        if self.mix_size != self.grid:
+            return torch.cat([to_resolution(x[:n_labeled], self.grid), self.mix(x[n_labeled:])])
+        out = to_resolution(x, self.grid)
+        if out is x:  # already float32 at the grid: to_resolution returned x itself
+            out = x.clone()
+        rows = out[n_labeled:]
+        torch.where(self.mix_mask > 0, rows, rows.roll(1, 0), out=rows)  # mix(rows), in place
+        return out
+
     def view(
         self,
         logits: Tensor,
@@ -148,9 +163,8 @@ class TargetMixer:
     ) -> View:
         """A teacher's view of ``[x_l; x_w]`` (decoder resolution) as targets for ``[x_l; x_mix]``:
         labeled rows resized, unlabeled rows mixed, then the estimator labels attached."""
-        z = torch.cat([to_resolution(logits[:n_labeled], self.grid), self.mix(logits[n_labeled:])])
-        f = features.detach()
-        f = torch.cat([to_resolution(f[:n_labeled], self.grid), self.mix(f[n_labeled:])])
+        z = self.targets(logits, n_labeled)
+        f = self.targets(features.detach(), n_labeled)
         return make_view(z, f, labels_small, valid_mix)
 
 
@@ -203,8 +217,8 @@ class TeacherTarget:
 
     logits: Tensor  # feature-augmented; unlabeled rows CutMix-ed to line up with x_mix
     confidence: Tensor  # max-softmax before feature augmentation, mixed likewise
-    unmixed_confidence: Tensor  # max-softmax on [x_l; x_w], before augmentation and CutMix
-    unmixed_prediction: Tensor  # argmax on [x_l; x_w], what the teachers' agreement compares
+    unmixed_confidence: Tensor  # (B_u, h, w) max-softmax on x_w, before augmentation and CutMix
+    unmixed_prediction: Tensor  # (B_u, h, w) argmax on x_w, what the teachers' agreement compares
 
 
 def feature_augment(
@@ -241,13 +255,13 @@ def teacher_target(method: MethodConfig, teacher: Branch, grid: Grid, lam: float
         return TeacherTarget(
             logits=mix_teacher(z, n_l, mixer.mix_mask),
             confidence=mix_teacher(conf[:, None], n_l, mixer.mix_mask)[:, 0],
-            unmixed_confidence=conf,
-            unmixed_prediction=view.labels,  # its own argmax on the unlabeled rows
+            unmixed_confidence=conf[n_l:],
+            unmixed_prediction=view.labels[n_l:],  # its own argmax on the unlabeled rows
         )
     # The release: mix logits and features at decoder resolution, then resize and augment.
     view = mixer.view(o.logits, o.features, n_l, grid.labels, grid.valid_mixed)
     confidence = view.logits.softmax(1).max(1).values
-    unmixed = to_resolution(o.logits, grid.size)
+    unmixed = to_resolution(o.logits[n_l:], grid.size)
     return TeacherTarget(
         logits=feature_augment(view, teacher.stats, teacher.classifier, lam, on),
         confidence=confidence,

@@ -79,7 +79,6 @@ def loss(
         [target.unmixed_prediction],
         grid.valid_unmixed,
         m.confidence_report_threshold,
-        grid.n_labeled,
     )
     return total, {
         "consistency_ramp": ramp,

@@ -212,7 +212,6 @@ def consistency(
             predictions=[t.unmixed_prediction for t in targets],
             valid=grid.valid_unmixed,
             report_threshold=m.confidence_report_threshold,
-            n_labeled=grid.n_labeled,
         )
     )
     return result
