@@ -26,7 +26,7 @@ the release's 512 px) or kernel ``2*ceil(3*sigma)+1`` with sigma in pixels at an
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
@@ -157,6 +157,14 @@ def sample_photometric_params(
         contrast=_uniform(batch, *ranges.contrast, generator, device),
         saturation=_uniform(batch, *ranges.saturation, generator, device),
         hue=_uniform(batch, -turns, turns, generator, device),
+    )
+
+
+def concat_photometric(*params: PhotometricParams) -> PhotometricParams:
+    """Several batches' draws as one batch's, so their images are distorted in one pass (each op
+    is per sample and per pixel: the values of distorting each batch apart)."""
+    return PhotometricParams(
+        *(torch.cat([getattr(p, f.name) for p in params]) for f in fields(PhotometricParams))
     )
 
 

@@ -165,8 +165,13 @@ JITTER_FNS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
 
 
 def color_jitter(x: Tensor, factors: Tensor, order: Tensor) -> Tensor:
-    """torchvision ColorJitter with per-sample factors (B, 4) and per-sample op order (B, 4)."""
+    """torchvision ColorJitter with per-sample factors (B, 4) and per-sample op order (B, 4).
+
+    An op no sample takes at a position is not computed (selecting none of it keeps ``x``
+    exactly); which ones are taken comes to the host in one transfer."""
+    taken = (order[..., None] == torch.arange(JITTER_OPS, device=order.device)).any(0).tolist()
     for step in range(JITTER_OPS):
         for k, fn in enumerate(JITTER_FNS):
-            x = select_per_sample(order[:, step] == k, fn(x, factors[:, k]), x)
+            if taken[step][k]:
+                x = select_per_sample(order[:, step] == k, fn(x, factors[:, k]), x)
     return x

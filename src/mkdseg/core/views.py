@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from mkdseg.core.augmentation import BlurRange, normalize, photometric_distortion, strong_augment
+from mkdseg.core.augmentation import (
+    BlurRange,
+    PhotometricParams,
+    apply_photometric,
+    concat_photometric,
+    normalize,
+    sample_photometric_params,
+    strong_augment,
+)
 from mkdseg.core.config import TrainConfig
 from mkdseg.core.cutmix import box_mask, mix
 from mkdseg.core.image_io import to_unit_float
@@ -58,16 +66,19 @@ def make_views(
 ) -> Views:
     """Photometric, strong and CutMix augmentation of one step's batches, on ``device``."""
     x_l, y_l = (v.to(device, non_blocking=True) for v in labeled)
-    x_l = normalize(photometric_distortion(to_unit_float(x_l), generator))
-    x_l = x_l.contiguous(memory_format=memory_format)
+    x_l = to_unit_float(x_l)
+    photometric_l = sample_photometric_params(x_l.shape[0], generator, device)
     if not cfg.uses_unlabeled:
-        return Views(x_l, y_l, None, generator)
+        x_l = normalize(apply_photometric(x_l, photometric_l))
+        return Views(x_l.contiguous(memory_format=memory_format), y_l, None, generator)
     if unlabeled is None:
         raise ValueError(f"training.method {cfg.method.name!r} needs an unlabeled batch")
     x_u, valid = (v.to(device, non_blocking=True) for v in unlabeled)
     x_u = to_unit_float(x_u)
     mask = box_mask(x_u.shape[0], x_u.shape[-2], x_u.shape[-1], generator, device=device)
-    weak = photometric_distortion(x_u, generator)
+    photometric_u = sample_photometric_params(x_u.shape[0], generator, device)
+    x_l, weak = _weak_views(x_l, x_u, photometric_l, photometric_u)
+    x_l = normalize(x_l).contiguous(memory_format=memory_format)
     if cfg.method.mixed_view == "weak":
         strong = weak
     else:
@@ -78,6 +89,17 @@ def make_views(
         _strong_mixed(cfg, x_u, generator, blur, memory_format) for _ in range(cfg.strong_views - 1)
     ]
     return Views(x_l, y_l, UnlabeledViews(x_w, x_mix, valid.bool(), mask, extra), generator)
+
+
+def _weak_views(
+    x_l: Tensor, x_u: Tensor, params_l: PhotometricParams, params_u: PhotometricParams
+) -> tuple[Tensor, Tensor]:
+    """The photometric views of ``x_l`` and ``x_u`` (their own draws), in one pass when they are
+    the same size."""
+    if x_l.shape[1:] != x_u.shape[1:]:
+        return apply_photometric(x_l, params_l), apply_photometric(x_u, params_u)
+    both = apply_photometric(torch.cat([x_l, x_u]), concat_photometric(params_l, params_u))
+    return both[: x_l.shape[0]], both[x_l.shape[0] :]
 
 
 def _strong_mixed(
