@@ -21,9 +21,8 @@ from torch import Tensor, nn
 from mkdseg.core.image_io import IGNORE_INDEX
 
 STATS_DTYPE = torch.float64
-CHUNK_PIXELS = (
-    65536  # pixels summed per matmul: the texture batch (36,864) in one, a bounded one-hot
-)
+# pixels summed per matmul: the texture batch (36,864) in one; bounds the one-hot at large batches
+CHUNK_PIXELS = 65536
 
 
 def _distributed() -> bool:
