@@ -132,6 +132,42 @@ def test_color_jitter_matches_torchvision_in_the_drawn_order() -> None:
         torch.testing.assert_close(y[b], ref, atol=1e-5, rtol=0)
 
 
+def test_color_jitter_computes_only_the_ops_some_sample_takes(monkeypatch) -> None:
+    """An op no sample takes at a position is skipped, and skipping changes no value."""
+    x = _images(b=2)
+    factors = torch.tensor([[1.3, 0.6, 1.4, 0.2], [0.7, 1.2, 0.5, -0.1]])
+    order = torch.tensor([[0, 1, 2, 3], [0, 2, 1, 3]])  # 6 of the 16 (position, op) pairs
+    expected = x
+    for step in range(ops.JITTER_OPS):  # every op at every position, selected per sample
+        for k, fn in enumerate(ops.JITTER_FNS):
+            expected = ops.select_per_sample(
+                order[:, step] == k, fn(expected, factors[:, k]), expected
+            )
+    calls: list[str] = []
+
+    def counted(fn):
+        def wrapper(img, factor):
+            calls.append(fn.__name__)
+            return fn(img, factor)
+
+        return wrapper
+
+    monkeypatch.setattr(ops, "JITTER_FNS", tuple(counted(fn) for fn in ops.JITTER_FNS))
+    assert torch.equal(ops.color_jitter(x, factors, order), expected)
+    assert len(calls) == 6
+    assert calls.count("adjust_hue") == 1  # both samples end on hue: one call, not four
+
+
+def test_weak_views_of_two_batches_in_one_pass_equal_each_batch_apart() -> None:
+    x_l, x_u = _images(b=3, seed=1), _images(b=5, seed=2)
+    g = _gen(7)
+    p_l = aug.sample_photometric_params(3, g, x_l.device, aug.PhotometricRanges(p=0.7))
+    p_u = aug.sample_photometric_params(5, g, x_u.device, aug.PhotometricRanges(p=0.7))
+    both = aug.apply_photometric(torch.cat([x_l, x_u]), aug.concat_photometric(p_l, p_u))
+    assert torch.equal(both[:3], aug.apply_photometric(x_l, p_l))
+    assert torch.equal(both[3:], aug.apply_photometric(x_u, p_u))
+
+
 @pytest.mark.parametrize("sigma", [0.1, 0.7, 2.0])
 def test_gaussian_blur_matches_torchvision(sigma: float) -> None:
     x = _images(b=2, h=16, w=15)

@@ -85,6 +85,23 @@ def test_decoder_mixing_mixes_outputs_at_decoder_resolution_then_resizes_bilinea
     assert float(full.alignment(torch.ones(3, 32, 32, dtype=torch.bool))) == 1.0
 
 
+def test_teacher_targets_resize_labeled_rows_and_mix_the_unlabeled_ones_leaving_x_alone():
+    """``targets`` (one resize, unlabeled rows mixed in place) has the values of resizing the
+    labeled rows and mixing the unlabeled ones apart; the network's output is not written."""
+    from mkdseg.core.targets import TargetMixer, to_resolution
+
+    g = torch.Generator().manual_seed(5)
+    n_l, n_u = 2, 3
+    mask = (torch.rand(n_u, 1, 32, 32, generator=g) > 0.5).float()
+    for decoder, grid in (((8, 8), (32, 32)), ((8, 8), (4, 4)), ((32, 32), (32, 32))):
+        z = torch.randn(n_l + n_u, 5, *decoder, generator=g)
+        before = z.clone()
+        mixer = TargetMixer(mask, decoder=decoder, grid=grid, mixing="decoder")
+        expected = torch.cat([to_resolution(z[:n_l], grid), mixer.mix(z[n_l:])])
+        assert torch.equal(mixer.targets(z, n_l), expected)
+        assert torch.equal(z, before)
+
+
 def test_padding_of_mixed_targets_is_a_majority_of_the_cell():
     from mkdseg.core.targets import TargetMixer
 
