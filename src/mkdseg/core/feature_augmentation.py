@@ -77,16 +77,18 @@ class ClassFeatureStatistics(nn.Module):
         """Per-class (n_c, sum x, sum x^2) packed as (C, 1 + 2A) float64; ignored pixels dropped.
 
         ``features`` (N, A) rows are pixels. A chunk of ``CHUNK_PIXELS`` rows is summed per class
-        by two matmuls of its one-hot labels (C + 1, rows) with x and x^2, in float32 (or the
-        features' dtype where wider), and the chunks' sums are added in float64: a fraction of
-        the time of a per-pixel scatter in float64 (the step's largest cost besides the networks
-        at consistency on the input grid), within float32's rounding of each chunk's sums
-        (relative 1e-7 at the texture setting's 36,864 pixels). Chunks bound the one-hot's
-        memory at large batches.
+        by two matmuls of its one-hot labels (C + 1, rows) with x and x^2, in float32 on a CPU
+        (float64 on CUDA, or the features' dtype where wider), the chunks' sums added in float64:
+        half the time of a per-pixel float64 scatter on the CPU (the step's largest cost besides
+        the networks with consistency on the input grid), within float32's rounding of each
+        chunk's sums (relative 1e-7 at the texture setting's 36,864 pixels). Chunks bound the
+        one-hot's memory at large batches.
         """
         c, a = self.num_classes, self.channels
         x, labels = features.detach(), labels.reshape(-1).long()
-        dtype = torch.promote_types(x.dtype, torch.float32)
+        # float64 on CUDA: fast there, and untouched by a process-wide TF32 matmul setting
+        wide = STATS_DTYPE if x.is_cuda else torch.float32
+        dtype = torch.promote_types(x.dtype, wide)
         slot = torch.where(labels == self.ignore_index, torch.full_like(labels, c), labels)
         counts = torch.bincount(slot, minlength=c + 1).to(STATS_DTYPE)[:, None]
         sums = torch.zeros(c + 1, 2 * a, dtype=STATS_DTYPE, device=labels.device)
