@@ -143,7 +143,8 @@ class TargetMixer:
         labeled rows resized, unlabeled rows mixed (``mix``); a new tensor, ``x`` is untouched.
 
         Mixed on the grid, the whole batch is resized in one call and its unlabeled rows are
-        mixed in place: the values of resizing and mixing each part apart, without the copies."""
+        mixed in place: the values of resizing and mixing each part apart, without the copies.
+        For targets only (under ``no_grad``): an in-place ``out=`` select has no gradient."""
         if self.mix_size != self.grid:
             return torch.cat([to_resolution(x[:n_labeled], self.grid), self.mix(x[n_labeled:])])
         out = to_resolution(x, self.grid)
