@@ -140,6 +140,7 @@ def test_resume_identity_leaves_out_only_what_does_not_change_the_computation():
         "iterations",
         "device",
         "num_workers",
+        "loader_cache_mb",
         "log_every",
         "threads",
         "checkpoint_every",

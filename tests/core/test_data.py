@@ -176,3 +176,54 @@ def test_worker_processes_give_the_same_batches(pairs) -> None:
     assert loader.persistent_workers
     for (img_a, mask_a), (img_b, mask_b) in zip(in_process, loader, strict=True):
         assert torch.equal(img_a, img_b) and torch.equal(mask_a, mask_b)
+
+
+def test_cached_datasets_decode_each_file_once_and_give_the_same_samples(
+    pairs, monkeypatch
+) -> None:
+    from mkdseg.core import data
+
+    reads: list[str] = []
+    real_read = data.read_image
+    monkeypatch.setattr(data, "read_image", lambda path: reads.append(path) or real_read(path))
+    g = geometry(16, hflip_prob=0.5, scale_range=(0.75, 1.25))
+    plain = LabeledDataset(pairs, MaskEncoding(), g)
+    cached = LabeledDataset(pairs, MaskEncoding(), g, cache_mb=1.0)
+    for seed in range(4):  # every sample twice per seed: the second read is a cache hit
+        for index in (0, 1, 2, 1, 0):
+            for a, b in zip(plain[(index, seed)], cached[(index, seed)], strict=True):
+                assert torch.equal(a, b)
+    assert len(reads) == 4 * 5 + 3  # the plain dataset reads every time, the cached one once each
+    unlabeled = UnlabeledDataset([p for p, _ in pairs], g, cache_mb=1.0)
+    first = [unlabeled[(i, 7)] for i in range(3)]
+    assert all(
+        torch.equal(a, b)
+        for s, t in zip(first, (unlabeled[(i, 7)] for i in range(3)), strict=True)
+        for a, b in zip(s, t, strict=True)
+    )
+    assert all(not a.flags.writeable for arrays in unlabeled.cache.items.values() for a in arrays)
+
+
+def test_decoded_cache_keeps_to_its_limit_and_rejects_a_negative_one() -> None:
+    from mkdseg.core.data import DecodedCache
+
+    one_mb = np.zeros((1024, 1024), dtype=np.uint8)
+    cache = DecodedCache(limit_mb=2.5)
+    for key in range(4):
+        assert cache.get(key, lambda: (one_mb.copy(),))[0].nbytes == one_mb.nbytes
+    assert sorted(cache.items) == [0, 1] and cache.used == 2 * one_mb.nbytes
+    assert DecodedCache(0).get(0, lambda: (one_mb.copy(),)) and not DecodedCache(0).items
+    with pytest.raises(ValueError, match="loader_cache_mb"):
+        DecodedCache(-1)
+
+
+def test_geometry_at_its_own_size_crops_and_flips_the_pixels_unchanged() -> None:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    mask = rng.integers(0, 5, (16, 16), dtype=np.uint8)
+    g = geometry(16, scale_range=(1.0, 1.0), hflip_prob=0.5)
+    for seed in range(4):
+        out_image, out_mask = g.apply(image, mask, np.random.default_rng(seed))
+        flipped = not np.array_equal(out_mask, mask)
+        assert np.array_equal(out_image, image[:, ::-1] if flipped else image)
+        assert np.array_equal(out_mask, mask[:, ::-1] if flipped else mask)

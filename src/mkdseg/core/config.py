@@ -41,6 +41,7 @@ RESUME_INSENSITIVE = frozenset(
         "iterations",
         "device",
         "num_workers",
+        "loader_cache_mb",
         "log_every",
         "threads",
         "checkpoint_every",
@@ -168,6 +169,7 @@ class TrainConfig:
     # auto: channels_last on CUDA, contiguous on the CPU (which is faster depends on the network)
     memory_format: str = choice("auto", MEMORY_FORMATS)
     num_workers: int = 2
+    loader_cache_mb: float = 0.0  # decoded training images kept in memory per loader process
     checkpoint_every: int = 1000
     max_nonfinite_in_row: int = 20
     log_every: int = 1

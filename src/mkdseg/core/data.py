@@ -9,7 +9,7 @@ exactly the batches an uninterrupted one sees.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +18,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from mkdseg.core.image_io import IGNORE_INDEX, MaskEncoding, read_image, read_mask
+from mkdseg.core.runtime import BYTES_PER_MB
 from mkdseg.core.sampling import IterationSampler, SampleRef
 
 IMAGE_PAD_VALUE = 0  # spec §2: pad image with 0 ...
@@ -53,8 +54,9 @@ class Geometry:
         reference = max(height, width) if self.base_size is None else self.base_size
         scale = reference * ratio / max(height, width)
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
-        mask = np.asarray(Image.fromarray(mask).resize(size, Image.Resampling.NEAREST))
+        if size != (width, height):  # PIL's resize to the image's own size is a plain copy
+            image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+            mask = np.asarray(Image.fromarray(mask).resize(size, Image.Resampling.NEAREST))
         image, mask = _pad_to(image, mask, self.crop_size)
         top = int(rng.integers(0, mask.shape[0] - self.crop_size + 1))
         left = int(rng.integers(0, mask.shape[1] - self.crop_size + 1))
@@ -91,6 +93,29 @@ def _read_pair(
     return image, mask
 
 
+class DecodedCache:
+    """Decoded images (and masks) kept in memory up to ``limit_mb`` per process (0: off): a small
+    training set is decoded once instead of at every step. Arrays are read-only: the geometry
+    makes new ones."""
+
+    def __init__(self, limit_mb: float = 0.0) -> None:
+        if limit_mb < 0:
+            raise ValueError(f"training.loader_cache_mb must be >= 0, got {limit_mb}")
+        self.limit, self.used = limit_mb * BYTES_PER_MB, 0
+        self.items: dict[int, tuple[np.ndarray, ...]] = {}
+
+    def get(self, key: int, read: Callable[[], tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+        if (hit := self.items.get(key)) is not None:
+            return hit
+        arrays = read()
+        size = sum(a.nbytes for a in arrays)
+        if self.used + size <= self.limit:
+            for a in arrays:
+                a.setflags(write=False)
+            self.items[key], self.used = arrays, self.used + size
+        return arrays
+
+
 class LabeledDataset(Dataset):
     """Image/mask pairs with the shared geometry; indexed by ``(index, aug_seed)``."""
 
@@ -99,17 +124,21 @@ class LabeledDataset(Dataset):
         samples: Sequence[tuple[str, str]],
         mask_encoding: MaskEncoding,
         geometry: Geometry,
+        cache_mb: float = 0.0,
     ) -> None:
         self.samples = [(str(i), str(m)) for i, m in samples]
         self.mask_encoding = mask_encoding
         self.geometry = geometry
+        self.cache = DecodedCache(cache_mb)
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, ref: SampleRef) -> tuple[torch.Tensor, torch.Tensor]:
         index, seed = ref
-        image, mask = _read_pair(*self.samples[index], self.mask_encoding)
+        image, mask = self.cache.get(
+            index, lambda: _read_pair(*self.samples[index], self.mask_encoding)
+        )
         image, mask = self.geometry.apply(image, mask, np.random.default_rng(seed))
         return _to_chw(image), torch.from_numpy(mask.astype(np.int64))
 
@@ -117,16 +146,17 @@ class LabeledDataset(Dataset):
 class UnlabeledDataset(Dataset):
     """Images with the shared geometry; also returns which pixels are real (not padding)."""
 
-    def __init__(self, samples: Sequence[str], geometry: Geometry) -> None:
+    def __init__(self, samples: Sequence[str], geometry: Geometry, cache_mb: float = 0.0) -> None:
         self.samples = [str(s) for s in samples]
         self.geometry = geometry
+        self.cache = DecodedCache(cache_mb)
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, ref: SampleRef) -> tuple[torch.Tensor, torch.Tensor]:
         index, seed = ref
-        image = read_image(self.samples[index])
+        (image,) = self.cache.get(index, lambda: (read_image(self.samples[index]),))
         marker = np.zeros(image.shape[:2], dtype=np.uint8)  # padding turns it into 255
         image, marker = self.geometry.apply(image, marker, np.random.default_rng(seed))
         return _to_chw(image), torch.from_numpy(marker != MASK_PAD_VALUE)

@@ -254,7 +254,7 @@ class Trainer:
             "pin_memory": self.device.type == "cuda",
         }
         labeled = make_train_loader(
-            LabeledDataset(data.labeled, data.mask_encoding, geometry),
+            LabeledDataset(data.labeled, data.mask_encoding, geometry, cfg.loader_cache_mb),
             batch_size=cfg.batch_size,
             seed=cfg.seed,
             **loader_args,
@@ -263,7 +263,7 @@ class Trainer:
             return ((batch, None) for batch in labeled)
         check_unlabeled_pool(cfg, len(data.unlabeled))
         unlabeled = make_train_loader(
-            UnlabeledDataset(data.unlabeled, geometry),
+            UnlabeledDataset(data.unlabeled, geometry, cfg.loader_cache_mb),
             batch_size=cfg.unlabeled_batch_size,
             seed=cfg.seed + 1,
             **loader_args,
