@@ -107,12 +107,14 @@ def _mask_for(x: Tensor, mask: Tensor) -> Tensor:
     raise ValueError(f"cutmix.mix: input must be (B, C, H, W) or (B, H, W), got {tuple(x.shape)}")
 
 
-def mix(x: Tensor, mask: Tensor, shift: int = 1) -> Tensor:
+def mix(x: Tensor, mask: Tensor, shift: int = 1, out: Tensor | None = None) -> Tensor:
     """``M * x + (1 - M) * x[pi]`` with pi = roll the batch by ``shift``.
 
     ``M`` is 0/1, so the blend is a select: one pass instead of three, the same values for
     finite inputs and the same gradients (to ``x`` where M is 1, to its partner elsewhere); every
-    dtype is kept (images, logits, labels, validity masks).
+    dtype is kept (images, logits, labels, validity masks). ``out`` (``x`` itself allowed: each
+    element is read before it is written) takes the result without a new tensor and without
+    gradients.
     """
     m = _mask_for(x, mask)
-    return torch.where(m > 0, x, x.roll(shift, dims=0))
+    return torch.where(m > 0, x, x.roll(shift, dims=0), out=out)

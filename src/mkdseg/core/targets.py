@@ -151,7 +151,7 @@ class TargetMixer:
         if out is x:  # already float32 at the grid: to_resolution returned x itself
             out = x.clone()
         rows = out[n_labeled:]
-        torch.where(self.mix_mask > 0, rows, rows.roll(1, 0), out=rows)  # mix(rows), in place
+        mix(rows, self.mix_mask, out=rows)
         return out
 
     def view(
