@@ -133,3 +133,18 @@ def test_cuda_generator_gives_a_cuda_mask() -> None:
     assert mask.is_cuda and mask.shape == (4, 1, 16, 16)
     labels = torch.randint(0, 5, (4, 16, 16), device="cuda")
     assert torch.equal(cutmix.mix(labels, mask).cpu(), cutmix.mix(labels.cpu(), mask.cpu()))
+
+
+@pytest.mark.parametrize("shift", [1, 2])
+def test_unmix_is_the_transpose_of_mix(shift) -> None:
+    """Weights on the mixed images carried back to their sources: a weighted sum of any pixelwise
+    function of the mixed images equals the unmixed weights' sum over the sources."""
+    g = torch.Generator().manual_seed(shift)
+    x = torch.randn(4, 3, 6, 5, generator=g)
+    mask = (torch.rand(4, 1, 6, 5, generator=g) > 0.5).float()
+    w = torch.rand(4, 3, 6, 5, generator=g)
+    mixed, back = cutmix.mix(x, mask, shift), cutmix.unmix(w, mask, shift)
+    for f in (lambda t: t, torch.square):
+        torch.testing.assert_close((w * f(mixed)).sum(), (back * f(x)).sum())
+    torch.testing.assert_close(back.sum(), w.sum())  # a weight moves, it is not lost
+    assert torch.equal(back[0], w[0] * mask[0] + w[shift] * (1 - mask[shift]))

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+import torch.nn.functional as F
 
 from mkdseg.core.feature_augmentation import (
     ClassFeatureStatistics,
@@ -63,17 +64,36 @@ def test_estimator_equals_statistics_of_all_pixels_seen() -> None:
     assert stats.mean.dtype == torch.float64
 
 
-def test_update_from_maps_flattens_pixels() -> None:
-    feats = torch.randn(2, A, 3, 4, generator=_gen(1))
-    labels = torch.randint(0, C, (2, 3, 4), generator=_gen(2))
+def _resized_rows(feats: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The features bilinearly resized to ``size`` (float64), one row per pixel."""
+    up = F.interpolate(feats.double(), size=size, mode="bilinear", align_corners=False)
+    return up.permute(0, 2, 3, 1).reshape(-1, feats.shape[1])
+
+
+@pytest.mark.parametrize("size", [(12, 16), (3, 4), (5, 11), (2, 2)])
+def test_update_resized_equals_update_on_the_resized_pixels(size) -> None:
+    """Finer, equal, coarser and odd grids: the statistics of the features resized to the labels'
+    grid, within float32 rounding, without resizing them; ignored pixels count nowhere."""
+    feats = torch.randn(2, A, 3, 4, generator=_gen(1)) * 5 + 2
+    labels = torch.randint(0, C, (2, *size), generator=_gen(2))
     labels[0, 0, 0] = 255
     a, b = ClassFeatureStatistics(C, A), ClassFeatureStatistics(C, A)
-    a.update_from_maps(feats, labels)
-    b.update(feats.permute(0, 2, 3, 1).reshape(-1, A), labels.reshape(-1))
-    for name in ("mean", "var", "count"):
-        assert torch.equal(getattr(a, name), getattr(b, name))
-    with pytest.raises(ValueError, match="must agree"):
-        a.update_from_maps(feats, labels[:, :2])
+    a.update_resized(feats, a.class_weights(labels))
+    b.update(_resized_rows(feats, size).float(), labels.reshape(-1))
+    assert torch.equal(a.count, b.count)
+    torch.testing.assert_close(a.mean, b.mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(a.var, b.var, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="weights must be"):
+        a.update_resized(feats, a.class_weights(labels)[:1])
+    with pytest.raises(ValueError, match="labels must be in"):
+        a.class_weights(torch.full((1, 2, 2), C))
+
+
+def test_class_weights_one_hot_with_ignored_pixels_empty() -> None:
+    labels = torch.tensor([[[0, 2], [255, 1]]])
+    weights = ClassFeatureStatistics(3, A).class_weights(labels)
+    expected = torch.tensor([[[1, 0], [0, 0]], [[0, 0], [0, 1]], [[0, 1], [0, 0]]]).float()
+    assert torch.equal(weights[0], expected)
 
 
 def test_state_dict_round_trip_and_bad_labels() -> None:
@@ -241,8 +261,3 @@ def test_batch_sums_equal_float64_sums_whatever_the_chunks(monkeypatch) -> None:
         assert sums.dtype == torch.float64
         assert torch.equal(sums[:, 0], expected[:, 0])  # counts are exact
         torch.testing.assert_close(sums, expected, rtol=1e-6, atol=0.0)
-    by_maps, by_rows = ClassFeatureStatistics(3, 4), ClassFeatureStatistics(3, 4)
-    by_maps.update_from_maps(feats, labels)
-    by_rows.update(feats.permute(0, 2, 3, 1).reshape(-1, 4), labels.reshape(-1))
-    for name in ("mean", "var", "count"):
-        assert torch.equal(getattr(by_maps, name), getattr(by_rows, name)), name

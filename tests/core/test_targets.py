@@ -126,3 +126,48 @@ def test_target_alignment_at_64_px_as_the_review_measured_it():
     decoder = float(TargetMixer(mask, (16, 16), (8, 8), "decoder").alignment(valid))
     assert 0.82 < grid < 0.88
     assert decoder >= 0.99
+
+
+def test_teacher_estimators_read_the_resized_mixed_features_without_resizing_them():
+    """``teacher_target`` updates the teacher's estimator with its features resized to the grid and
+    CutMix-ed like its targets (unlabeled rows), for each way targets are mixed; the estimator never
+    sees the resized maps themselves."""
+    from mkdseg.core.feature_augmentation import ClassFeatureStatistics
+    from mkdseg.core.methods import MethodConfig
+    from mkdseg.core.model import SegOutput
+    from mkdseg.core.targets import Branch, make_grid, teacher_target
+
+    g = torch.Generator().manual_seed(7)
+    n_l, n_u, classes, channels = 2, 3, 4, 6
+    labels = torch.randint(0, classes, (n_l, 32, 32), generator=g)
+    valid = torch.ones(n_u, 32, 32, dtype=torch.bool)
+    mask = (torch.rand(n_u, 1, 32, 32, generator=g) > 0.5).float()
+    features = torch.randn(n_l + n_u, channels, 8, 8, generator=g) * 3 + 1
+    weight = torch.randn(classes, channels, 1, 1, generator=g)
+    logits = torch.einsum("bahw,ca->bchw", features, weight[:, :, 0, 0])
+    for mixing, scale in (("decoder", 4.0), ("decoder", 0.5), ("grid", 4.0), ("grid", 0.5)):
+        method = MethodConfig(target_mixing=mixing, consistency_scale=scale)
+        grid = make_grid(method, (8, 8), labels, valid, mask)
+        stats = ClassFeatureStatistics(classes, channels)
+        target = teacher_target(
+            method, Branch(SegOutput(logits, features), stats, weight), grid, 0.5
+        )
+        # what the estimator must hold: features resized and mixed like the targets' logits
+        if mixing == "decoder":
+            resized = grid.mixer.targets(features, n_l)
+            own = grid.mixer.targets(logits, n_l)[n_l:].argmax(1)
+            own[~grid.valid_mixed] = 255
+        else:  # the unmixed view's statistics: mixed after augmentation
+            resized = F.interpolate(features, size=grid.size, mode="bilinear")
+            unmixed = F.interpolate(logits[n_l:], size=grid.size, mode="bilinear")
+            own = unmixed.argmax(1)
+            own[~grid.valid_unmixed] = 255
+        expected = ClassFeatureStatistics(classes, channels)
+        expected.update(
+            resized.permute(0, 2, 3, 1).reshape(-1, channels),
+            torch.cat([grid.labels, own]).reshape(-1),
+        )
+        assert torch.equal(stats.count, expected.count), (mixing, scale)
+        torch.testing.assert_close(stats.mean, expected.mean, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(stats.var, expected.var, rtol=1e-4, atol=1e-4)
+        assert target.logits.shape == (n_l + n_u, classes, *grid.size)

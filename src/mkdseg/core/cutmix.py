@@ -118,3 +118,12 @@ def mix(x: Tensor, mask: Tensor, shift: int = 1, out: Tensor | None = None) -> T
     """
     m = _mask_for(x, mask)
     return torch.where(m > 0, x, x.roll(shift, dims=0), out=out)
+
+
+def unmix(weights: Tensor, mask: Tensor, shift: int = 1) -> Tensor:
+    """The transpose of ``mix``: per-pixel weights on the mixed images -> the weights of their
+    sources' pixels, ``M * w`` on each sample plus its partners' ``(1 - M) * w``, so that
+    ``sum(w * f(mix(x))) == sum(unmix(w) * f(x))`` for any pixelwise ``f`` (``mix`` is a select)."""
+    m = _mask_for(weights, mask) > 0
+    zero = weights.new_zeros(())
+    return torch.where(m, weights, zero) + torch.where(m, zero, weights).roll(-shift, dims=0)

@@ -19,6 +19,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from mkdseg.core.image_io import IGNORE_INDEX
+from mkdseg.core.resized_moments import resized_class_sums
 
 STATS_DTYPE = torch.float64
 # pixels summed per matmul: the texture batch (36,864) in one; bounds the one-hot at large batches
@@ -136,26 +137,36 @@ class ClassFeatureStatistics(nn.Module):
         self.mean.copy_(torch.where(present, new_mean, self.mean))
         self.count.add_(n[:, 0])
 
-    @torch.no_grad()
-    def update_from_maps(self, features: Tensor, labels: Tensor) -> None:
-        """``update`` from maps: features (B, A, h, w), labels (B, h, w) at the same resolution.
+    def class_weights(self, labels: Tensor) -> Tensor:
+        """Labels (B, H, W) -> (B, C, H, W) float32 one-hot: the pixel weights of each class's
+        sums; an ignored pixel weighs nothing."""
+        self._check_labels(labels.reshape(-1))
+        c = self.num_classes
+        slot = torch.where(labels == self.ignore_index, torch.full_like(labels, c), labels).long()
+        onehot = torch.zeros(labels.shape[0], c + 1, *labels.shape[1:], device=labels.device)
+        return onehot.scatter_(1, slot[:, None], 1.0)[:, :c]
 
-        The pixels are taken in (b, y, x) order; channels-last maps are read without a copy.
-        """
-        if features.dim() != 4 or labels.shape != (features.shape[0], *features.shape[2:]):
+    @torch.no_grad()
+    def update_resized(self, features: Tensor, weights: Tensor) -> None:
+        """Merge the pixels of ``features`` (B, A, h, w) bilinearly resized to the grid of
+        ``weights`` (B, C, H, W, ``class_weights`` of the labels there, 0/1), without resizing
+        them (``core/resized_moments.py``): float32 matmuls on a CPU, float64 on CUDA."""
+        if features.dim() != 4 or features.shape[1] != self.channels:
             raise ValueError(
-                f"ClassFeatureStatistics.update_from_maps: features (B, A, h, w) and labels "
-                f"(B, h, w) must agree, got {tuple(features.shape)} and {tuple(labels.shape)}"
+                f"ClassFeatureStatistics.update_resized: features must be (B, {self.channels}, "
+                f"h, w), got {tuple(features.shape)}"
             )
-        if features.shape[1] != self.channels:
+        if weights.dim() != 4 or weights.shape[:2] != (features.shape[0], self.num_classes):
             raise ValueError(
-                f"ClassFeatureStatistics.update_from_maps: features must have {self.channels} "
-                f"channels, got {features.shape[1]}"
+                f"ClassFeatureStatistics.update_resized: weights must be ({features.shape[0]}, "
+                f"{self.num_classes}, H, W), got {tuple(weights.shape)}"
             )
-        flat = labels.to(self.mean.device).reshape(-1)
-        self._check_labels(flat)
-        pixels = features.detach().to(self.mean.device).permute(0, 2, 3, 1)  # a view if NHWC
-        self._merge_batch(self.batch_sums(pixels.reshape(-1, self.channels), flat))
+        device = self.mean.device
+        wide = STATS_DTYPE if device.type == "cuda" else torch.float32
+        features, weights = features.to(device), weights.to(device)
+        sums = resized_class_sums(features, weights, torch.promote_types(features.dtype, wide))
+        counts = weights.sum((2, 3)).to(STATS_DTYPE).sum(0)[:, None]  # exact: 0/1 per image
+        self._merge_batch(torch.cat([counts, sums.to(STATS_DTYPE)], 1))
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, channels={self.channels}"

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mkdseg.core.class_map import class_map
-from mkdseg.core.cutmix import mix, resize_mask
+from mkdseg.core.cutmix import mix, resize_mask, unmix
 from mkdseg.core.feature_augmentation import (
     ClassFeatureStatistics,
     augment_logits,
@@ -40,8 +40,11 @@ class View:
     """One network's outputs at consistency resolution, with the labels its estimator uses."""
 
     logits: Tensor  # (B, C, h, w), float32
-    features: Tensor  # (B, A, h, w), float32, detached
+    features: Tensor  # (B, A, h', w') detached, at decoder resolution: the estimator reads them
+    # bilinearly resized to the grid without the resize (``update_resized``)
     labels: Tensor  # (B, h, w): ground truth on labeled rows, own argmax on unlabeled, 255 = ignore
+    mix_mask: Tensor | None = None  # (B_u, 1, h, w): the last B_u rows of the resized features
+    # are CutMix-ed with it on the grid (teacher targets mixed there); None: not mixed there
 
 
 def labels_to_resolution(labels: Tensor, size: tuple[int, int], sampling: str = "corner") -> Tensor:
@@ -61,14 +64,13 @@ def labels_to_resolution(labels: Tensor, size: tuple[int, int], sampling: str = 
 def make_view(
     logits: Tensor, features: Tensor, labels_small: Tensor, valid_unlabeled: Tensor
 ) -> View:
-    """Resize a network's outputs and attach its estimator labels."""
-    size = tuple(labels_small.shape[-2:])
-    z = to_resolution(logits, size)
-    f = to_resolution(features.detach(), size)
+    """Resize a network's logits to the grid and attach its estimator labels; the features
+    stay at their resolution (``View``)."""
+    z = to_resolution(logits, tuple(labels_small.shape[-2:]))
     n_l = labels_small.shape[0]
     own = class_map(z[n_l:].detach())
     own = torch.where(valid_unlabeled, own, torch.full_like(own, IGNORE_INDEX))
-    return View(z, f, torch.cat([labels_small.long(), own]))
+    return View(z, features.detach(), torch.cat([labels_small.long(), own]))
 
 
 def mix_teacher(z: Tensor, n_labeled: int, mask_small: Tensor) -> Tensor:
@@ -163,10 +165,16 @@ class TargetMixer:
         valid_mix: Tensor,
     ) -> View:
         """A teacher's view of ``[x_l; x_w]`` (decoder resolution) as targets for ``[x_l; x_mix]``:
-        labeled rows resized, unlabeled rows mixed, then the estimator labels attached."""
+        labeled rows resized, unlabeled rows mixed, then the estimator labels attached. The
+        features are mixed as the logits are but not resized: at the decoder's resolution when
+        mixed there, else (mixed on the grid) the view says so with ``mix_mask``."""
         z = self.targets(logits, n_labeled)
-        f = self.targets(features.detach(), n_labeled)
-        return make_view(z, f, labels_small, valid_mix)
+        f = features.detach()
+        if self.mix_size != self.grid:
+            return make_view(z, mix_teacher(f, n_labeled, self.mix_mask), labels_small, valid_mix)
+        view = make_view(z, f, labels_small, valid_mix)
+        view.mix_mask = self.mix_mask
+        return view
 
 
 @dataclass
@@ -237,7 +245,11 @@ def feature_augment(
     """
     if stats is None:
         return view.logits
-    stats.update_from_maps(view.features, view.labels)
+    weights = stats.class_weights(view.labels)
+    if view.mix_mask is not None:  # the mixed rows' weights go back to the pixels they came from
+        n_u = view.mix_mask.shape[0]
+        weights[-n_u:] = unmix(weights[-n_u:], view.mix_mask)
+    stats.update_resized(view.features, weights)
     if not enabled or lam == 0.0:
         return view.logits
     weight = classifier_weight.detach().float().flatten(1)
