@@ -106,14 +106,13 @@ def test_teacher_diagnostics_agreement_and_confidence():
 def test_kept_share_by_group_shows_a_threshold_that_keeps_background_only():
     from mkdseg.core.consistency import kept_by_group
 
-    target = torch.tensor([[[0, 0], [1, 2]]])
-    logits = _logits_for(target)
+    target = torch.tensor([[[0, 0], [1, 2]]])  # the targets' class map
     confidence = torch.tensor([[[0.99, 0.97], [0.6, 0.99]]])
     ignore = torch.tensor([[[False, True], [False, False]]])
-    out = kept_by_group([logits], [confidence], ignore, 0.95)
+    out = kept_by_group([target], [confidence], ignore, 0.95)
     assert float(out["kept_share_st_background"]) == 1.0  # the one valid background pixel passes
     assert float(out["kept_share_st_objects"]) == 0.5  # one of the two object pixels passes
-    off = kept_by_group([logits], [confidence], ignore, None)
+    off = kept_by_group([target], [confidence], ignore, None)
     assert float(off["kept_share_st_objects"]) == 1.0
 
 

@@ -67,6 +67,11 @@ def test_pseudo_label_ce_masks_and_threshold() -> None:
     assert teacher.grad is None and student.grad is not None
     unthresholded, all_share = pseudo_label_ce(student, teacher, None, conf, None)
     assert all_share.item() == 1.0 and torch.isfinite(unthresholded)
+    # a class map the caller already has is the target; here a different one changes the loss
+    given, _ = pseudo_label_ce(student, teacher, ignore, conf, 0.5, target=target)
+    assert torch.equal(given, loss)
+    other, _ = pseudo_label_ce(student, teacher, ignore, conf, 0.5, target=(target + 1) % 4)
+    assert not torch.equal(other, loss)
 
 
 def test_pseudo_label_ce_nothing_kept_and_errors() -> None:

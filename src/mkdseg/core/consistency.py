@@ -83,13 +83,13 @@ def unlabeled_rows_only(grid: Grid) -> Tensor:
 def kept_by_group(
     targets: list[Tensor], confidence: list[Tensor], ignore: Tensor, threshold: float | None
 ) -> dict[str, Tensor]:
-    """Share of the valid pixels that pass the threshold, among those whose target is background
-    (class ``BACKGROUND_CLASS``) and among the others: shows when a threshold keeps one group
-    only."""
+    """Share of the valid pixels that pass the threshold, among those whose target (class maps
+    (B, h, w)) is background (class ``BACKGROUND_CLASS``) and among the others: shows when a
+    threshold keeps one group only."""
     valid = ~ignore.bool()
     counts = torch.zeros(2, 2, device=valid.device)  # (background, objects) x (kept, valid)
-    for logits, conf in zip(targets, confidence, strict=True):
-        background = class_map(logits.detach()) == BACKGROUND_CLASS
+    for classes, conf in zip(targets, confidence, strict=True):
+        background = classes == BACKGROUND_CLASS
         keep = valid if threshold is None else valid & (conf.reshape(valid.shape) >= threshold)
         for row, group in enumerate((background, ~background)):
             counts[row, 0] += (keep & group).sum()
@@ -99,9 +99,10 @@ def kept_by_group(
 
 
 def _term(
-    students: list[Tensor], labels: PseudoLabels, average: str
+    students: list[Tensor], labels: PseudoLabels, average: str, classes: list[Tensor]
 ) -> tuple[Tensor, list[Tensor]]:
-    """The sum over students of CE against the other branch's pseudo-labels; kept shares."""
+    """The sum over students of CE against the other branch's pseudo-labels (``classes``: each
+    branch's class map of ``labels.logits``); kept shares."""
     n = len(students)
     loss, kept = students[0].new_zeros(()), []
     for k in range(n):
@@ -114,6 +115,7 @@ def _term(
             confidence,
             labels.threshold,
             average,
+            target=classes[other],
         )
         loss = loss + ce
         kept.append(share)
@@ -136,20 +138,21 @@ def consistency_losses(
         raise ValueError(f"consistency_losses: L_ss needs two students, got {len(students)}")
     loss_st = loss_ss = students[0].new_zeros(())
     metrics: dict[str, Tensor | float] = {}
-    if teachers is not None:
-        loss_st, kept = _term(students, teachers, average)
+    if teachers is not None:  # each target's class map, for its loss and its kept shares
+        classes = [class_map(z.detach()) for z in teachers.logits]
+        loss_st, kept = _term(students, teachers, average, classes)
         others = [(k + 1) % len(students) for k in range(len(students))]
         metrics["kept_share_st"] = torch.stack(kept).mean()
         metrics.update(
             kept_by_group(
-                [teachers.logits[i] for i in others],
+                [classes[i] for i in others],
                 [teachers.confidence[i] for i in others] if teachers.confidence else [],
                 teachers.ignore,
                 teachers.threshold,
             )
         )
     if peers is not None:
-        loss_ss, _ = _term(students, peers, average)
+        loss_ss, _ = _term(students, peers, average, [class_map(z.detach()) for z in peers.logits])
     return ConsistencyResult(loss_st, loss_ss, metrics)
 
 

@@ -202,8 +202,8 @@ def augment_logits(
             f"must agree, got {tuple(logits.shape)}, {tuple(labels.shape)}, "
             f"{tuple(table.shape)}"
         )
-    valid = labels != ignore_index
-    index = torch.where(valid, labels, torch.zeros_like(labels)).long()
-    added = table.to(logits.dtype)[index]  # (B, h, w, C): one row per pixel, no A dimension
-    added = added * valid[..., None].to(logits.dtype)
+    # an ignored pixel reads a row of zeros appended to the table: its logits stay as they are
+    rows = torch.cat([table.to(logits.dtype), table.new_zeros(1, c).to(logits.dtype)])
+    index = torch.where(labels == ignore_index, torch.full_like(labels, c), labels).long()
+    added = rows[index]  # (B, h, w, C): one row per pixel, no A dimension
     return logits + added.movedim(-1, 1)

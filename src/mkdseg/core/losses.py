@@ -36,8 +36,11 @@ def pseudo_label_ce(
     confidence: Tensor | None,
     threshold: float | None,
     average: str = "kept",
+    target: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """CE of the student against the hard argmax of the (detached) teacher logits.
+
+    ``target``: that argmax (``class_map`` of the teacher logits), when the caller has it already.
 
     Pixels where ``ignore`` is True, or (with a threshold) ``confidence < threshold``, are left
     out. ``average``: "kept" divides by the pixels left in (the MKD release: thresholded pixels
@@ -54,7 +57,7 @@ def pseudo_label_ce(
             f"got {tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}"
         )
     pixels = (student_logits.shape[0], *student_logits.shape[2:])
-    target = class_map(teacher_logits.detach())
+    target = class_map(teacher_logits.detach()) if target is None else target
     keep = torch.ones(pixels, dtype=torch.bool, device=student_logits.device)
     if ignore is not None:
         keep = keep & ~ignore.reshape(pixels).bool()
