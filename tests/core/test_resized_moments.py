@@ -6,10 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mkdseg.core import resized_moments
 from mkdseg.core.resized_moments import (
     bandwidth,
+    class_sums_after_resizing,
     offsets,
+    pulled_class_sums,
     resize_matrix,
+    resize_plan,
     resized_class_sums,
 )
 
@@ -38,11 +42,29 @@ def test_sums_equal_those_of_the_resized_maps(source, grid) -> None:
     features = torch.randn(3, 4, *source, generator=g) * 4 + 2
     weights = torch.rand(3, 5, *grid, generator=g)  # any weights, not only one-hot
     weights[0, 1] = 0.0  # a class absent from an image
-    got = resized_class_sums(features, weights, torch.float32)
-    assert got.shape == (5, 8) and got.dtype == torch.float32
-    torch.testing.assert_close(got.double(), _explicit(features, weights), rtol=2e-6, atol=1e-4)
-    exact = resized_class_sums(features.double(), weights.double(), torch.float64)
-    torch.testing.assert_close(exact, _explicit(features, weights), rtol=1e-12, atol=1e-10)
+    expected = _explicit(features, weights)
+    for dtype, tolerance in ((torch.float32, (2e-6, 1e-4)), (torch.float64, (1e-12, 1e-10))):
+        plan = resize_plan(grid, source, features.device, dtype)
+        for got in (
+            resized_class_sums(features, weights, dtype),
+            pulled_class_sums(features, weights, plan),
+            class_sums_after_resizing(features, weights, dtype),
+        ):
+            assert got.shape == (5, 8) and got.dtype == dtype
+            torch.testing.assert_close(got.double(), expected, rtol=tolerance[0], atol=tolerance[1])
+
+
+def test_pulled_back_only_where_the_grid_outnumbers_the_maps(monkeypatch) -> None:
+    """conf/base's 4x grid is pulled back; the release's 0.5x and an equal grid resize first."""
+    calls = []
+    monkeypatch.setattr(resized_moments, "pulled_class_sums", lambda *a: calls.append("pulled"))
+    monkeypatch.setattr(
+        resized_moments, "class_sums_after_resizing", lambda *a: calls.append("resized")
+    )
+    features = torch.zeros(2, 3, 12, 12)
+    for grid in ((48, 48), (6, 6), (12, 12)):
+        resized_class_sums(features, torch.zeros(2, 4, *grid), torch.float32)
+    assert calls == ["pulled", "resized", "resized"]
 
 
 def test_bf16_features_are_summed_as_their_float32_values() -> None:

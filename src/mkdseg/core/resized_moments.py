@@ -11,7 +11,8 @@ resizing is linear and separable, ``up(f) = R_y f R_x^T``, so both sums are take
 with ``R^(d)[P, i] = R[P, i] R[P, i + d]``: each output pixel blends neighbouring source pixels
 (``d``, ``e`` within the resize's bandwidth, 1 for bilinear), so the square's cross terms are
 products of a map with its shifted self. The same values as resizing first, within float32
-rounding (tested), for a few small matmuls at the source resolution.
+rounding (tested), for a few small matmuls at the source resolution; where the grid is coarser
+than those maps (the release's, half the decoder's), resizing first is the cheaper and is done.
 """
 
 from __future__ import annotations
@@ -114,21 +115,44 @@ def resized_class_sums(features: Tensor, weights: Tensor, dtype: torch.dtype) ->
 
     ``features`` (B, A, h, w); ``weights`` (B, C, H, W) per-class pixel weights on the grid the
     features are resized to (``up``: bilinear, ``align_corners=False``, as ``to_resolution``);
-    ``dtype``: the matmuls' precision.
+    ``dtype``: the matmuls' precision. Pulled back to the source where its maps (the features and
+    their shifted products) hold fewer pixels than the grid, as at conf/base's input-resolution
+    grid; else (a grid as coarse as the release's, half the decoder's) resized first.
     """
-    (b, a, h, w), c = features.shape, weights.shape[1]
+    (b, _, h, w), grid = features.shape, tuple(weights.shape[2:])
     if weights.shape[0] != b:
         raise ValueError(
             f"resized_class_sums: features {tuple(features.shape)} and weights "
             f"{tuple(weights.shape)} must have the same batch"
         )
-    plan, k = resize_plan(tuple(weights.shape[2:]), (h, w), weights.device, dtype), h * w
+    plan = resize_plan(grid, (h, w), weights.device, dtype)
+    if (1 + len(plan.shifts)) * h * w < grid[0] * grid[1]:
+        return pulled_class_sums(features, weights, plan)
+    return class_sums_after_resizing(features, weights, dtype)
+
+
+def pulled_class_sums(features: Tensor, weights: Tensor, plan: ResizePlan) -> Tensor:
+    """``resized_class_sums`` at the source resolution (module doc), in ``plan``'s dtype."""
+    (b, a, h, w), c, dtype = features.shape, weights.shape[1], plan.ys.dtype
     pulled = pulled_weights(weights.to(dtype), plan.ys, plan.xs)
-    kernels = pulled[plan.y_index, plan.x_index].reshape(-1, c, b * k)  # (1 + S, C, B h w)
+    kernels = pulled[plan.y_index, plan.x_index].reshape(-1, c, b * h * w)  # (1 + S, C, B h w)
     f = features.detach().to(dtype).permute(0, 2, 3, 1)  # (B, h, w, A): pixels as rows
     p = plan.width
     padded = F.pad(f, (0, 0, p, p, p, p))  # zeros: a product with a pixel outside is 0
     shifted = [padded[:, p + d : p + d + h, p + e : p + e + w] for d, e in plan.shifts]
     maps = torch.stack([torch.ones_like(f), *shifted]) * f  # f, then f * f shifted
-    sums = torch.bmm(kernels, maps.reshape(-1, b * k, a))  # (1 + S, C, A)
+    sums = torch.bmm(kernels, maps.reshape(-1, b * h * w, a))  # (1 + S, C, A)
     return torch.cat([sums[0], (sums[1:] * plan.factors).sum(0)], 1)
+
+
+def class_sums_after_resizing(features: Tensor, weights: Tensor, dtype: torch.dtype) -> Tensor:
+    """``resized_class_sums`` by resizing the features to the grid first (channels-last, as
+    ``to_resolution``), then one matmul per moment."""
+    (_, c, size_y, size_x), a = weights.shape, features.shape[1]
+    up = features.detach().to(dtype)
+    if tuple(up.shape[-2:]) != (size_y, size_x):
+        up = up.contiguous(memory_format=torch.channels_last)
+        up = F.interpolate(up, size=(size_y, size_x), mode="bilinear", align_corners=False)
+    rows = up.permute(0, 2, 3, 1).reshape(-1, a)  # (B H W, A)
+    by_class = weights.to(dtype).transpose(0, 1).reshape(c, -1)  # (C, B H W)
+    return torch.cat([by_class @ rows, by_class @ (rows * rows)], 1)
