@@ -9,7 +9,9 @@ by label: no (pixels x C x A) tensor is ever built.
 The statistics are float64: the count reaches billions of pixels over a run and the merge weight
 ``n / (n + N)`` becomes tiny, where float32 would lose the update. A batch's sums of ``x`` and
 ``x^2`` are float32 matmuls (relative rounding ~1e-7, far below the variance's own batch noise),
-merged in float64. The tables are tiny (C x A).
+merged in float64. The training step hands its features at decoder resolution with per-class
+weights on the consistency grid (``update_resized``): the sums of the resized maps are taken
+without resizing them (``core/resized_moments.py``). The tables are tiny (C x A).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from mkdseg.core.image_io import IGNORE_INDEX
 from mkdseg.core.resized_moments import resized_class_sums
 
 STATS_DTYPE = torch.float64
-# pixels summed per matmul: the texture batch (36,864) in one; bounds the one-hot at large batches
+# rows summed per matmul by ``batch_sums`` (``update``'s pixel rows): bounds the one-hot's memory
 CHUNK_PIXELS = 65536
 
 
@@ -80,10 +82,9 @@ class ClassFeatureStatistics(nn.Module):
         ``features`` (N, A) rows are pixels. A chunk of ``CHUNK_PIXELS`` rows is summed per class
         by two matmuls of its one-hot labels (C + 1, rows) with x and x^2, in float32 on a CPU
         (float64 on CUDA, or the features' dtype where wider), the chunks' sums added in float64:
-        half the time of a per-pixel float64 scatter on the CPU (the step's largest cost besides
-        the networks with consistency on the input grid), within float32's rounding of each
-        chunk's sums (relative 1e-7 at the texture setting's 36,864 pixels). Chunks bound the
-        one-hot's memory at large batches.
+        half the time of a per-pixel float64 scatter on the CPU, within float32's rounding of
+        each chunk's sums (relative 1e-7 at 36,864 pixels). Chunks bound the one-hot's memory at
+        large batches.
         """
         c, a = self.num_classes, self.channels
         x, labels = features.detach(), labels.reshape(-1).long()
