@@ -235,12 +235,10 @@ def test_non_finite_features_do_not_poison_the_statistics():
     )
 
 
-def test_batch_sums_equal_float64_sums_whatever_the_chunks(monkeypatch) -> None:
-    """The per-class sums (float32 one-hot matmuls a chunk at a time, added in float64) equal the
-    float64 sums of all pixels within float32 rounding, with chunks that cut across images and
-    rows; ignored pixels count nowhere."""
-    from mkdseg.core import feature_augmentation as fa
-
+def test_merged_sums_equal_float64_sums_from_rows_and_from_maps(monkeypatch) -> None:
+    """The per-class sums a batch merges (float32 matmuls, added in float64) equal the float64
+    sums of all pixels within float32 rounding, whether the pixels come as rows (``update``) or
+    as maps (``update_resized`` at their own size); ignored pixels count nowhere."""
     g = torch.Generator().manual_seed(3)
     feats = torch.randn(3, 4, 5, 7, generator=g) * 100 + 50
     labels = torch.randint(0, 3, (3, 5, 7), generator=g)
@@ -253,11 +251,12 @@ def test_batch_sums_equal_float64_sums_whatever_the_chunks(monkeypatch) -> None:
             for m in (keep & (labels.reshape(-1) == c) for c in range(3))
         ]
     )
-    stats = ClassFeatureStatistics(3, 4)
-    whole = stats.batch_sums(feats.permute(0, 2, 3, 1).reshape(-1, 4), labels.reshape(-1))
-    monkeypatch.setattr(fa, "CHUNK_PIXELS", 6)
-    chunked = stats.batch_sums(feats.permute(0, 2, 3, 1).reshape(-1, 4), labels.reshape(-1))
-    for sums in (whole, chunked):
+    stats, merged = ClassFeatureStatistics(3, 4), []
+    monkeypatch.setattr(stats, "_merge_batch", merged.append)
+    stats.update(feats.permute(0, 2, 3, 1).reshape(-1, 4), labels.reshape(-1))
+    stats.update_resized(feats, stats.class_weights(labels))
+    assert len(merged) == 2
+    for sums in merged:
         assert sums.dtype == torch.float64
         assert torch.equal(sums[:, 0], expected[:, 0])  # counts are exact
         torch.testing.assert_close(sums, expected, rtol=1e-6, atol=0.0)

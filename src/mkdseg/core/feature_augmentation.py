@@ -24,8 +24,6 @@ from mkdseg.core.image_io import IGNORE_INDEX
 from mkdseg.core.resized_moments import resized_class_sums
 
 STATS_DTYPE = torch.float64
-# rows summed per matmul by ``batch_sums`` (``update``'s pixel rows): bounds the one-hot's memory
-CHUNK_PIXELS = 65536
 
 
 def _distributed() -> bool:
@@ -66,7 +64,6 @@ class ClassFeatureStatistics(nn.Module):
                 f"ClassFeatureStatistics.update: labels must be ({features.shape[0]},), "
                 f"got {tuple(labels.shape)}"
             )
-        self._check_labels(labels)
 
     def _check_labels(self, labels: Tensor) -> None:
         bad = (labels != self.ignore_index) & ((labels < 0) | (labels >= self.num_classes))
@@ -76,39 +73,13 @@ class ClassFeatureStatistics(nn.Module):
                 f"or {self.ignore_index}; check the dataset's num_classes / mask encoding"
             )
 
-    def batch_sums(self, features: Tensor, labels: Tensor) -> Tensor:
-        """Per-class (n_c, sum x, sum x^2) packed as (C, 1 + 2A) float64; ignored pixels dropped.
-
-        ``features`` (N, A) rows are pixels. A chunk of ``CHUNK_PIXELS`` rows is summed per class
-        by two matmuls of its one-hot labels (C + 1, rows) with x and x^2, in float32 on a CPU
-        (float64 on CUDA, or the features' dtype where wider), the chunks' sums added in float64:
-        half the time of a per-pixel float64 scatter on the CPU, within float32's rounding of
-        each chunk's sums (relative 1e-7 at 36,864 pixels). Chunks bound the one-hot's memory at
-        large batches.
-        """
-        c, a = self.num_classes, self.channels
-        x, labels = features.detach(), labels.reshape(-1).long()
-        # float64 on CUDA: fast there, and untouched by a process-wide TF32 matmul setting
-        wide = STATS_DTYPE if x.is_cuda else torch.float32
-        dtype = torch.promote_types(x.dtype, wide)
-        slot = torch.where(labels == self.ignore_index, torch.full_like(labels, c), labels)
-        counts = torch.bincount(slot, minlength=c + 1).to(STATS_DTYPE)[:, None]
-        sums = torch.zeros(c + 1, 2 * a, dtype=STATS_DTYPE, device=labels.device)
-        for start in range(0, len(x), CHUNK_PIXELS):
-            chunk = x[start : start + CHUNK_PIXELS].to(dtype)
-            onehot = torch.zeros(c + 1, len(chunk), dtype=dtype, device=labels.device)
-            onehot.scatter_(0, slot[None, start : start + CHUNK_PIXELS], 1.0)
-            sums[:, :a] += onehot @ chunk
-            sums[:, a:] += onehot @ (chunk * chunk)
-        return torch.cat([counts, sums], 1)[:c]
-
     @torch.no_grad()
     def update(self, features: Tensor, labels: Tensor) -> None:
-        """Merge one batch of pixels (features (N, A), labels (N,)) into the running statistics."""
+        """Merge one batch of pixels (features (N, A), labels (N,)) into the running statistics:
+        ``update_resized`` of the pixels as one (1, A, N, 1) map, which no resize touches."""
         self._check(features, labels)
-        self._merge_batch(
-            self.batch_sums(features.to(self.mean.device), labels.to(self.mean.device))
-        )
+        maps = features.detach().T[None, :, :, None]
+        self.update_resized(maps, self.class_weights(labels.reshape(1, -1, 1)))
 
     def _merge_batch(self, sums: Tensor) -> None:
         if _distributed():
