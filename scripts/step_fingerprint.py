@@ -15,7 +15,9 @@ so no data folder is needed; ``--start`` puts the steps past the consistency ram
 On random batches no teacher pixel passes conf/base's 0.95 threshold, so ``L_st`` is 0 there:
 ``--consistency confidence_threshold=null`` is the run that fingerprints its arithmetic.
 
-The hash depends on the torch build, the thread count and the CPU's kernels.
+The hash depends on the torch build, the thread count and the CPU's kernels. The optimizer's
+implementation switches (``IMPLEMENTATION_FLAGS``: which of torch's SGD kernels runs) are left out:
+they say how the arithmetic is done, and its results (weights, momentum) are in the hash.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ TRAINING_YAML = PROJECT_ROOT / "conf" / "base" / "parameters_training.yml"
 NUM_CLASSES = 5  # the texture benchmark: background + 4 texture families
 CROP = 48
 PIXEL_LEVELS = 256
+# torch.optim switches that pick a kernel, not a value (without_implementation_flags)
+IMPLEMENTATION_FLAGS = ("foreach", "fused", "capturable")
 
 
 def parse_args() -> argparse.Namespace:
@@ -77,6 +81,15 @@ def digest(value: Any, h: hashlib._Hash) -> None:
         h.update(repr(value).encode())
 
 
+def without_implementation_flags(optimizer: dict[str, Any]) -> dict[str, Any]:
+    """The optimizer's state dict with ``IMPLEMENTATION_FLAGS`` dropped from its groups."""
+    groups = [
+        {k: v for k, v in group.items() if k not in IMPLEMENTATION_FLAGS}
+        for group in optimizer["param_groups"]
+    ]
+    return {**optimizer, "param_groups": groups}
+
+
 def random_batches(g: torch.Generator, batch: int) -> tuple[tuple, tuple]:
     shape = (batch, 3, CROP, CROP)
     images = torch.randint(0, PIXEL_LEVELS, shape, generator=g, dtype=torch.uint8)
@@ -103,6 +116,7 @@ def main() -> None:
         metrics.append(trainer.train_step(labeled, unlabeled))
     seconds = time.perf_counter() - start
     state = {k: v for k, v in trainer.state_dict().items() if k != "rng"}
+    state["optimizer"] = without_implementation_flags(state["optimizer"])
     h = hashlib.sha256()
     digest({"state": state, "metrics": metrics}, h)
     print(f"steps={args.steps} threads={torch.get_num_threads()} seconds={seconds:.1f}")

@@ -153,6 +153,24 @@ def test_augment_logits_matches_per_pixel_formula() -> None:
     assert torch.equal(logits.grad, torch.ones_like(logits))
 
 
+def test_augment_logits_from_the_one_hot_equals_the_gather_bit_for_bit() -> None:
+    """The step hands the estimator's one-hot to ``augment_logits``: the same values, ignored
+    pixels (all-zero one-hot) unchanged, the gradient still the identity."""
+    stats = ClassFeatureStatistics(C, A)
+    table = augmentation_table(torch.randn(C, A, generator=_gen(9)), torch.rand(C, A), 1.5)
+    logits = torch.randn(3, C, 5, 6, generator=_gen(10), requires_grad=True)
+    labels = torch.randint(0, C, (3, 5, 6), generator=_gen(11))
+    labels[0, 1:3] = 255
+    onehot = stats.class_weights(labels)
+    out = augment_logits(logits, labels, table, onehot=onehot)
+    assert torch.equal(out, augment_logits(logits, labels, table))
+    assert torch.equal(out[0, :, 1:3], logits[0, :, 1:3])
+    out.sum().backward()
+    assert torch.equal(logits.grad, torch.ones_like(logits))
+    with pytest.raises(ValueError, match="onehot must be"):
+        augment_logits(logits, labels, table, onehot=onehot[:, :2])
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -66,11 +66,16 @@ def test_every_method_trains(method, tiny_data):
     assert set(result.student) == set(trainer.nets.students[0].state_dict())
 
 
-def test_teachers_get_no_gradients_and_follow_ema(tiny_data):
+@pytest.mark.parametrize("relaid", [False, True])
+def test_teachers_get_no_gradients_and_follow_ema(relaid, tiny_data):
     """At the start of step t each teacher becomes m_t * itself + (1 - m_t) * its student, with
     m_t = min(1 - 1/t, ema_momentum_end): a copy at t = 1, the EMA after (0.5 at t = 2, then the
-    release's end value 0.6 at t = 3)."""
+    release's end value 0.6 at t = 3). ``relaid``: the networks moved to another memory format
+    after they were built (as the benchmark's variant does), which the EMA must follow."""
     trainer = Trainer(tiny_config("mkd", iterations=3), TINY_CLASSES)
+    if relaid:
+        for pair in (trainer.nets.student_pair, trainer.nets.teacher_pair):
+            pair.to(memory_format=torch.channels_last)
     batches = trainer._batches(tiny_data)
     for t, momentum in ((1, 0.0), (2, 0.5), (3, 0.6)):
         teachers = [{k: v.clone() for k, v in n.named_parameters()} for n in trainer.nets.teachers]

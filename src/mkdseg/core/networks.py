@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from mkdseg.core.architectures import build_model
 from mkdseg.core.config import TrainConfig
-from mkdseg.core.ema import ema_momentum, ema_update_
+from mkdseg.core.ema import check_same_architecture, ema_momentum, ema_update_params_
 from mkdseg.core.feature_augmentation import ClassFeatureStatistics
 from mkdseg.core.model import SegOutput
 from mkdseg.core.runtime import seed_everything
@@ -81,6 +81,12 @@ class Networks:
         if self.teacher_pair is not None:
             self.teacher_pair.requires_grad_(False)
         self._place(device, memory_format)
+        # Each teacher's and its student's parameters, listed once: the step's EMA reads them as
+        # they are (a ``.to()`` swaps a parameter's data, not the parameter). Empty: no teachers.
+        pairs = zip(self.teachers, self.students, strict=True) if self.teachers else []
+        self._ema_params = [(list(t.parameters()), list(s.parameters())) for t, s in pairs]
+        for pair in self._ema_params:
+            check_same_architecture(*pair)
         self.student_stats = self._estimators(num_classes, device, cfg.uses_estimators)
         self.teacher_stats = self._estimators(
             num_classes, device, cfg.uses_estimators and self.teacher_pair is not None
@@ -131,9 +137,10 @@ class Networks:
     def update_teachers(self, t: int) -> float:
         """EMA of each teacher from its student at the start of step ``t``; returns the momentum."""
         momentum = ema_momentum(t, self.cfg.method.ema_momentum_end)
-        for teacher, student in zip(self.teachers, self.students, strict=True):
-            ema_update_(teacher, student, momentum)
-            if self.cfg.method.teacher_bn_mode == "eval":
+        for t_params, s_params in self._ema_params:
+            ema_update_params_(t_params, s_params, momentum)
+        if self.cfg.method.teacher_bn_mode == "eval":
+            for teacher, student in zip(self.teachers, self.students, strict=True):
                 # Eval-mode teachers need running statistics; EMA covers parameters only.
                 for tb, sb in zip(teacher.buffers(), student.buffers(), strict=True):
                     tb.copy_(sb)

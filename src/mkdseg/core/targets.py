@@ -245,16 +245,16 @@ def feature_augment(
     """
     if stats is None:
         return view.logits
-    weights = stats.class_weights(view.labels)
+    weights = onehot = stats.class_weights(view.labels)
     if view.mix_mask is not None:  # the mixed rows' weights go back to the pixels they came from
         n_u = view.mix_mask.shape[0]
-        weights[-n_u:] = unmix(weights[-n_u:], view.mix_mask)
+        weights = torch.cat([onehot[:-n_u], unmix(onehot[-n_u:], view.mix_mask)])
     stats.update_resized(view.features, weights)
     if not enabled or lam == 0.0:
         return view.logits
     weight = classifier_weight.detach().float().flatten(1)
     table = augmentation_table(weight, stats.var.to(weight), lam)
-    return augment_logits(view.logits, view.labels, table)
+    return augment_logits(view.logits, view.labels, table, onehot=onehot)
 
 
 def teacher_target(method: MethodConfig, teacher: Branch, grid: Grid, lam: float) -> TeacherTarget:
@@ -263,7 +263,7 @@ def teacher_target(method: MethodConfig, teacher: Branch, grid: Grid, lam: float
     on = method.feature_aug_teachers
     if method.target_mixing == "grid":  # augment the unmixed view, then mix at the grid
         view = make_view(o.logits, o.features, grid.labels, grid.valid_unmixed)
-        conf = view.logits.softmax(1).max(1).values
+        conf = view.logits.softmax(1).amax(1)
         z = feature_augment(view, teacher.stats, teacher.classifier, lam, on)
         return TeacherTarget(
             logits=mix_teacher(z, n_l, mixer.mix_mask),
@@ -273,11 +273,11 @@ def teacher_target(method: MethodConfig, teacher: Branch, grid: Grid, lam: float
         )
     # The release: mix logits and features at decoder resolution, then resize and augment.
     view = mixer.view(o.logits, o.features, n_l, grid.labels, grid.valid_mixed)
-    confidence = view.logits.softmax(1).max(1).values
+    confidence = view.logits.softmax(1).amax(1)
     unmixed = to_resolution(o.logits[n_l:], grid.size)
     return TeacherTarget(
         logits=feature_augment(view, teacher.stats, teacher.classifier, lam, on),
         confidence=confidence,
-        unmixed_confidence=unmixed.softmax(1).max(1).values,
+        unmixed_confidence=unmixed.softmax(1).amax(1),
         unmixed_prediction=class_map(unmixed),
     )

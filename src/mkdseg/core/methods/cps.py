@@ -64,7 +64,7 @@ def loss(
             targets = unmixed_targets(unmixed, grid)
         confidence = None  # an option of this project's (student_confidence_threshold), off
         if m.student_confidence_threshold is not None:
-            confidence = [z.softmax(1).max(1).values for z in targets]
+            confidence = [z.softmax(1).amax(1) for z in targets]
         labels = PseudoLabels(
             targets, unlabeled_rows_only(grid), confidence, m.student_confidence_threshold
         )

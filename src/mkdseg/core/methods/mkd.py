@@ -236,7 +236,7 @@ def _peer_labels(
             ignore = unlabeled_rows_only(grid)
     confidence = None
     if method.student_confidence_threshold is not None:
-        confidence = [z.detach().softmax(1).max(1).values for z in before_augmentation]
+        confidence = [z.detach().softmax(1).amax(1) for z in before_augmentation]
     return PseudoLabels(logits, ignore, confidence, method.student_confidence_threshold)
 
 
