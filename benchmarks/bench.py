@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench.py                # on a CPU: conf/base's setting (texture)
     .venv/bin/python benchmarks/bench.py --preset gpu   # ResNet-101 DeepLabv3+, 512x512, 8+8 images
     .venv/bin/python benchmarks/bench.py --profile 15   # ... and torch.profiler's top 15 ops
-    .venv/bin/python benchmarks/bench.py --compare channels_last fused_sgd compile   # step variants
+    .venv/bin/python benchmarks/bench.py --compare channels_last loop_sgd compile   # step variants
 
 In one run it times, interleaved and by median (these machines are noisy): the whole MKD step
 (augmentation, EMA, four networks, feature augmentation, losses, optimizer); the students'

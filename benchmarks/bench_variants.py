@@ -16,14 +16,15 @@ def _channels_last(trainer: Trainer) -> None:
         pair.to(memory_format=torch.channels_last)
 
 
-def _fused_sgd(trainer: Trainer) -> None:
+def _loop_sgd(trainer: Trainer) -> None:
+    """SGD as the step ran it before its fused kernel: torch's per-parameter loop."""
     group = trainer.optimizer.sgd.param_groups[0]
     trainer.optimizer.sgd = torch.optim.SGD(
         trainer.nets.student_pair.parameters(),
         lr=group["lr"],
         momentum=group["momentum"],
         weight_decay=group["weight_decay"],
-        fused=True,
+        foreach=False,
     )
 
 
@@ -35,6 +36,6 @@ def _compile(trainer: Trainer) -> None:
 
 VARIANTS: dict[str, Callable[[Trainer], None]] = {
     "channels_last": _channels_last,
-    "fused_sgd": _fused_sgd,
+    "loop_sgd": _loop_sgd,
     "compile": _compile,
 }

@@ -5,35 +5,39 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
+from types import ModuleType
 
+import pytest
 import torch
 
 from .conftest import PROJECT_ROOT
 
 
-def _script():
+def _script(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     path = PROJECT_ROOT / "scripts" / "step_fingerprint.py"
     spec = importlib.util.spec_from_file_location("step_fingerprint", path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["step_fingerprint"] = module
+    monkeypatch.setitem(sys.modules, "step_fingerprint", module)
     spec.loader.exec_module(module)
     return module
 
 
-def _optimizer_hash(fp, fused: bool, momentum_scale: float = 1.0) -> str:
+def _optimizer_hash(fp: ModuleType, fused: bool, grad: float = 1.0) -> str:
     param = torch.nn.Parameter(torch.ones(3))
     sgd = torch.optim.SGD([param], lr=0.1, momentum=0.9, fused=fused)
-    param.grad = torch.full((3,), float(momentum_scale))
+    param.grad = torch.full((3,), grad)
     sgd.step()
     h = hashlib.sha256()
     fp.digest(fp.without_implementation_flags(sgd.state_dict()), h)
     return h.hexdigest()
 
 
-def test_the_optimizer_hash_ignores_the_kernel_switch_but_not_the_momentum() -> None:
-    fp = _script()
+def test_the_optimizer_hash_ignores_the_kernel_switch_but_not_the_momentum(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fp = _script(monkeypatch)
     assert _optimizer_hash(fp, fused=False) == _optimizer_hash(fp, fused=True)
-    assert _optimizer_hash(fp, fused=False) != _optimizer_hash(fp, fused=False, momentum_scale=2.0)
+    assert _optimizer_hash(fp, fused=False) != _optimizer_hash(fp, fused=False, grad=2.0)
     groups = fp.without_implementation_flags(
         torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=0.1, fused=True).state_dict()
     )["param_groups"]

@@ -164,6 +164,8 @@ def test_augment_logits_from_the_one_hot_equals_the_gather_bit_for_bit() -> None
     onehot = stats.class_weights(labels)
     out = augment_logits(logits, labels, table, onehot=onehot)
     assert torch.equal(out, augment_logits(logits, labels, table))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the matmul stays float32 under autocast
+        assert torch.equal(augment_logits(logits, labels, table, onehot=onehot), out)
     assert torch.equal(out[0, :, 1:3], logits[0, :, 1:3])
     out.sum().backward()
     assert torch.equal(logits.grad, torch.ones_like(logits))

@@ -28,7 +28,7 @@ def check_same_architecture(t_params: list[Tensor], s_params: list[Tensor]) -> N
         t.shape != s.shape for t, s in zip(t_params, s_params, strict=True)
     ):
         raise ValueError(
-            "ema_update_: teacher and student must have the same architecture "
+            "EMA: teacher and student must have the same architecture "
             "(same parameters in the same order)"
         )
 
@@ -38,9 +38,9 @@ def ema_update_params_(t_params: list[Tensor], s_params: list[Tensor], momentum:
     """``theta_T = m * theta_T + (1 - m) * theta_S`` in place over paired parameter lists (checked
     by ``check_same_architecture``), as one ``lerp`` pass: ``theta_T + (1 - m) (theta_S -
     theta_T)``, the same average within float rounding, reading and writing each teacher tensor
-    once instead of twice (1.7x faster over ResNet-18 DeepLabv3+'s 24.5 M parameters)."""
+    once instead of twice (1.5-1.7x faster over ResNet-18 DeepLabv3+'s 24.5 M parameters)."""
     if not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"ema_update_: momentum must be in [0, 1], got {momentum}")
+        raise ValueError(f"EMA: momentum must be in [0, 1], got {momentum}")
     if not t_params:
         return
     if momentum == 0.0:  # exact copy (also when the teacher holds non-finite values)

@@ -114,8 +114,8 @@ class ClassFeatureStatistics(nn.Module):
         each class's sums; an ignored pixel weighs nothing. One comparison per class, written in
         place: a third of a scatter's time on the step's (16, 48, 48) labels."""
         self._check_labels(labels.reshape(-1))
-        onehot = labels.new_empty((labels.shape[0], self.num_classes, *labels.shape[1:]))
-        onehot = onehot.float()
+        shape = (labels.shape[0], self.num_classes, *labels.shape[1:])
+        onehot = torch.empty(shape, dtype=torch.float32, device=labels.device)
         for c in range(self.num_classes):
             torch.eq(labels, c, out=onehot[:, c])
         return onehot
@@ -175,8 +175,9 @@ def augment_logits(
     """``z~[b, :, i, j] = z[b, :, i, j] + table[y[b, i, j]]``; ignored pixels unchanged.
 
     ``onehot``: the labels' ``class_weights`` (B, C, h, w), when the caller has them: the added
-    rows are then one (C, C) matmul over the pixels, a quarter of the gather's time, with the
-    same values (each row is one table entry times 1 plus zeros)."""
+    rows are then one (C, C) float32 matmul over the pixels (autocast off), a quarter of the
+    gather's time, with the same values for a finite table (each row is one entry times 1 plus
+    zeros; a non-finite entry, which the estimators never produce, would reach every pixel)."""
     b, c = logits.shape[:2]
     if labels.shape != (b, *logits.shape[2:]) or table.shape != (c, c):
         raise ValueError(
@@ -190,8 +191,9 @@ def augment_logits(
                 f"augment_logits: onehot must be (B, C, h, w) like the logits "
                 f"{tuple(logits.shape)}, got {tuple(onehot.shape)}"
             )
-        added = table.to(logits.dtype).T @ onehot.to(logits.dtype).flatten(2)
-        return logits + added.view_as(logits)
+        with torch.autocast(logits.device.type, enabled=False):
+            added = table.float().T @ onehot.float().flatten(2)
+        return logits + added.view_as(logits).to(logits.dtype)
     # an ignored pixel reads a row of zeros appended to the table: its logits stay as they are
     rows = torch.cat([table.to(logits.dtype), table.new_zeros(1, c).to(logits.dtype)])
     index = torch.where(labels == ignore_index, torch.full_like(labels, c), labels).long()
