@@ -16,8 +16,8 @@ On random batches no teacher pixel passes conf/base's 0.95 threshold, so ``L_st`
 ``--consistency confidence_threshold=null`` is the run that fingerprints its arithmetic.
 
 The hash depends on the torch build, the thread count and the CPU's kernels. The optimizer's
-implementation switches (``IMPLEMENTATION_FLAGS``: which of torch's SGD kernels runs) are left out:
-they say how the arithmetic is done, and its results (weights, momentum) are in the hash.
+kernel switches (``KERNEL_SWITCHES``: which of torch's SGD kernels runs) are left out: they say
+how the arithmetic is done, and its results (weights, momentum) are in the hash.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import torch
 import yaml
 
 from mkdseg.core import trainer as trainer_module
+from mkdseg.core.optimization import KERNEL_SWITCHES
 from mkdseg.core.trainer import Trainer
 from mkdseg.training_inputs import trainer_config
 
@@ -40,8 +41,6 @@ TRAINING_YAML = PROJECT_ROOT / "conf" / "base" / "parameters_training.yml"
 NUM_CLASSES = 5  # the texture benchmark: background + 4 texture families
 CROP = 48
 PIXEL_LEVELS = 256
-# torch.optim switches that pick a kernel, not a value (without_implementation_flags)
-IMPLEMENTATION_FLAGS = ("foreach", "fused", "capturable")
 
 
 def parse_args() -> argparse.Namespace:
@@ -82,9 +81,9 @@ def digest(value: Any, h: hashlib._Hash) -> None:
 
 
 def without_implementation_flags(optimizer: dict[str, Any]) -> dict[str, Any]:
-    """The optimizer's state dict with ``IMPLEMENTATION_FLAGS`` dropped from its groups."""
+    """The optimizer's state dict with ``KERNEL_SWITCHES`` dropped from its groups."""
     groups = [
-        {k: v for k, v in group.items() if k not in IMPLEMENTATION_FLAGS}
+        {k: v for k, v in group.items() if k not in KERNEL_SWITCHES}
         for group in optimizer["param_groups"]
     ]
     return {**optimizer, "param_groups": groups}
