@@ -136,11 +136,13 @@ def pulled_class_sums(features: Tensor, weights: Tensor, plan: ResizePlan) -> Te
     (b, a, h, w), c, dtype = features.shape, weights.shape[1], plan.ys.dtype
     pulled = pulled_weights(weights.to(dtype), plan.ys, plan.xs)
     kernels = pulled[plan.y_index, plan.x_index].reshape(-1, c, b * h * w)  # (1 + S, C, B h w)
-    f = features.detach().to(dtype).permute(0, 2, 3, 1)  # (B, h, w, A): pixels as rows
+    f = features.detach().to(dtype).permute(0, 2, 3, 1).contiguous()  # (B, h, w, A): pixel rows
     p = plan.width
     padded = F.pad(f, (0, 0, p, p, p, p))  # zeros: a product with a pixel outside is 0
-    shifted = [padded[:, p + d : p + d + h, p + e : p + e + w] for d, e in plan.shifts]
-    maps = torch.stack([torch.ones_like(f), *shifted]) * f  # f, then f * f shifted
+    maps = torch.empty((1 + len(plan.shifts), *f.shape), dtype=dtype, device=f.device)
+    maps[0] = f  # then f * f shifted, each product written in place (no stack of the shifts)
+    for i, (d, e) in enumerate(plan.shifts, start=1):
+        torch.mul(padded[:, p + d : p + d + h, p + e : p + e + w], f, out=maps[i])
     sums = torch.bmm(kernels, maps.reshape(-1, b * h * w, a))  # (1 + S, C, A)
     return torch.cat([sums[0], (sums[1:] * plan.factors).sum(0)], 1)
 

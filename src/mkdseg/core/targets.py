@@ -236,16 +236,18 @@ def feature_augment(
     classifier_weight: Tensor | None,
     lam: float,
     enabled: bool,
+    check_labels: bool = True,
 ) -> Tensor:
     """Update the network's estimator with this step's features, then augment its logits.
 
     The estimator is updated even when augmentation is off so that the statistics
     (and therefore a later switch-on, or a checkpoint) stay meaningful; a network without one
-    (``stats`` None: its method never augments) keeps its logits.
+    (``stats`` None: its method never augments) keeps its logits. ``check_labels=False``: the
+    caller has checked the grid's labels (the view's others are argmaxes).
     """
     if stats is None:
         return view.logits
-    weights = onehot = stats.class_weights(view.labels)
+    weights = onehot = stats.class_weights(view.labels, check=check_labels)
     if view.mix_mask is not None:  # the mixed rows' weights go back to the pixels they came from
         n_u = view.mix_mask.shape[0]
         weights = torch.cat([onehot[:-n_u], unmix(onehot[-n_u:], view.mix_mask)])
@@ -257,14 +259,17 @@ def feature_augment(
     return augment_logits(view.logits, view.labels, table, onehot=onehot)
 
 
-def teacher_target(method: MethodConfig, teacher: Branch, grid: Grid, lam: float) -> TeacherTarget:
-    """A teacher's output on ``[x_l; x_w]`` as a target for ``[x_l; x_mix]`` on the grid."""
+def teacher_target(
+    method: MethodConfig, teacher: Branch, grid: Grid, lam: float, check_labels: bool = True
+) -> TeacherTarget:
+    """A teacher's output on ``[x_l; x_w]`` as a target for ``[x_l; x_mix]`` on the grid
+    (``check_labels``: as ``feature_augment``'s)."""
     o, n_l, mixer = teacher.output, grid.n_labeled, grid.mixer
-    on = method.feature_aug_teachers
+    on, check = method.feature_aug_teachers, check_labels
     if method.target_mixing == "grid":  # augment the unmixed view, then mix at the grid
         view = make_view(o.logits, o.features, grid.labels, grid.valid_unmixed)
         conf = view.logits.softmax(1).amax(1)
-        z = feature_augment(view, teacher.stats, teacher.classifier, lam, on)
+        z = feature_augment(view, teacher.stats, teacher.classifier, lam, on, check)
         return TeacherTarget(
             logits=mix_teacher(z, n_l, mixer.mix_mask),
             confidence=mix_teacher(conf[:, None], n_l, mixer.mix_mask)[:, 0],
@@ -276,7 +281,7 @@ def teacher_target(method: MethodConfig, teacher: Branch, grid: Grid, lam: float
     confidence = view.logits.softmax(1).amax(1)
     unmixed = to_resolution(o.logits[n_l:], grid.size)
     return TeacherTarget(
-        logits=feature_augment(view, teacher.stats, teacher.classifier, lam, on),
+        logits=feature_augment(view, teacher.stats, teacher.classifier, lam, on, check),
         confidence=confidence,
         unmixed_confidence=unmixed.softmax(1).amax(1),
         unmixed_prediction=class_map(unmixed),

@@ -139,7 +139,6 @@ def loss(
     with torch.no_grad():  # CPS+CutMix targets: the students in train mode, before x_mix
         unmixed = nets.unwrapped_students(u.weak) if peers_from_unmixed(m) else []
     s_out = nets.student_pair(*nets.passes(x_l, u.mixed))
-    loss_sup = sum(supervised_ce(o.logits[:n_l], y_l) for o in s_out)
     with torch.no_grad():
         t_out = nets.teacher_pair(*nets.passes(x_l, u.weak)) if m.teacher_term else []
     # lambda ramps over the whole run: its length is the networks' training configuration's
@@ -153,10 +152,21 @@ def loss(
             unmixed=unmixed,
             lam=lam,
         )
+        loss_sup = sum(
+            supervised_ce(_at_labels(o.logits, z, y_l)[:n_l], y_l)
+            for o, z in zip(s_out, c.student_logits, strict=True)
+        )
     ramp = consistency_rampup(t - 1, m.consistency_rampup)
     total = loss_sup + ramp * (m.weight_teacher * c.loss_st + m.weight_student * c.loss_ss)
     parts = {"consistency_ramp": ramp, "loss": total, "loss_sup": loss_sup}
     return total, {**parts, "loss_st": c.loss_st, "loss_ss": c.loss_ss, **c.metrics}
+
+
+def _at_labels(logits: Tensor, on_grid: Tensor, labels: Tensor) -> Tensor:
+    """The student's logits for its supervised CE: those already resized to the grid when the
+    grid is the labels' resolution (conf/base's: the same values, one resize and one backward
+    through it instead of two), else the decoder's (``supervised_ce`` resizes them)."""
+    return on_grid if on_grid.shape[-2:] == labels.shape[-2:] else logits
 
 
 def peers_from_unmixed(method: MethodConfig) -> bool:
@@ -180,16 +190,18 @@ def consistency(
     m, u = method, views.unlabeled
     decoder = tuple(students[0].output.logits.shape[-2:])
     grid = make_grid(m, decoder, views.labels, u.valid, u.mask)
+    if students[0].stats is not None:  # once a step for the four estimators' class weights
+        students[0].stats.check_labels(grid.labels)
     own = [
         make_view(b.output.logits, b.output.features, grid.labels, grid.valid_mixed)
         for b in students
     ]
     z_s = [
-        feature_augment(v, b.stats, b.classifier, lam, m.feature_aug_students)
+        feature_augment(v, b.stats, b.classifier, lam, m.feature_aug_students, check_labels=False)
         for v, b in zip(own, students, strict=True)
     ]
     with torch.no_grad():
-        targets = [teacher_target(m, b, grid, lam) for b in teachers]
+        targets = [teacher_target(m, b, grid, lam, check_labels=False) for b in teachers]
     teacher_ignore, peer_ignore = ignore_masks(m, grid)
     teacher_labels = PseudoLabels(
         [t.logits for t in targets],
@@ -206,6 +218,7 @@ def consistency(
     if m.teacher_term or peers_from_unmixed(m):  # targets CutMix-ed from x_w
         result.metrics["target_alignment"] = grid.mixer.alignment(grid.valid_mixed)
     result.metrics["lambda"] = lam
+    result.student_logits = [v.logits for v in own]
     result.metrics.update(
         teacher_diagnostics(
             confidence=[t.unmixed_confidence for t in targets],
