@@ -98,8 +98,8 @@ def test_pick_samples_spreads_over_val_and_falls_back_to_train() -> None:
 def test_ingestion_summary_and_grid_parameter_check() -> None:
     manifest = pd.DataFrame(
         {
-            "subset": ["train", "train", "train", "train", "val"],
-            "origin": ["mask", "no_mask", "extra", "extra", "mask"],
+            "subset": ["train", "train", "train", "train", "val", "test", "test"],
+            "origin": ["mask", "no_mask", "extra", "extra", "mask", "mask", "mask"],
         }
     )
     quarantine = pd.DataFrame({"id": ["x"], "subset": ["val"], "path": ["p"], "reason": ["r"]})
@@ -108,8 +108,10 @@ def test_ingestion_summary_and_grid_parameter_check() -> None:
         "n_train_masked": 1,
         "n_train_no_mask": 1,
         "n_train_extra": 2,
+        "n_test": 2,
         "n_quarantined": 1,
     }
+    assert ingestion_summary(manifest[manifest["subset"] != "test"], quarantine)["n_test"] == 0
     with pytest.raises(ValueError, match=r"sample_grid' miss \['alpha'\]"):
         draw_sample_grid(manifest, {}, {"rows": 1, "cols": 1, "tile_size": 8})
 

@@ -13,7 +13,7 @@ from mkdseg.catalog.paths import project_root, resolve_path
 from mkdseg.core.image_io import MaskEncoding, read_image, read_mask
 from mkdseg.core.visualization import image_grid, overlay_mask
 from mkdseg.sources import manifest as sources_manifest
-from mkdseg.sources.validation import EXTRA, MASKED, NO_MASK
+from mkdseg.sources.validation import EXTRA, MASKED, NO_MASK, TEST_SUBSET
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +30,9 @@ def build_manifest(
 
 
 def ingestion_summary(manifest: pd.DataFrame, quarantine: pd.DataFrame) -> dict[str, int]:
-    """Training images by origin and how many samples were quarantined. The validation count is
-    the splits node's ``n_val`` (logged once on the parent run, not twice)."""
+    """Training images by origin, the test images (a generated set's split the comparison
+    reports; 0 when there is none) and how many samples were quarantined. The validation count
+    is the splits node's ``n_val`` (logged once on the parent run, not twice)."""
     counts = manifest["subset"].value_counts()
     origins = manifest.loc[manifest["subset"] == "train", "origin"].value_counts()
     return {
@@ -39,6 +40,7 @@ def ingestion_summary(manifest: pd.DataFrame, quarantine: pd.DataFrame) -> dict[
         "n_train_masked": int(origins.get(MASKED, 0)),
         "n_train_no_mask": int(origins.get(NO_MASK, 0)),
         "n_train_extra": int(origins.get(EXTRA, 0)),
+        "n_test": int(counts.get(TEST_SUBSET, 0)),
         "n_quarantined": len(quarantine),
     }
 
