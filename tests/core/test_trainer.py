@@ -140,7 +140,7 @@ def test_the_unlabeled_images_teach_only_through_the_consistency_terms(method, t
 def test_a_steps_loss_is_the_methods_equation_of_its_parts(scale, tiny_data):
     """MKD's total is CE_sup + ramp * (w_st * L_st + w_ss * L_ss) of the reported parts, and
     CE_sup is each student's mean CE on the labeled images, recomputed here from its outputs
-    (at scale 4 the step reads them from the consistency grid, resized once)."""
+    (at scale 4, conf/base's, the grid is the labels' resolution)."""
     mkd = {"weight_teacher": 1.5, "weight_student": 0.7, "consistency_scale": scale}
     cfg = tiny_config("mkd", iterations=1, mkd=mkd)
     trainer = Trainer(cfg, TINY_CLASSES)
@@ -171,8 +171,8 @@ def test_a_steps_loss_is_the_methods_equation_of_its_parts(scale, tiny_data):
 
 
 def test_a_label_outside_the_classes_is_refused_by_name(tiny_data):
-    """The estimators' class weights skip their own check (the step checks the grid's labels
-    once for all four): a label past num_classes still stops the step with what to fix."""
+    """The estimators' class weights skip their own check (MKD's step checks the labels once,
+    before the supervised CE, whose own error names neither num_classes nor the encoding)."""
     trainer = Trainer(
         tiny_config("mkd", iterations=1, mkd={"consistency_scale": 4.0}), TINY_CLASSES
     )
@@ -181,13 +181,6 @@ def test_a_label_outside_the_classes_is_refused_by_name(tiny_data):
     labels[0, 0, 0] = TINY_CLASSES + 4
     with pytest.raises(ValueError, match="num_classes / mask encoding"):
         trainer.train_step((images, labels), unlabeled)
-
-
-def test_the_supervised_ce_reads_the_grid_logits_only_at_the_labels_resolution():
-    logits, labels = torch.randn(4, 3, 8, 8), torch.zeros(4, 32, 32, dtype=torch.long)
-    on_grid = torch.randn(4, 3, 32, 32)
-    assert mkd_method._at_labels(logits, on_grid, labels) is on_grid
-    assert mkd_method._at_labels(logits, on_grid[..., :16, :16], labels) is logits
 
 
 def _all_state(trainer: Trainer) -> dict[str, torch.Tensor]:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mkdseg.core.class_map import class_map
@@ -47,9 +46,6 @@ class ConsistencyResult:
     loss_st: Tensor
     loss_ss: Tensor
     metrics: dict[str, Tensor | float]  # detached 0-d tensors, and lambda
-    # The students' logits resized to the grid, before feature augmentation (MKD's): where the
-    # grid is the labels' resolution its supervised CE reads them instead of resizing again.
-    student_logits: list[Tensor] | None = None
 
 
 def branches(
@@ -103,15 +99,10 @@ def kept_by_group(
 
 
 def _term(
-    students: list[Tensor],
-    labels: PseudoLabels,
-    average: str,
-    classes: list[Tensor],
-    log_probs: list[Tensor] | None = None,
+    students: list[Tensor], labels: PseudoLabels, average: str, classes: list[Tensor]
 ) -> tuple[Tensor, list[Tensor]]:
     """The sum over students of CE against the other branch's pseudo-labels (``classes``: each
-    branch's class map of ``labels.logits``; ``log_probs``: the students' log-softmax, when two
-    terms share it); kept shares."""
+    branch's class map of ``labels.logits``); kept shares."""
     n = len(students)
     loss, kept = students[0].new_zeros(()), []
     for k in range(n):
@@ -125,7 +116,6 @@ def _term(
             labels.threshold,
             average,
             target=classes[other],
-            log_probs=log_probs[k] if log_probs else None,
         )
         loss = loss + ce
         kept.append(share)
@@ -148,12 +138,9 @@ def consistency_losses(
         raise ValueError(f"consistency_losses: L_ss needs two students, got {len(students)}")
     loss_st = loss_ss = students[0].new_zeros(())
     metrics: dict[str, Tensor | float] = {}
-    shared = None  # both terms read each student's log-softmax: taken once
-    if teachers is not None and peers is not None:
-        shared = [F.log_softmax(z.float(), 1) for z in students]
     if teachers is not None:  # each target's class map, for its loss and its kept shares
         classes = [class_map(z.detach()) for z in teachers.logits]
-        loss_st, kept = _term(students, teachers, average, classes, shared)
+        loss_st, kept = _term(students, teachers, average, classes)
         others = [(k + 1) % len(students) for k in range(len(students))]
         metrics["kept_share_st"] = torch.stack(kept).mean()
         metrics.update(
@@ -165,8 +152,7 @@ def consistency_losses(
             )
         )
     if peers is not None:
-        classes = [class_map(z.detach()) for z in peers.logits]
-        loss_ss, _ = _term(students, peers, average, classes, shared)
+        loss_ss, _ = _term(students, peers, average, [class_map(z.detach()) for z in peers.logits])
     return ConsistencyResult(loss_st, loss_ss, metrics)
 
 

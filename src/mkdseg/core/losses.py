@@ -37,13 +37,10 @@ def pseudo_label_ce(
     threshold: float | None,
     average: str = "kept",
     target: Tensor | None = None,
-    log_probs: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """CE of the student against the hard argmax of the (detached) teacher logits.
 
     ``target``: that argmax (``class_map`` of the teacher logits), when the caller has it already.
-    ``log_probs``: the student's float32 ``log_softmax`` over classes, when several terms read one
-    student: they share one log-softmax and its backward (the same loss values as CE's own).
 
     Pixels where ``ignore`` is True, or (with a threshold) ``confidence < threshold``, are left
     out. ``average``: "kept" divides by the pixels left in (the MKD release: thresholded pixels
@@ -71,10 +68,7 @@ def pseudo_label_ce(
                 "pseudo_label_ce: a confidence threshold needs the teacher confidence map"
             )
         keep = keep & (confidence.reshape(pixels) >= threshold)
-    if log_probs is None:
-        ce = F.cross_entropy(student_logits.float(), target, reduction="none")
-    else:
-        ce = F.nll_loss(log_probs, target, reduction="none")
+    ce = F.cross_entropy(student_logits.float(), target, reduction="none")
     denominator = keep.sum() if average == "kept" else valid.sum()
     loss = torch.where(keep, ce, torch.zeros_like(ce)).sum() / denominator.clamp(min=1)
     return loss, keep.float().mean().detach()

@@ -136,9 +136,12 @@ def loss(
     ``[x_l; x_w]``, the consistency terms in float32."""
     m, x_l, y_l, u = method, views.labeled, views.labels, views.unlabeled
     n_l = x_l.shape[0]
+    if nets.student_stats:  # once a step, for the CE and the four estimators' class weights
+        nets.student_stats[0].check_labels(y_l)
     with torch.no_grad():  # CPS+CutMix targets: the students in train mode, before x_mix
         unmixed = nets.unwrapped_students(u.weak) if peers_from_unmixed(m) else []
     s_out = nets.student_pair(*nets.passes(x_l, u.mixed))
+    loss_sup = sum(supervised_ce(o.logits[:n_l], y_l) for o in s_out)
     with torch.no_grad():
         t_out = nets.teacher_pair(*nets.passes(x_l, u.weak)) if m.teacher_term else []
     # lambda ramps over the whole run: its length is the networks' training configuration's
@@ -152,21 +155,10 @@ def loss(
             unmixed=unmixed,
             lam=lam,
         )
-        loss_sup = sum(
-            supervised_ce(_at_labels(o.logits, z, y_l)[:n_l], y_l)
-            for o, z in zip(s_out, c.student_logits, strict=True)
-        )
     ramp = consistency_rampup(t - 1, m.consistency_rampup)
     total = loss_sup + ramp * (m.weight_teacher * c.loss_st + m.weight_student * c.loss_ss)
     parts = {"consistency_ramp": ramp, "loss": total, "loss_sup": loss_sup}
     return total, {**parts, "loss_st": c.loss_st, "loss_ss": c.loss_ss, **c.metrics}
-
-
-def _at_labels(logits: Tensor, on_grid: Tensor, labels: Tensor) -> Tensor:
-    """The student's logits for its supervised CE: those already resized to the grid when the
-    grid is the labels' resolution (conf/base's: the same values, one resize and one backward
-    through it instead of two), else the decoder's (``supervised_ce`` resizes them)."""
-    return on_grid if on_grid.shape[-2:] == labels.shape[-2:] else logits
 
 
 def peers_from_unmixed(method: MethodConfig) -> bool:
@@ -190,8 +182,6 @@ def consistency(
     m, u = method, views.unlabeled
     decoder = tuple(students[0].output.logits.shape[-2:])
     grid = make_grid(m, decoder, views.labels, u.valid, u.mask)
-    if students[0].stats is not None:  # once a step for the four estimators' class weights
-        students[0].stats.check_labels(grid.labels)
     own = [
         make_view(b.output.logits, b.output.features, grid.labels, grid.valid_mixed)
         for b in students
@@ -218,7 +208,6 @@ def consistency(
     if m.teacher_term or peers_from_unmixed(m):  # targets CutMix-ed from x_w
         result.metrics["target_alignment"] = grid.mixer.alignment(grid.valid_mixed)
     result.metrics["lambda"] = lam
-    result.student_logits = [v.logits for v in own]
     result.metrics.update(
         teacher_diagnostics(
             confidence=[t.unmixed_confidence for t in targets],
