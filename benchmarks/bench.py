@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench.py                # on a CPU: conf/base's setting (texture)
     .venv/bin/python benchmarks/bench.py --preset gpu   # ResNet-101 DeepLabv3+, 512x512, 8+8 images
-    .venv/bin/python benchmarks/bench.py --profile 15   # ... and torch.profiler's top 15 ops
+    .venv/bin/python benchmarks/bench.py --profile 15   # ... top 15 ops; networks against the rest
     .venv/bin/python benchmarks/bench.py --compare channels_last loop_sgd compile   # step variants
 
 In one run it times, interleaved and by median (these machines are noisy): the whole MKD step
@@ -107,7 +107,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=0,
         metavar="N",
-        help="print torch.profiler's top N ops (by self time) of one step in the auto precision",
+        help="print torch.profiler's top N ops (by self time) of one step in the auto precision, "
+        "and its time split into the networks' passes, the loss side's backward and the rest",
     )
     return p.parse_args(argv)
 
@@ -266,11 +267,20 @@ def bench_variants(
     }
 
 
+# Backward nodes of the networks' own layers; every other backward node is the loss side's.
+NETWORK_BACKWARD = ("ConvolutionBackward", "NativeBatchNormBackward", "ReluBackward")
+NETWORK_REGION = "networks_forward"
+
+
 def profile_step(preset: dict, device: str, precision: str, top: int) -> str:
-    """torch.profiler's table of one step's ops by self time (after two warm-up steps)."""
-    from torch.profiler import ProfilerActivity, profile
+    """torch.profiler's table of one step's ops by self time (after two warm-up steps), then
+    the step's self time split into the networks' passes and everything else."""
+    from torch.profiler import ProfilerActivity, profile, record_function
 
     trainer = make_trainer(preset, device, precision)
+    for pair in (trainer.nets.student_pair, trainer.nets.teacher_pair):
+        if pair is not None:  # the pairs' calls (forward) as one named region
+            pair.forward = _in_region(pair.forward, record_function)
     labeled, unlabeled = random_batch(preset)
     for _ in range(2):
         trainer.train_step(labeled, unlabeled)
@@ -280,7 +290,52 @@ def profile_step(preset: dict, device: str, precision: str, top: int) -> str:
     with profile(activities=activities) as prof:
         trainer.train_step(labeled, unlabeled)
     key = "self_device_time_total" if trainer.device.type == "cuda" else "self_cpu_time_total"
-    return prof.key_averages().table(sort_by=key, row_limit=top)
+    return prof.key_averages().table(sort_by=key, row_limit=top) + "\n" + split_by_region(prof)
+
+
+def _in_region(forward: Callable, record_function: Callable) -> Callable:
+    def wrapped(*args: object, **kwargs: object) -> object:
+        with record_function(NETWORK_REGION):
+            return forward(*args, **kwargs)
+
+    return wrapped
+
+
+def region_of(event: object) -> tuple[str, str]:
+    """(group, what) of a profiled aten op: ``networks`` (forward inside the pairs' calls, or
+    the backward of their convolutions, batch norms and ReLUs), ``loss backward`` (named by
+    its autograd node) or ``rest`` (augmentation, targets, losses, optimizer, EMA)."""
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name == NETWORK_REGION:
+            return "networks", event.name
+        if parent.name.startswith("autograd::engine::evaluate_function:"):
+            node = parent.name.rsplit(": ", 1)[-1]
+            if node.startswith(NETWORK_BACKWARD):
+                return "networks", event.name
+            return "loss backward", node
+        parent = parent.cpu_parent
+    return "rest", event.name
+
+
+def split_by_region(prof: object, top: int = 6) -> str:
+    """One line per group: its share of the step's self CPU time and its largest entries."""
+    totals: dict[str, float] = {}
+    parts: dict[str, dict[str, float]] = {}
+    for event in prof.events():
+        if not event.name.startswith("aten::"):
+            continue
+        group, what = region_of(event)
+        totals[group] = totals.get(group, 0.0) + event.self_cpu_time_total
+        named = parts.setdefault(group, {})
+        named[what] = named.get(what, 0.0) + event.self_cpu_time_total
+    whole = sum(totals.values()) or 1.0
+    lines = [f"self CPU time of the step: {whole / 1e3:.1f} ms"]
+    for group, total in sorted(totals.items(), key=lambda kv: -kv[1]):
+        largest = sorted(parts[group].items(), key=lambda kv: -kv[1])[:top]
+        entries = ", ".join(f"{name.removeprefix('aten::')} {t / 1e3:.2f}" for name, t in largest)
+        lines.append(f"  {group}: {total / 1e3:.1f} ms ({100 * total / whole:.0f} %): {entries}")
+    return "\n".join(lines)
 
 
 def precisions_to_run(requested: list[str] | None, device: torch.device) -> tuple[str, list[str]]:

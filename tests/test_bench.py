@@ -55,3 +55,32 @@ def test_the_texture_preset_is_conf_base_and_counts_every_network_pass() -> None
     assert r["unmixed_s"] > 0
     networks = r["students_s"] + r["teachers_s"] + r["unmixed_s"]
     assert r["overhead_ratio"] == pytest.approx(r["step_s"] / networks)
+
+
+def test_the_profile_splits_the_step_into_networks_and_the_rest() -> None:
+    """Forward ops under the pairs' calls and the backward of their layers count as networks; a
+    loss's backward node is named; everything else (augmentation, targets, SGD) is the rest."""
+    from types import SimpleNamespace as Event
+
+    call = Event(name=bench.NETWORK_REGION, cpu_parent=None)
+    conv_bwd = Event(
+        name="autograd::engine::evaluate_function: ConvolutionBackward0", cpu_parent=None
+    )
+    ce_bwd = Event(name="autograd::engine::evaluate_function: NllLoss2DBackward0", cpu_parent=None)
+    assert bench.region_of(Event(name="aten::mkldnn_convolution", cpu_parent=call)) == (
+        "networks",
+        "aten::mkldnn_convolution",
+    )
+    nested = Event(name="aten::copy_", cpu_parent=Event(name="aten::to", cpu_parent=conv_bwd))
+    assert bench.region_of(nested)[0] == "networks"
+    assert bench.region_of(Event(name="aten::sum", cpu_parent=ce_bwd)) == (
+        "loss backward",
+        "NllLoss2DBackward0",
+    )
+    assert bench.region_of(Event(name="aten::where", cpu_parent=None)) == ("rest", "aten::where")
+    text = bench.profile_step(TINY, "cpu", "fp32", top=3)
+    groups = dict(
+        re.findall(r"^  (networks|loss backward|rest): [\d.]+ ms \((\d+) %\)", text, re.M)
+    )
+    assert set(groups) == {"networks", "loss backward", "rest"}
+    assert 0 < int(groups["networks"]) < 100

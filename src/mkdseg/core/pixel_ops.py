@@ -58,13 +58,8 @@ def rgb_to_hsv(x: Tensor) -> Tensor:
     return torch.stack((h, s, maxc), 1)
 
 
-# Which of (v, p, q, t) each of R, G, B takes in hue sectors 0..5 (the Pillow/torchvision table)
-SECTOR_PLANES = ((0, 2, 1, 1, 3, 0), (3, 0, 0, 2, 1, 1), (1, 1, 3, 0, 0, 2))
-
-
 def hsv_to_rgb(hsv: Tensor) -> Tensor:
-    """Inverse of ``rgb_to_hsv``: pick (R, G, B) from (v, p, q, t) by the hue sector, one
-    select per sector and channel into the output (no (3, 6, B, H, W) table to gather from)."""
+    """Inverse of ``rgb_to_hsv``: pick (R, G, B) from (v, p, q, t) by the hue sector."""
     h, s, v = hsv.unbind(1)
     sector = torch.floor(h * HUE_SECTORS)
     f = h * HUE_SECTORS - sector
@@ -72,15 +67,15 @@ def hsv_to_rgb(hsv: Tensor) -> Tensor:
     p = (v * (1.0 - s)).clamp(0.0, 1.0)
     q = (v * (1.0 - s * f)).clamp(0.0, 1.0)
     t = (v * (1.0 - s * (1.0 - f))).clamp(0.0, 1.0)
-    planes = (v, p, q, t)
-    in_sector = [sector == k for k in range(HUE_SECTORS - 1)]  # the last: none of these
-    out = torch.empty_like(hsv)
-    for channel, picks in enumerate(SECTOR_PLANES):
-        value = planes[picks[-1]]
-        for k in range(HUE_SECTORS - 2, 0, -1):
-            value = torch.where(in_sector[k], planes[picks[k]], value)
-        torch.where(in_sector[0], planes[picks[0]], value, out=out[:, channel])
-    return out
+    table = torch.stack(
+        [  # (3 channels, 6 sectors, B, H, W)
+            torch.stack((v, q, p, p, t, v)),
+            torch.stack((t, v, v, q, p, p)),
+            torch.stack((p, p, t, v, v, q)),
+        ]
+    )
+    index = sector.unsqueeze(0).unsqueeze(0).expand(3, 1, *sector.shape)
+    return table.gather(1, index).squeeze(1).movedim(0, 1)
 
 
 def blend(x: Tensor, other: Tensor, factor: Tensor) -> Tensor:
