@@ -25,7 +25,7 @@ import argparse
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -267,9 +267,8 @@ def bench_variants(
     }
 
 
-# Backward nodes of the networks' own layers; every other backward node is the loss side's.
-NETWORK_BACKWARD = ("ConvolutionBackward", "NativeBatchNormBackward", "ReluBackward")
 NETWORK_REGION = "networks_forward"
+AUTOGRAD_NODE = "autograd::engine::evaluate_function: "
 
 
 def profile_step(preset: dict, device: str, precision: str, top: int) -> str:
@@ -278,8 +277,8 @@ def profile_step(preset: dict, device: str, precision: str, top: int) -> str:
     from torch.profiler import ProfilerActivity, profile, record_function
 
     trainer = make_trainer(preset, device, precision)
-    for pair in (trainer.nets.student_pair, trainer.nets.teacher_pair):
-        if pair is not None:  # the pairs' calls (forward) as one named region
+    for pair in (trainer.nets.unwrapped_students, trainer.nets.teacher_pair):
+        if pair is not None:  # the pairs' forward (DDP's too) as one named region
             pair.forward = _in_region(pair.forward, record_function)
     labeled, unlabeled = random_batch(preset)
     for _ in range(2):
@@ -301,36 +300,53 @@ def _in_region(forward: Callable, record_function: Callable) -> Callable:
     return wrapped
 
 
-def region_of(event: object) -> tuple[str, str]:
-    """(group, what) of a profiled aten op: ``networks`` (forward inside the pairs' calls, or
-    the backward of their convolutions, batch norms and ReLUs), ``loss backward`` (named by
-    its autograd node) or ``rest`` (augmentation, targets, losses, optimizer, EMA)."""
+def _ancestors(event: object) -> Iterator[object]:
     parent = event.cpu_parent
     while parent is not None:
+        yield parent
+        parent = parent.cpu_parent
+
+
+def network_sequence(events: list) -> set[int]:
+    """Autograd sequence numbers of the ops run inside the networks' forward: their backward
+    nodes carry the same numbers."""
+    return {
+        e.sequence_nr
+        for e in events
+        if e.sequence_nr >= 0 and any(a.name == NETWORK_REGION for a in _ancestors(e))
+    }
+
+
+def region_of(event: object, network_ops: set[int]) -> tuple[str, str]:
+    """(group, what) of a profiled aten op: ``networks`` (forward inside the pairs' calls, the
+    backward of those ops, the parameters' gradient accumulation), ``loss backward`` (named by
+    its autograd node) or ``rest`` (augmentation, targets, losses, optimizer, EMA)."""
+    for parent in _ancestors(event):
         if parent.name == NETWORK_REGION:
             return "networks", event.name
-        if parent.name.startswith("autograd::engine::evaluate_function:"):
-            node = parent.name.rsplit(": ", 1)[-1]
-            if node.startswith(NETWORK_BACKWARD):
+        if parent.name.startswith(AUTOGRAD_NODE):
+            node = parent.name.removeprefix(AUTOGRAD_NODE)
+            if parent.sequence_nr in network_ops or node.endswith("AccumulateGrad"):
                 return "networks", event.name
             return "loss backward", node
-        parent = parent.cpu_parent
     return "rest", event.name
 
 
 def split_by_region(prof: object, top: int = 6) -> str:
-    """One line per group: its share of the step's self CPU time and its largest entries."""
+    """One line per group: its share of the aten ops' self CPU time and its largest entries."""
+    events = list(prof.events())
+    network_ops = network_sequence(events)
     totals: dict[str, float] = {}
     parts: dict[str, dict[str, float]] = {}
-    for event in prof.events():
+    for event in events:
         if not event.name.startswith("aten::"):
             continue
-        group, what = region_of(event)
+        group, what = region_of(event, network_ops)
         totals[group] = totals.get(group, 0.0) + event.self_cpu_time_total
         named = parts.setdefault(group, {})
         named[what] = named.get(what, 0.0) + event.self_cpu_time_total
     whole = sum(totals.values()) or 1.0
-    lines = [f"self CPU time of the step: {whole / 1e3:.1f} ms"]
+    lines = [f"aten ops' self CPU time in the step: {whole / 1e3:.1f} ms"]
     for group, total in sorted(totals.items(), key=lambda kv: -kv[1]):
         largest = sorted(parts[group].items(), key=lambda kv: -kv[1])[:top]
         entries = ", ".join(f"{name.removeprefix('aten::')} {t / 1e3:.2f}" for name, t in largest)

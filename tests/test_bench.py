@@ -58,29 +58,35 @@ def test_the_texture_preset_is_conf_base_and_counts_every_network_pass() -> None
 
 
 def test_the_profile_splits_the_step_into_networks_and_the_rest() -> None:
-    """Forward ops under the pairs' calls and the backward of their layers count as networks; a
-    loss's backward node is named; everything else (augmentation, targets, SGD) is the rest."""
-    from types import SimpleNamespace as Event
+    """Forward ops under the pairs' calls, their backward (linked by autograd's sequence number)
+    and the parameters' gradients count as networks; another backward node is the loss side's,
+    by name; everything else (augmentation, targets, SGD) is the rest."""
+    from types import SimpleNamespace
 
-    call = Event(name=bench.NETWORK_REGION, cpu_parent=None)
-    conv_bwd = Event(
-        name="autograd::engine::evaluate_function: ConvolutionBackward0", cpu_parent=None
-    )
-    ce_bwd = Event(name="autograd::engine::evaluate_function: NllLoss2DBackward0", cpu_parent=None)
-    assert bench.region_of(Event(name="aten::mkldnn_convolution", cpu_parent=call)) == (
-        "networks",
-        "aten::mkldnn_convolution",
-    )
-    nested = Event(name="aten::copy_", cpu_parent=Event(name="aten::to", cpu_parent=conv_bwd))
-    assert bench.region_of(nested)[0] == "networks"
-    assert bench.region_of(Event(name="aten::sum", cpu_parent=ce_bwd)) == (
+    def event(name: str, parent: object = None, seq: int = -1) -> SimpleNamespace:
+        return SimpleNamespace(name=name, cpu_parent=parent, sequence_nr=seq)
+
+    call = event(bench.NETWORK_REGION)
+    conv = event("aten::conv2d", call, seq=7)
+    add = event("aten::add", call, seq=8)  # a residual add: not a convolution, still the network's
+    upsample = event("aten::upsample_bilinear2d", seq=9)  # the loss side's resize
+    network_ops = bench.network_sequence([call, conv, add, upsample])
+    assert network_ops == {7, 8}
+    assert bench.region_of(event("aten::mkldnn_convolution", conv), network_ops)[0] == "networks"
+    for seq, name in ((7, "ConvolutionBackward0"), (8, "AddBackward0")):
+        node = event(bench.AUTOGRAD_NODE + name, seq=seq)
+        nested = event("aten::copy_", event("aten::to", node))
+        assert bench.region_of(nested, network_ops)[0] == "networks"
+    grads = event(bench.AUTOGRAD_NODE + "torch::autograd::AccumulateGrad")
+    assert bench.region_of(event("aten::detach", grads), network_ops)[0] == "networks"
+    loss_node = event(bench.AUTOGRAD_NODE + "UpsampleBilinear2DBackward0", seq=9)
+    assert bench.region_of(event("aten::upsample_bilinear2d_backward", loss_node), network_ops) == (
         "loss backward",
-        "NllLoss2DBackward0",
+        "UpsampleBilinear2DBackward0",
     )
-    assert bench.region_of(Event(name="aten::where", cpu_parent=None)) == ("rest", "aten::where")
+    assert bench.region_of(event("aten::where"), network_ops) == ("rest", "aten::where")
     text = bench.profile_step(TINY, "cpu", "fp32", top=3)
-    groups = dict(
-        re.findall(r"^  (networks|loss backward|rest): [\d.]+ ms \((\d+) %\)", text, re.M)
-    )
-    assert set(groups) == {"networks", "loss backward", "rest"}
-    assert 0 < int(groups["networks"]) < 100
+    lines = dict(re.findall(r"^  (networks|loss backward|rest): (.*)$", text, re.M))
+    assert set(lines) == {"networks", "loss backward", "rest"}
+    assert 50 < int(re.search(r"\((\d+) %\)", lines["networks"]).group(1)) < 100
+    assert "convolution" in lines["networks"] and "convolution" not in lines["rest"]

@@ -49,6 +49,7 @@ def test_ingestion_pipeline_writes_manifest_metadata_and_grid(
         "n_train_masked": TINY_N_TRAIN,
         "n_train_no_mask": 0,
         "n_train_extra": 0,
+        "n_test": 0,
         "n_quarantined": 0,
     }
     assert "ingestion_metrics" in outputs

@@ -71,7 +71,7 @@ class ClassFeatureStatistics(nn.Module):
         bad = (labels != self.ignore_index) & ((labels < 0) | (labels >= self.num_classes))
         if bool(bad.any()):
             raise ValueError(
-                f"ClassFeatureStatistics.update: labels must be in [0, {self.num_classes}) "
+                f"ClassFeatureStatistics: labels must be in [0, {self.num_classes}) "
                 f"or {self.ignore_index}; check the dataset's num_classes / mask encoding"
             )
 
