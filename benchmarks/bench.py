@@ -274,12 +274,12 @@ AUTOGRAD_NODE = "autograd::engine::evaluate_function: "
 def profile_step(preset: dict, device: str, precision: str, top: int) -> str:
     """torch.profiler's table of one step's ops by self time (after two warm-up steps), then
     the step's self time split into the networks' passes and everything else."""
-    from torch.profiler import ProfilerActivity, profile, record_function
+    from torch.profiler import ProfilerActivity, profile
 
     trainer = make_trainer(preset, device, precision)
     for pair in (trainer.nets.unwrapped_students, trainer.nets.teacher_pair):
         if pair is not None:  # the pairs' forward (DDP's too) as one named region
-            pair.forward = _in_region(pair.forward, record_function)
+            pair.forward = _in_region(pair.forward)
     labeled, unlabeled = random_batch(preset)
     for _ in range(2):
         trainer.train_step(labeled, unlabeled)
@@ -292,7 +292,9 @@ def profile_step(preset: dict, device: str, precision: str, top: int) -> str:
     return prof.key_averages().table(sort_by=key, row_limit=top) + "\n" + split_by_region(prof)
 
 
-def _in_region(forward: Callable, record_function: Callable) -> Callable:
+def _in_region(forward: Callable) -> Callable:
+    from torch.profiler import record_function
+
     def wrapped(*args: object, **kwargs: object) -> object:
         with record_function(NETWORK_REGION):
             return forward(*args, **kwargs)

@@ -80,7 +80,7 @@ def digest(value: Any, h: hashlib._Hash) -> None:
         h.update(repr(value).encode())
 
 
-def without_implementation_flags(optimizer: dict[str, Any]) -> dict[str, Any]:
+def without_kernel_switches(optimizer: dict[str, Any]) -> dict[str, Any]:
     """The optimizer's state dict with ``KERNEL_SWITCHES`` dropped from its groups."""
     groups = [
         {k: v for k, v in group.items() if k not in KERNEL_SWITCHES}
@@ -115,7 +115,7 @@ def main() -> None:
         metrics.append(trainer.train_step(labeled, unlabeled))
     seconds = time.perf_counter() - start
     state = {k: v for k, v in trainer.state_dict().items() if k != "rng"}
-    state["optimizer"] = without_implementation_flags(state["optimizer"])
+    state["optimizer"] = without_kernel_switches(state["optimizer"])
     h = hashlib.sha256()
     digest({"state": state, "metrics": metrics}, h)
     print(f"steps={args.steps} threads={torch.get_num_threads()} seconds={seconds:.1f}")

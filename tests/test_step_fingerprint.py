@@ -28,7 +28,7 @@ def _optimizer_hash(fp: ModuleType, fused: bool, grad: float = 1.0) -> str:
     param.grad = torch.full((3,), grad)
     sgd.step()
     h = hashlib.sha256()
-    fp.digest(fp.without_implementation_flags(sgd.state_dict()), h)
+    fp.digest(fp.without_kernel_switches(sgd.state_dict()), h)
     return h.hexdigest()
 
 
@@ -38,7 +38,7 @@ def test_the_optimizer_hash_ignores_the_kernel_switch_but_not_the_momentum(
     fp = _script(monkeypatch)
     assert _optimizer_hash(fp, fused=False) == _optimizer_hash(fp, fused=True)
     assert _optimizer_hash(fp, fused=False) != _optimizer_hash(fp, fused=False, grad=2.0)
-    groups = fp.without_implementation_flags(
+    groups = fp.without_kernel_switches(
         torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=0.1, fused=True).state_dict()
     )["param_groups"]
     assert "fused" not in groups[0] and groups[0]["lr"] == 0.1

@@ -173,9 +173,7 @@ def test_a_steps_loss_is_the_methods_equation_of_its_parts(scale, tiny_data):
 def test_a_label_outside_the_classes_is_refused_by_name(tiny_data):
     """The estimators' class weights skip their own check (MKD's step checks the labels once,
     before the supervised CE, whose own error names neither num_classes nor the encoding)."""
-    trainer = Trainer(
-        tiny_config("mkd", iterations=1, mkd={"consistency_scale": 4.0}), TINY_CLASSES
-    )
+    trainer = Trainer(tiny_config("mkd", iterations=1), TINY_CLASSES)
     (images, labels), unlabeled = next(trainer._batches(tiny_data))
     labels = labels.clone()
     labels[0, 0, 0] = TINY_CLASSES + 4
