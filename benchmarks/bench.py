@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench.py --preset gpu   # ResNet-101 DeepLabv3+, 512x512, 8+8 images
     .venv/bin/python benchmarks/bench.py --profile 15   # ... top 15 ops; networks against the rest
     .venv/bin/python benchmarks/bench.py --compare channels_last loop_sgd compile   # step variants
+    .venv/bin/python benchmarks/bench.py --mkd consistency_scale=1.0   # ... with MKD switches set
 
 In one run it times, interleaved and by median (these machines are noisy): the whole MKD step
 (augmentation, EMA, four networks, feature augmentation, losses, optimizer); the students'
@@ -103,6 +104,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also time these step variants against the plain step, interleaved (auto precision)",
     )
     p.add_argument(
+        "--mkd",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="MKD switches over the preset's (conf/base's for texture), e.g. consistency_scale=1.0",
+    )
+    p.add_argument(
         "--profile",
         type=int,
         default=0,
@@ -128,11 +136,28 @@ def conf_base_training() -> dict:
     return yaml.safe_load(TRAINING_YAML.read_text(encoding="utf-8"))["training"]
 
 
+def parse_switches(pairs: list[str]) -> dict:
+    """``--mkd`` pairs ``key=value`` -> {key: value}, values read as YAML (``null``, ``1.0``)."""
+    if not pairs:
+        return {}
+    import yaml  # only with --mkd: the gpu and cpu presets run without PyYAML
+
+    switches = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--mkd {pair!r}: write KEY=VALUE, e.g. consistency_scale=1.0")
+        switches[key] = yaml.safe_load(value)
+    return switches
+
+
 def make_trainer(preset: dict, device: str, precision: str) -> Trainer:
+    """The preset's trainer; ``preset["mkd"]`` (``--mkd``) over its MKD switches."""
     if preset.get("conf_base"):
         from mkdseg.training_inputs import trainer_config  # pandas: not on the GPU image
 
         training = {**conf_base_training(), "device": device, "precision": precision}
+        training["mkd"] = {**training.get("mkd", {}), **preset.get("mkd", {})}
         return Trainer(trainer_config(training), preset["classes"])
     cfg = config_from_dict(
         {
@@ -369,7 +394,8 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     cuda = torch.cuda.is_available() and args.device != "cpu"
     name = args.preset or ("gpu" if cuda else "texture")
-    preset = PRESETS[name]
+    preset = {**PRESETS[name]}
+    preset["mkd"] = {**preset.get("mkd", {}), **parse_switches(args.mkd)}
     auto, precisions = precisions_to_run(args.precision, resolve_device(args.device))
     b = preset["batch"]
     print(
@@ -377,6 +403,7 @@ def main(argv: list[str] | None = None) -> None:
         f"device={'cuda:' + torch.cuda.get_device_name() if cuda else 'cpu'} "
         f"threads={torch.get_num_threads()} "
         f"torch={torch.__version__} cpu_native_bf16={cpu_has_native_bf16()}"
+        + "".join(f" mkd.{k}={v}" for k, v in preset["mkd"].items())
     )
     results = {}
     for precision in precisions:

@@ -57,6 +57,20 @@ def test_the_texture_preset_is_conf_base_and_counts_every_network_pass() -> None
     assert r["overhead_ratio"] == pytest.approx(r["step_s"] / networks)
 
 
+def test_mkd_switches_reach_the_trainer_over_conf_base() -> None:
+    """``--mkd key=value`` (YAML values) sets MKD switches over the preset's, keeping the rest;
+    a pair without ``=`` is refused by name."""
+    switches = bench.parse_switches(["consistency_scale=1.0", "confidence_threshold=null"])
+    assert switches == {"consistency_scale": 1.0, "confidence_threshold": None}
+    preset = {**bench.PRESETS["texture"], "mkd": switches}
+    method = bench.make_trainer(preset, "cpu", "fp32").cfg.method
+    assert method.consistency_scale == 1.0 and method.confidence_threshold is None
+    assert method.cps_targets == "unmixed"  # conf/base's, untouched
+    assert bench.parse_args(["--mkd", "a=1", "b=x"]).mkd == ["a=1", "b=x"]
+    with pytest.raises(ValueError, match="--mkd 'consistency_scale': write KEY=VALUE"):
+        bench.parse_switches(["consistency_scale"])
+
+
 def test_the_profile_splits_the_step_into_networks_and_the_rest() -> None:
     """Forward ops under the pairs' calls, their backward (linked by autograd's sequence number)
     and the parameters' gradients count as networks; another backward node is the loss side's,
