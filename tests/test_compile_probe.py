@@ -1,0 +1,39 @@
+"""scripts/compile_probe.py: what it changes for the compiler keeps the step's values."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from types import ModuleType
+
+import pytest
+import torch
+
+from mkdseg.core.feature_augmentation import ClassFeatureStatistics
+
+from .conftest import PROJECT_ROOT
+
+
+def _script(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    path = PROJECT_ROOT / "scripts" / "compile_probe.py"
+    spec = importlib.util.spec_from_file_location("compile_probe", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "compile_probe", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_broadcast_class_weights_are_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One comparison gives the core's class-by-class one-hot: 0/1 per class, 0 on ignored
+    pixels, contiguous float32; and it still refuses a label past the classes."""
+    probe = _script(monkeypatch)
+    stats = ClassFeatureStatistics(num_classes=5, channels=4)
+    labels = torch.randint(0, 5, (3, 7, 6), generator=torch.Generator().manual_seed(0))
+    labels[0, :2] = 255
+    ours = probe.broadcast_class_weights(stats, labels)
+    core = stats.class_weights(labels)
+    assert ours.dtype == core.dtype == torch.float32 and ours.is_contiguous()
+    assert torch.equal(ours, core)
+    assert ours[0, :, :2].sum() == 0 and ours[1:].sum(1).eq(1).all()
+    with pytest.raises(ValueError, match="num_classes"):
+        probe.broadcast_class_weights(stats, torch.full((1, 2, 2), 7))
