@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -10,6 +13,15 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TINY_IMAGE_SIZE = 32  # the synthetic generator's minimum
 TINY_N_TRAIN = 8
 TINY_N_VAL = 4
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` as a module, registered before it runs (its dataclasses look it up)."""
+    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_synthetic_params(root: Path) -> dict:

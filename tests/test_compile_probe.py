@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from types import ModuleType
-
 import pytest
 import torch
 
 from mkdseg.core.feature_augmentation import ClassFeatureStatistics
 
-from .conftest import PROJECT_ROOT
+from .conftest import load_script
 
 
-def _script(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    path = PROJECT_ROOT / "scripts" / "compile_probe.py"
-    spec = importlib.util.spec_from_file_location("compile_probe", path)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "compile_probe", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_broadcast_class_weights_are_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_broadcast_class_weights_are_the_cores() -> None:
     """One comparison gives the core's class-by-class one-hot: 0/1 per class, 0 on ignored
     pixels, contiguous float32; and it still refuses a label past the classes."""
-    probe = _script(monkeypatch)
+    probe = load_script("compile_probe")
     stats = ClassFeatureStatistics(num_classes=5, channels=4)
     labels = torch.randint(0, 5, (3, 7, 6), generator=torch.Generator().manual_seed(0))
     labels[0, :2] = 255

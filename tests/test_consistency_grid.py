@@ -3,28 +3,17 @@ scripts/grid_probe.py: the review's label figure (finding 2) on the embedded set
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import numpy as np
 import pytest
 import torch
 import yaml
 
-from .conftest import PROJECT_ROOT
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+from .conftest import PROJECT_ROOT, load_script
 
 
 @pytest.fixture(scope="module")
 def grid():
-    return _script("consistency_grid")
+    return load_script("consistency_grid")
 
 
 def _switches(training: dict) -> dict:
@@ -76,7 +65,7 @@ def test_table_pairs_each_variant_with_its_reference_by_seed(grid):
 def test_centre_sampling_labels_object_cells_with_their_majority_at_64_px():
     """Issue 12, finding 2: the top-left pixel labels ~23% of the object cells of the embedded set's
     64 px masks with a class that is not their majority; the centre pixel under 1%."""
-    probe = _script("grid_probe")
+    probe = load_script("grid_probe")
     params = probe.SyntheticParams(image_size=64, class_hue_jitter=45)
     labels = torch.from_numpy(
         np.stack([probe.render_sample(params, "train", i)[1] for i in range(100)]).astype(np.int64)

@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import sys
 from types import ModuleType
 
-import pytest
 import torch
 
-from .conftest import PROJECT_ROOT
-
-
-def _script(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    path = PROJECT_ROOT / "scripts" / "step_fingerprint.py"
-    spec = importlib.util.spec_from_file_location("step_fingerprint", path)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "step_fingerprint", module)
-    spec.loader.exec_module(module)
-    return module
+from .conftest import load_script
 
 
 def _optimizer_hash(fp: ModuleType, fused: bool, grad: float = 1.0) -> str:
@@ -32,10 +20,8 @@ def _optimizer_hash(fp: ModuleType, fused: bool, grad: float = 1.0) -> str:
     return h.hexdigest()
 
 
-def test_the_optimizer_hash_ignores_the_kernel_switch_but_not_the_momentum(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    fp = _script(monkeypatch)
+def test_the_optimizer_hash_ignores_the_kernel_switch_but_not_the_momentum() -> None:
+    fp = load_script("step_fingerprint")
     assert _optimizer_hash(fp, fused=False) == _optimizer_hash(fp, fused=True)
     assert _optimizer_hash(fp, fused=False) != _optimizer_hash(fp, fused=False, grad=2.0)
     groups = fp.without_kernel_switches(

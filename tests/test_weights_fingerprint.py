@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import torch
 
-from .conftest import PROJECT_ROOT
-
-
-def _fingerprint():
-    path = PROJECT_ROOT / "scripts" / "weights_fingerprint.py"
-    spec = importlib.util.spec_from_file_location("weights_fingerprint", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["weights_fingerprint"] = module
-    spec.loader.exec_module(module)
-    return module
+from .conftest import load_script
 
 
 def _state() -> dict[str, torch.Tensor]:
@@ -29,7 +17,7 @@ def _state() -> dict[str, torch.Tensor]:
 
 
 def test_equal_states_hash_equal_whatever_the_key_order() -> None:
-    fp = _fingerprint()
+    fp = load_script("weights_fingerprint")
     state = _state()
     reordered = dict(reversed(list(state.items())))
     assert fp.weights_sha256(state) == fp.weights_sha256(reordered)
@@ -37,7 +25,7 @@ def test_equal_states_hash_equal_whatever_the_key_order() -> None:
 
 
 def test_one_flipped_bit_changes_the_hash() -> None:
-    fp = _fingerprint()
+    fp = load_script("weights_fingerprint")
     state = _state()
     before = fp.weights_sha256(state)
     flipped = state["conv.weight"].clone()
@@ -48,7 +36,7 @@ def test_one_flipped_bit_changes_the_hash() -> None:
 
 
 def test_dtype_and_shape_are_part_of_the_hash() -> None:
-    fp = _fingerprint()
+    fp = load_script("weights_fingerprint")
     state = _state()
     before = fp.weights_sha256(state)
     flat = {**state, "conv.weight": state["conv.weight"].reshape(4, 27)}  # same bytes
