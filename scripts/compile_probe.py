@@ -11,8 +11,8 @@ machines are noisy), with the consistency forward timed apart. Prints the first 
 Three changes let dynamo take the function as one graph without recompiling, applied to the
 compiled steps only and leaving the values unchanged: the class weights by one broadcast
 comparison (the core writes one class at a time into a strided ``out=``, which dynamo refuses);
-the resize plans looked up in a dict filled before compiling (building one calls ``nonzero``, a
-data-dependent shape); and, in both arms, a constant feature-augmentation strength (the step's
+the resize plans looked up in a dict the warm-up steps filled (building one calls ``nonzero``,
+a data-dependent shape); and, in both arms, a constant feature-augmentation strength (the step's
 cosine ramp is a Python float dynamo specialises on: a recompile every step). The steps train on
 one random batch; what is timed is the arithmetic of a step, not its learning.
 """
@@ -39,7 +39,9 @@ import bench  # noqa: E402  (benchmarks/ is not a package)
 LAMBDA = 0.75  # any nonzero strength: the same ops as a step of the ramp
 
 
-def broadcast_class_weights(self: ClassFeatureStatistics, labels: Tensor, check: bool = True):
+def broadcast_class_weights(
+    self: ClassFeatureStatistics, labels: Tensor, check: bool = True
+) -> Tensor:
     """``ClassFeatureStatistics.class_weights``' values in one comparison."""
     if check:
         self.check_labels(labels)
@@ -47,13 +49,23 @@ def broadcast_class_weights(self: ClassFeatureStatistics, labels: Tensor, check:
     return (labels[:, None] == classes).float()
 
 
-def plan_lookup(plans: dict) -> Callable:
-    """``resize_plan`` from ``plans``, filled by the eager steps (the core's lru_cache)."""
+def cached_plans(plans: dict) -> Callable:
+    """``resize_plan`` through ``plans``: filled by the warm-up steps, only looked up once
+    compiled (building a plan calls ``nonzero``, which dynamo cannot trace)."""
+    build = resized_moments.resize_plan
 
-    def lookup(size_out, size_in, device, dtype):
-        return plans[(size_out, size_in, device, dtype)]
+    def plan(
+        size_out: tuple[int, int],
+        size_in: tuple[int, int],
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> resized_moments.ResizePlan:
+        key = (size_out, size_in, device, dtype)
+        if key not in plans:
+            plans[key] = build(*key)
+        return plans[key]
 
-    return lookup
+    return plan
 
 
 def main() -> None:
@@ -66,19 +78,11 @@ def main() -> None:
     labeled, unlabeled = bench.random_batch(preset)
     mkd.feature_aug_lambda = lambda *_: LAMBDA
     eager = (mkd.consistency, resized_moments.resize_plan, ClassFeatureStatistics.class_weights)
-    for _ in range(2):  # warm-up, and the resize plans the compiled arm looks up
+    plan = cached_plans({})
+    resized_moments.resize_plan = plan
+    for _ in range(2):  # warm-up, and the resize plans the compiled steps look up
         trainer.train_step(labeled, unlabeled)
-    plans = {
-        (o, i, d, t): resized_moments.resize_plan(o, i, d, t)
-        for (o, i) in [((48, 48), (12, 12))]
-        for d in [torch.device("cpu")]
-        for t in (torch.float32, torch.float64)
-    }
-    compiled = (
-        torch.compile(mkd.consistency, dynamic=False),
-        plan_lookup(plans),
-        broadcast_class_weights,
-    )
+    compiled = (torch.compile(mkd.consistency, dynamic=False), plan, broadcast_class_weights)
     forward: dict[str, list[float]] = {"eager": [], "compiled": []}
 
     def use(arm: str) -> None:
