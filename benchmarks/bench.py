@@ -136,19 +136,26 @@ def conf_base_training() -> dict:
     return yaml.safe_load(TRAINING_YAML.read_text(encoding="utf-8"))["training"]
 
 
-def parse_switches(pairs: list[str]) -> dict:
+def parse_switches(pairs: list[str]) -> dict[str, object]:
     """``--mkd`` pairs ``key=value`` -> {key: value}, values read as YAML (``null``, ``1.0``)."""
     if not pairs:
         return {}
     import yaml  # only with --mkd: the gpu and cpu presets run without PyYAML
 
-    switches = {}
+    switches: dict[str, object] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"--mkd {pair!r}: write KEY=VALUE, e.g. consistency_scale=1.0")
         switches[key] = yaml.safe_load(value)
     return switches
+
+
+def preset_named(name: str, switches: list[str]) -> dict:
+    """A copy of ``PRESETS[name]`` with ``--mkd``'s switches over its own MKD ones."""
+    preset = {**PRESETS[name]}
+    preset["mkd"] = {**preset.get("mkd", {}), **parse_switches(switches)}
+    return preset
 
 
 def make_trainer(preset: dict, device: str, precision: str) -> Trainer:
@@ -394,8 +401,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     cuda = torch.cuda.is_available() and args.device != "cpu"
     name = args.preset or ("gpu" if cuda else "texture")
-    preset = {**PRESETS[name]}
-    preset["mkd"] = {**preset.get("mkd", {}), **parse_switches(args.mkd)}
+    preset = preset_named(name, args.mkd)
     auto, precisions = precisions_to_run(args.precision, resolve_device(args.device))
     b = preset["batch"]
     print(

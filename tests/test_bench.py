@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 
 import bench  # benchmarks/bench.py (pytest's pythonpath)
@@ -57,15 +58,19 @@ def test_the_texture_preset_is_conf_base_and_counts_every_network_pass() -> None
     assert r["overhead_ratio"] == pytest.approx(r["step_s"] / networks)
 
 
-def test_mkd_switches_reach_the_trainer_over_conf_base() -> None:
-    """``--mkd key=value`` (YAML values) sets MKD switches over the preset's, keeping the rest;
-    a pair without ``=`` is refused by name."""
-    switches = bench.parse_switches(["consistency_scale=1.0", "confidence_threshold=null"])
-    assert switches == {"consistency_scale": 1.0, "confidence_threshold": None}
-    preset = {**bench.PRESETS["texture"], "mkd": switches}
+@pytest.mark.parametrize("name", ["texture", "cpu"])
+def test_mkd_switches_reach_the_trainer_over_the_presets(name: str) -> None:
+    """``--mkd key=value`` (YAML values) sets MKD switches over the preset's (conf/base's for
+    texture), keeping the others and leaving ``PRESETS`` as it was; a pair without ``=`` is
+    refused by name."""
+    before = copy.deepcopy(bench.PRESETS)
+    plain = bench.make_trainer(bench.preset_named(name, []), "cpu", "fp32").cfg.method
+    preset = bench.preset_named(name, ["consistency_scale=1.0", "confidence_threshold=null"])
     method = bench.make_trainer(preset, "cpu", "fp32").cfg.method
+    assert plain.consistency_scale != 1.0  # the switch changes something
     assert method.consistency_scale == 1.0 and method.confidence_threshold is None
-    assert method.cps_targets == "unmixed"  # conf/base's, untouched
+    assert method.cps_targets == plain.cps_targets and method.lambda_end == plain.lambda_end
+    assert bench.PRESETS == before
     assert bench.parse_args(["--mkd", "a=1", "b=x"]).mkd == ["a=1", "b=x"]
     with pytest.raises(ValueError, match="--mkd 'consistency_scale': write KEY=VALUE"):
         bench.parse_switches(["consistency_scale"])
