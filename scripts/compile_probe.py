@@ -89,7 +89,7 @@ def main() -> None:
     forward: dict[str, list[float]] = {"eager": [], "compiled": []}
 
     def use(arm: str) -> None:
-        fn, plan, weights = eager if arm == "eager" else compiled
+        fn, plans, weights = eager if arm == "eager" else compiled
 
         def timed_consistency(*a: object, **k: object) -> object:
             start = time.perf_counter()
@@ -98,7 +98,7 @@ def main() -> None:
             return out
 
         mkd.consistency = timed_consistency
-        resized_moments.resize_plan, ClassFeatureStatistics.class_weights = plan, weights
+        resized_moments.resize_plan, ClassFeatureStatistics.class_weights = plans, weights
 
     use("compiled")
     start = time.perf_counter()
