@@ -136,8 +136,9 @@ def conf_base_training() -> dict:
     return yaml.safe_load(TRAINING_YAML.read_text(encoding="utf-8"))["training"]
 
 
-def parse_switches(pairs: list[str]) -> dict[str, object]:
-    """``--mkd`` pairs ``key=value`` -> {key: value}, values read as YAML (``null``, ``1.0``)."""
+def parse_switches(pairs: list[str], flag: str = "--mkd") -> dict[str, object]:
+    """``flag``'s pairs ``key=value`` -> {key: value}, values read as YAML (``null``, ``1.0``);
+    also step_fingerprint's ``--consistency``."""
     if not pairs:
         return {}
     import yaml  # only with --mkd: the gpu and cpu presets run without PyYAML
@@ -146,7 +147,7 @@ def parse_switches(pairs: list[str]) -> dict[str, object]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"--mkd {pair!r}: write KEY=VALUE, e.g. consistency_scale=1.0")
+            raise ValueError(f"{flag} {pair!r}: write KEY=VALUE, e.g. consistency_scale=1.0")
         switches[key] = yaml.safe_load(value)
     return switches
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ from mkdseg.core.trainer import Trainer
 from mkdseg.training_inputs import trainer_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
+from bench import parse_switches  # noqa: E402  (benchmarks/ is not a package)
+
 TRAINING_YAML = PROJECT_ROOT / "conf" / "base" / "parameters_training.yml"
 NUM_CLASSES = 5  # the texture benchmark: background + 4 texture families
 CROP = 48
@@ -103,9 +107,7 @@ def main() -> None:
         trainer_module.keep_freed_memory_in_heap = lambda: False
     training = yaml.safe_load(TRAINING_YAML.read_text())["training"]
     training["method"] = args.method or training["method"]
-    for item in args.consistency:
-        key, _, value = item.partition("=")
-        training["consistency"][key] = yaml.safe_load(value)
+    training["consistency"].update(parse_switches(args.consistency, "--consistency"))
     trainer = Trainer(trainer_config(training), NUM_CLASSES)
     trainer.iteration = args.start
     g = torch.Generator().manual_seed(args.seed)

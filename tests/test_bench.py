@@ -74,6 +74,8 @@ def test_mkd_switches_reach_the_trainer_over_the_presets(name: str) -> None:
     assert bench.parse_args(["--mkd", "a=1", "b=x"]).mkd == ["a=1", "b=x"]
     with pytest.raises(ValueError, match="--mkd 'consistency_scale': write KEY=VALUE"):
         bench.parse_switches(["consistency_scale"])
+    with pytest.raises(ValueError, match="--consistency 'confidence_threshold': write"):
+        bench.parse_switches(["confidence_threshold"], "--consistency")  # step_fingerprint's
 
 
 def test_the_profile_splits_the_step_into_networks_and_the_rest() -> None:
